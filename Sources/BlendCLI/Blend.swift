@@ -1,0 +1,22 @@
+import ArgumentParser
+import BlendTensor
+
+@main
+struct Blend: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "blend",
+        abstract: "Text-driven local editing of natural photos (Blended Diffusion).",
+        version: "0.1.0",
+        subcommands: [Engine.self]
+    )
+}
+
+/// `blend engine`: what the tensor engine will run on.
+struct Engine: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show the tensor engine's threads and BLAS settings.")
+
+    func run() throws {
+        print("engine threads: \(engineThreadCount)")
+        print("BLAS threads:   \(blasThreadCount)")
+    }
+}
