@@ -1,0 +1,96 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Numerically stable softmax of each row of `count / width` rows, in place.
+@inline(__always)
+func softmaxRowsInPlace(_ p: UnsafeMutablePointer<Float>, rows: Int, width: Int) {
+    parallelFor(rows, grain: 8) { r in
+        let row = p + r * width
+        var m = -Float.infinity
+        for i in 0..<width { m = max(m, row[i]) }
+        var s: Float = 0
+        for i in 0..<width { let e = expf(row[i] - m); row[i] = e; s += e }
+        let inv = 1 / s
+        for i in 0..<width { row[i] *= inv }
+    }
+}
+
+/// The softmax backward for rows of width `width`: dx = y·(g − Σ g·y).
+@inline(__always)
+func softmaxRowsBackward(_ y: UnsafeMutablePointer<Float>, _ g: UnsafeMutablePointer<Float>, into dx: UnsafeMutablePointer<Float>,
+                         rows: Int, width: Int) {
+    parallelFor(rows, grain: 8) { r in
+        let yr = y + r * width, gr = g + r * width, dr = dx + r * width
+        var dot: Float = 0
+        for i in 0..<width { dot += yr[i] * gr[i] }
+        for i in 0..<width { dr[i] = yr[i] * (gr[i] - dot) }
+    }
+}
+
+extension Tensor {
+    /// Softmax over the last dimension.
+    public func softmax() -> Tensor {
+        let width = Swift.max(dim(-1), 1), rows = count / width
+        let y = Tensor(uninitializedShape: shape)
+        y.pointer.update(from: pointer, count: count)
+        softmaxRowsInPlace(y.pointer, rows: rows, width: width)
+        return Tensor.recorded(y, from: [self]) { g in
+            let gx = Tensor(uninitializedShape: y.shape)
+            softmaxRowsBackward(y.pointer, g.pointer, into: gx.pointer, rows: rows, width: width)
+            return [gx]
+        }
+    }
+}
+
+/// Multi-head scaled dot-product attention on pre-split heads.
+///
+/// `q` is `[B, T, D]`, `k` `[B, S, D]`, `v` `[B, S, Dv]` where B is batch × heads;
+/// returns `softmax(q·kᵀ·scale)·v` as `[B, T, Dv]`. `scale` defaults to 1/√D. With
+/// `causal`, position t attends only to positions ≤ t (CLIP's text transformer).
+/// Differentiable in q, k and v.
+public func scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, scale: Float? = nil, causal: Bool = false) throws -> Tensor {
+    guard q.rank == 3, k.rank == 3, v.rank == 3,
+          q.dim(0) == k.dim(0), k.dim(0) == v.dim(0), q.dim(2) == k.dim(2), k.dim(1) == v.dim(1) else {
+        throw TensorError.shapeMismatch(op: "attention",
+                                        expected: "q [B, T, D], k [B, S, D], v [B, S, Dv]; got q \(q.shape), k \(k.shape), v",
+                                        got: v.shape)
+    }
+    let b = q.dim(0), t = q.dim(1), s = k.dim(1), d = q.dim(2), dv = v.dim(2)
+    if causal && t != s {
+        throw TensorError.invalidArgument(op: "attention", message: "a causal mask needs as many queries as keys (\(t) vs \(s))")
+    }
+    let alpha = scale ?? 1 / Float(d).squareRoot()
+    // Attention weights are kept for the backward pass: B·T·S floats.
+    let probs = Tensor(uninitializedShape: [b, t, s])
+    let y = Tensor(uninitializedShape: [b, t, dv])
+    for i in 0..<b {
+        let pr = probs.pointer + i * t * s
+        sgemm(transB: true, m: t, n: s, k: d, alpha: alpha, a: q.pointer + i * t * d, lda: d,
+              b: k.pointer + i * s * d, ldb: d, c: pr, ldc: s)
+        if causal {
+            for row in 0..<t where row + 1 < s { (pr + row * s + row + 1).initialize(repeating: -.infinity, count: s - row - 1) }
+        }
+        softmaxRowsInPlace(pr, rows: t, width: s)
+        sgemm(m: t, n: dv, k: s, a: pr, lda: s, b: v.pointer + i * s * dv, ldb: dv, c: y.pointer + i * t * dv, ldc: dv)
+    }
+    return Tensor.recorded(y, from: [q, k, v]) { g in
+        let gq = Tensor(uninitializedShape: q.shape), gk = Tensor(uninitializedShape: k.shape)
+        let gv = Tensor(uninitializedShape: v.shape)
+        let dp = TensorStorage(uninitializedCount: t * s), ds = TensorStorage(uninitializedCount: t * s)
+        for i in 0..<b {
+            let pr = probs.pointer + i * t * s, gi = g.pointer + i * t * dv
+            // dV = Pᵀ·dY, dP = dY·Vᵀ, dS = softmax'(dP), dQ = α·dS·K, dK = α·dSᵀ·Q
+            sgemm(transA: true, m: s, n: dv, k: t, a: pr, lda: s, b: gi, ldb: dv, c: gv.pointer + i * s * dv, ldc: dv)
+            sgemm(transB: true, m: t, n: s, k: dv, a: gi, lda: dv, b: v.pointer + i * s * dv, ldb: dv, c: dp.pointer, ldc: s)
+            softmaxRowsBackward(pr, dp.pointer, into: ds.pointer, rows: t, width: s)
+            sgemm(m: t, n: d, k: s, alpha: alpha, a: ds.pointer, lda: s, b: k.pointer + i * s * d, ldb: d,
+                  c: gq.pointer + i * t * d, ldc: d)
+            sgemm(transA: true, m: s, n: d, k: t, alpha: alpha, a: ds.pointer, lda: s, b: q.pointer + i * t * d, ldb: d,
+                  c: gk.pointer + i * s * d, ldc: d)
+        }
+        return [q.node == nil ? nil : gq, k.node == nil ? nil : gk, v.node == nil ? nil : gv]
+    }
+}

@@ -1,0 +1,132 @@
+/// Mean and reciprocal standard deviation of `count` contiguous values (biased variance).
+@inline(__always)
+private func moments(_ p: UnsafeMutablePointer<Float>, _ count: Int, eps: Float) -> (mean: Float, rstd: Float) {
+    // Two passes in double precision: exact enough that results match PyTorch to float rounding.
+    var sum = 0.0
+    for i in 0..<count { sum += Double(p[i]) }
+    let mean = sum / Double(count)
+    var sq = 0.0
+    for i in 0..<count { let d = Double(p[i]) - mean; sq += d * d }
+    let variance = sq / Double(count)
+    return (Float(mean), Float(1 / (variance + Double(eps)).squareRoot()))
+}
+
+/// Group normalisation (PyTorch's `F.group_norm`) of `[N, C, ...]` over groups of
+/// `C / groups` channels; `weight` and `bias` (`[C]`, constants) scale and shift per channel.
+public func groupNorm(_ x: Tensor, groups: Int, weight: Tensor? = nil, bias: Tensor? = nil, eps: Float = 1e-5) throws -> Tensor {
+    guard x.rank >= 2 else {
+        throw TensorError.shapeMismatch(op: "groupNorm", expected: "input [N, C, ...]", got: x.shape)
+    }
+    let n = x.dim(0), c = x.dim(1)
+    guard groups > 0, c % groups == 0 else {
+        throw TensorError.invalidArgument(op: "groupNorm", message: "\(c) channels do not split into \(groups) groups")
+    }
+    for p in [weight, bias].compactMap({ $0 }) where p.shape != [c] {
+        throw TensorError.shapeMismatch(op: "groupNorm weight/bias", expected: "[\(c)]", got: p.shape)
+    }
+    let spatial = x.count / max(n * c, 1)
+    let perGroup = c / groups
+    let blocks = n * groups, blockSize = perGroup * spatial
+    var stats = [Float](repeating: 0, count: 2 * blocks)   // mean, rstd per (n, group)
+    let y = Tensor(uninitializedShape: x.shape)
+    let xp = x.pointer, yp = y.pointer
+    let gamma = weight?.pointer, beta = bias?.pointer
+    stats.withUnsafeMutableBufferPointer { st in
+        parallelFor(blocks) { b in
+            let base = b * blockSize
+            let (mean, rstd) = moments(xp + base, blockSize, eps: eps)
+            st[2 * b] = mean
+            st[2 * b + 1] = rstd
+            for j in 0..<perGroup {
+                let ch = (b % groups) * perGroup + j
+                let scale = rstd * (gamma?[ch] ?? 1)
+                let shift = (beta?[ch] ?? 0) - mean * scale
+                let src = xp + base + j * spatial, dst = yp + base + j * spatial
+                for i in 0..<spatial { dst[i] = src[i] * scale + shift }
+            }
+        }
+    }
+    return Tensor.recorded(y, from: [x]) { g in
+        let gx = Tensor(uninitializedShape: x.shape)
+        let gp = g.pointer, gxp = gx.pointer
+        stats.withUnsafeBufferPointer { st in
+            parallelFor(blocks) { b in
+                let base = b * blockSize
+                let mean = st[2 * b], rstd = st[2 * b + 1]
+                // dx = rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)) with dx̂ = g·γ
+                var sumD = 0.0, sumDX = 0.0
+                for j in 0..<perGroup {
+                    let ch = (b % groups) * perGroup + j
+                    let gm = gamma?[ch] ?? 1
+                    let src = xp + base + j * spatial, gr = gp + base + j * spatial
+                    var sd: Float = 0, sdx: Float = 0
+                    for i in 0..<spatial {
+                        let d = gr[i] * gm
+                        sd += d
+                        sdx += d * (src[i] - mean)
+                    }
+                    sumD += Double(sd)
+                    sumDX += Double(sdx) * Double(rstd)
+                }
+                let meanD = Float(sumD / Double(blockSize)), meanDX = Float(sumDX / Double(blockSize))
+                for j in 0..<perGroup {
+                    let ch = (b % groups) * perGroup + j
+                    let gm = gamma?[ch] ?? 1
+                    let src = xp + base + j * spatial, gr = gp + base + j * spatial, dst = gxp + base + j * spatial
+                    for i in 0..<spatial {
+                        let xhat = (src[i] - mean) * rstd
+                        dst[i] = rstd * (gr[i] * gm - meanD - xhat * meanDX)
+                    }
+                }
+            }
+        }
+        return [gx]
+    }
+}
+
+/// Layer normalisation over the last dimension (PyTorch's `nn.LayerNorm(D)`), with
+/// per-feature `weight` and `bias` (`[D]`, constants).
+public func layerNorm(_ x: Tensor, weight: Tensor? = nil, bias: Tensor? = nil, eps: Float = 1e-5) throws -> Tensor {
+    guard x.rank >= 1 else {
+        throw TensorError.shapeMismatch(op: "layerNorm", expected: "input [..., D]", got: x.shape)
+    }
+    let d = x.dim(-1), rows = x.count / max(d, 1)
+    for p in [weight, bias].compactMap({ $0 }) where p.shape != [d] {
+        throw TensorError.shapeMismatch(op: "layerNorm weight/bias", expected: "[\(d)]", got: p.shape)
+    }
+    var stats = [Float](repeating: 0, count: 2 * rows)
+    let y = Tensor(uninitializedShape: x.shape)
+    let xp = x.pointer, yp = y.pointer
+    let gamma = weight?.pointer, beta = bias?.pointer
+    stats.withUnsafeMutableBufferPointer { st in
+        parallelFor(rows, grain: 16) { r in
+            let src = xp + r * d, dst = yp + r * d
+            let (mean, rstd) = moments(src, d, eps: eps)
+            st[2 * r] = mean
+            st[2 * r + 1] = rstd
+            for i in 0..<d { dst[i] = (src[i] - mean) * rstd * (gamma?[i] ?? 1) + (beta?[i] ?? 0) }
+        }
+    }
+    return Tensor.recorded(y, from: [x]) { g in
+        let gx = Tensor(uninitializedShape: x.shape)
+        let gp = g.pointer, gxp = gx.pointer
+        stats.withUnsafeBufferPointer { st in
+            parallelFor(rows, grain: 16) { r in
+                let src = xp + r * d, gr = gp + r * d, dst = gxp + r * d
+                let mean = st[2 * r], rstd = st[2 * r + 1]
+                var sd: Float = 0, sdx: Float = 0
+                for i in 0..<d {
+                    let dh = gr[i] * (gamma?[i] ?? 1)
+                    sd += dh
+                    sdx += dh * (src[i] - mean) * rstd
+                }
+                let meanD = sd / Float(d), meanDX = sdx / Float(d)
+                for i in 0..<d {
+                    let xhat = (src[i] - mean) * rstd
+                    dst[i] = rstd * (gr[i] * (gamma?[i] ?? 1) - meanD - xhat * meanDX)
+                }
+            }
+        }
+        return [gx]
+    }
+}

@@ -1,0 +1,71 @@
+import Testing
+@testable import BlendTensor
+
+/// A direct six-loop convolution, independent of the im2col/BLAS path.
+func naiveConv2d(_ x: Tensor, _ w: Tensor, _ b: Tensor?, stride: (Int, Int), padding: (Int, Int)) -> [Float] {
+    let (n, c, h, wd) = (x.dim(0), x.dim(1), x.dim(2), x.dim(3))
+    let (co, kh, kw) = (w.dim(0), w.dim(2), w.dim(3))
+    let oh = (h + 2 * padding.0 - kh) / stride.0 + 1, ow = (wd + 2 * padding.1 - kw) / stride.1 + 1
+    let xs = x.scalars, ws = w.scalars, bs = b?.scalars
+    var out = [Float](repeating: 0, count: n * co * oh * ow)
+    for b0 in 0..<n { for o in 0..<co { for y in 0..<oh { for xo in 0..<ow {
+        var acc: Double = Double(bs?[o] ?? 0)
+        for ci in 0..<c { for i in 0..<kh { for j in 0..<kw {
+            let iy = y * stride.0 - padding.0 + i, ix = xo * stride.1 - padding.1 + j
+            guard iy >= 0, iy < h, ix >= 0, ix < wd else { continue }
+            acc += Double(xs[((b0 * c + ci) * h + iy) * wd + ix]) * Double(ws[((o * c + ci) * kh + i) * kw + j])
+        } } }
+        out[((b0 * co + o) * oh + y) * ow + xo] = Float(acc)
+    } } } }
+    return out
+}
+
+@Suite struct ConvolutionTests {
+    @Test func hand3x3() throws {
+        // A 3x3 ramp convolved with a 3x3 box filter, padding 1: each output is the sum of its neighbourhood.
+        let x = try Tensor(shape: [1, 1, 3, 3], scalars: [1, 2, 3, 4, 5, 6, 7, 8, 9])
+        let w = try Tensor(shape: [1, 1, 3, 3], repeating: 1)
+        let y = try conv2d(x, weight: w, bias: Tensor(shape: [1], scalars: [0.5]), padding: 1)
+        expectClose(y, [12, 21, 16, 27, 45, 33, 24, 39, 28].map { $0 + 0.5 })
+        let strided = try conv2d(x, weight: w, stride: 2, padding: 1)
+        expectClose(strided, [12, 16, 24, 28])
+    }
+
+    @Test(arguments: [
+        (1, 1, 0, 0), (1, 1, 1, 1), (2, 2, 1, 1), (2, 1, 0, 2), (1, 2, 2, 0),
+    ])
+    func matchesDirectConvolution(strideH: Int, strideW: Int, padH: Int, padW: Int) throws {
+        let x = randn([2, 3, 7, 9], seed: 21), w = randn([4, 3, 3, 3], seed: 22), b = randn([4], seed: 23)
+        let y = try conv2d(x, weight: w, bias: b, stride: (strideH, strideW), padding: (padH, padW))
+        expectClose(y, naiveConv2d(x, w, b, stride: (strideH, strideW), padding: (padH, padW)), tolerance: 1e-5)
+    }
+
+    @Test func pointwiseAndConv1d() throws {
+        let x = randn([2, 5, 4, 3], seed: 24), w = randn([6, 5, 1, 1], seed: 25), b = randn([6], seed: 26)
+        expectClose(try conv2d(x, weight: w, bias: b), naiveConv2d(x, w, b, stride: (1, 1), padding: (0, 0)))
+        let seq = randn([2, 5, 12], seed: 27), w1 = randn([6, 5, 1], seed: 28)
+        let y1 = try conv1d(seq, weight: w1, bias: b)
+        #expect(y1.shape == [2, 6, 12])
+        expectClose(y1, naiveConv2d(try seq.reshaped([2, 5, 1, 12]), try w1.reshaped([6, 5, 1, 1]), b, stride: (1, 1), padding: (0, 0)))
+    }
+
+    @Test func inputGradients() throws {
+        let w = randn([4, 3, 3, 3], seed: 31), b = randn([4], seed: 32)
+        let x = randn([2, 3, 6, 5], seed: 33)
+        try checkGradients([x]) { try conv2d($0[0], weight: w, bias: b, padding: 1) }
+        try checkGradients([x]) { try conv2d($0[0], weight: w, bias: b, stride: 2, padding: 1) }
+        try checkGradients([x]) { try conv2d($0[0], weight: w, stride: (1, 2), padding: (0, 2)) }
+        let w1 = randn([4, 3, 1, 1], seed: 34)
+        try checkGradients([x]) { try conv2d($0[0], weight: w1, bias: b) }
+        try checkGradients([randn([2, 3, 10], seed: 35)]) { try conv1d($0[0], weight: w1.reshaped([4, 3, 1])) }
+    }
+
+    @Test func badShapesThrow() throws {
+        let x = randn([1, 3, 4, 4], seed: 36)
+        #expect(throws: TensorError.self) { try conv2d(x, weight: randn([2, 4, 3, 3], seed: 1)) }
+        #expect(throws: TensorError.self) { try conv2d(randn([3, 4, 4], seed: 1), weight: randn([2, 3, 3, 3], seed: 1)) }
+        #expect(throws: TensorError.self) { try conv2d(x, weight: randn([2, 3, 5, 5], seed: 1)) }
+        #expect(throws: TensorError.self) { try conv2d(x, weight: randn([2, 3, 3, 3], seed: 1), bias: randn([3], seed: 1)) }
+        #expect(throws: TensorError.self) { try conv2d(x, weight: randn([2, 3, 3, 3], seed: 1), stride: 0) }
+    }
+}
