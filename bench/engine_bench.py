@@ -1,0 +1,252 @@
+#!/usr/bin/env python3
+"""PyTorch (CPU) reference timings for the blend tensor engine benchmark.
+
+Times the same operations, under the same names, as the Swift `blend-bench`
+executable, so that bench/compare.py can put the two side by side. Every
+operation runs in float32 with a fixed seed; each is warmed up and then run
+--repeats times, and the median wall-clock time (time.perf_counter) is
+reported.
+
+Output: one JSON object per line on stdout,
+    {"name": "sgemm_2048", "seconds": 0.123, "runs": 5, "gflops": 139.6}
+("gflops" only where the operation has a defined FLOP count). Diagnostics
+and progress go to stderr.
+
+Developer-only; needs the venv from scripts/setup-dev-venv.sh.
+"""
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+DTYPE = torch.float32
+
+# Shapes shared by the conv and group norm operations: [N, C, H, W].
+FEATURE_SHAPE = (1, 256, 256, 256)
+CONV_FLOP = 2 * 256 * 256 * 9 * 256 * 256  # 2 * Cout * Cin * kH*kW * H*W
+SGEMM_N = 2048
+SGEMM_FLOP = 2 * SGEMM_N**3
+ATTN_HEADS, ATTN_TOKENS, ATTN_HEAD_DIM = 8, 1024, 64
+
+
+def log(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def randn(*shape, scale=1.0):
+    return torch.randn(*shape, dtype=DTYPE) * scale
+
+
+# Each op builder creates its inputs and returns (run, flop): `run` is the
+# zero-argument callable that is timed, `flop` the FLOP count or None.
+
+
+def op_sgemm_2048():
+    a = randn(SGEMM_N, SGEMM_N)
+    b = randn(SGEMM_N, SGEMM_N)
+
+    def run():
+        with torch.no_grad():
+            return a @ b
+
+    return run, SGEMM_FLOP
+
+
+def conv_inputs():
+    n, c, h, w_ = FEATURE_SHAPE
+    x = randn(n, c, h, w_)
+    w = randn(c, c, 3, 3, scale=1.0 / math.sqrt(c * 9))
+    b = randn(c, scale=0.1)
+    return x, w, b
+
+
+def op_conv3x3_256_fwd():
+    x, w, b = conv_inputs()
+
+    def run():
+        with torch.no_grad():
+            return F.conv2d(x, w, b, padding=1)
+
+    return run, CONV_FLOP
+
+
+def op_conv3x3_256_bwd_input():
+    x, w, b = conv_inputs()
+    g = randn(*FEATURE_SHAPE)
+    check_conv2d_input(x, w, b, g)
+
+    def run():
+        with torch.no_grad():
+            return torch.nn.grad.conv2d_input(x.shape, w, g, padding=1)
+
+    return run, None
+
+
+def check_conv2d_input(x, w, b, g):
+    """Once, untimed: conv2d_input must equal autograd's gradient w.r.t. x."""
+    xr = x.detach().clone().requires_grad_()
+    y = F.conv2d(xr, w, b, padding=1)
+    (expected,) = torch.autograd.grad(y, xr, g)
+    with torch.no_grad():
+        got = torch.nn.grad.conv2d_input(x.shape, w, g, padding=1)
+    max_err = (got - expected).abs().max().item()
+    max_ref = expected.abs().max().item()
+    rel = max_err / max(max_ref, 1e-30)
+    log(f"check conv2d_input vs autograd: max|diff| = {max_err:.3e} "
+        f"(max|ref| = {max_ref:.3e}, relative {rel:.3e})")
+    # Independent of autograd: the input gradient is the adjoint of the
+    # (bias-free) convolution, so <conv(r), g> == <r, conv2d_input(g)>.
+    r = torch.randn_like(x)
+    with torch.no_grad():
+        lhs = (F.conv2d(r, w, padding=1).double() * g.double()).sum().item()
+        rhs = (r.double() * got.double()).sum().item()
+    adj = abs(lhs - rhs) / max(abs(lhs), abs(rhs), 1e-30)
+    log(f"check conv2d_input adjoint identity: relative difference {adj:.3e}")
+    if rel > 1e-4 or adj > 1e-4:
+        raise SystemExit("conv2d_input check failed; aborting")
+
+
+def groupnorm_inputs():
+    c = FEATURE_SHAPE[1]
+    x = randn(*FEATURE_SHAPE)
+    weight = 1.0 + randn(c, scale=0.1)
+    bias = randn(c, scale=0.1)
+    return x, weight, bias
+
+
+def op_groupnorm_256_fwd():
+    x, weight, bias = groupnorm_inputs()
+
+    def run():
+        with torch.no_grad():
+            return F.group_norm(x, 32, weight, bias, eps=1e-5)
+
+    return run, None
+
+
+def op_groupnorm_256_bwd_input():
+    x, weight, bias = groupnorm_inputs()
+    g = randn(*FEATURE_SHAPE)
+    x.requires_grad_()
+    # Forward once, outside the timer; only the backward is timed.
+    y = F.group_norm(x, 32, weight, bias, eps=1e-5)
+
+    def run():
+        return torch.autograd.grad(y, x, g, retain_graph=True)
+
+    return run, None
+
+
+def attention(q, k, v):
+    """softmax(q k^T / sqrt(d)) v, written out as the diffusion UNet does."""
+    scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
+    return torch.softmax(scores, dim=-1) @ v
+
+
+def attention_inputs():
+    shape = (ATTN_HEADS, ATTN_TOKENS, ATTN_HEAD_DIM)
+    return randn(*shape), randn(*shape), randn(*shape)
+
+
+def op_attention_1024x512_fwd():
+    q, k, v = attention_inputs()
+
+    def run():
+        with torch.no_grad():
+            return attention(q, k, v)
+
+    return run, None
+
+
+def op_attention_1024x512_fwd_bwd():
+    q, k, v = attention_inputs()
+    g = randn(ATTN_HEADS, ATTN_TOKENS, ATTN_HEAD_DIM)
+    for t in (q, k, v):
+        t.requires_grad_()
+
+    def run():
+        out = attention(q, k, v)
+        return torch.autograd.grad((out * g).sum(), (q, k, v))
+
+    return run, None
+
+
+OPS = {
+    "sgemm_2048": op_sgemm_2048,
+    "conv3x3_256_fwd": op_conv3x3_256_fwd,
+    "conv3x3_256_bwd_input": op_conv3x3_256_bwd_input,
+    "groupnorm_256_fwd": op_groupnorm_256_fwd,
+    "groupnorm_256_bwd_input": op_groupnorm_256_bwd_input,
+    "attention_1024x512_fwd": op_attention_1024x512_fwd,
+    "attention_1024x512_fwd_bwd": op_attention_1024x512_fwd_bwd,
+}
+
+
+def time_op(name, builder, repeats, warmup):
+    torch.manual_seed(0)  # same inputs whatever --only selects
+    run, flop = builder()
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    seconds = statistics.median(times)
+    result = {"name": name, "seconds": seconds, "runs": repeats}
+    if flop is not None:
+        result["gflops"] = flop / seconds / 1e9
+    log(f"{name}: median {seconds:.4f} s over {repeats} runs "
+        f"(min {min(times):.4f}, max {max(times):.4f})")
+    return result
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="timed runs per op; the median is reported (default 5)")
+    parser.add_argument("--warmup", type=int, default=1,
+                        help="untimed warm-up runs per op (default 1)")
+    parser.add_argument("--only", default=None, metavar="NAME[,NAME]",
+                        help="comma-separated op names; default all of: "
+                        + ", ".join(OPS))
+    parser.add_argument("--threads", type=int, default=2,
+                        help="torch.set_num_threads (default 2)")
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    if args.warmup < 0:
+        parser.error("--warmup must not be negative")
+    if args.threads < 1:
+        parser.error("--threads must be at least 1")
+    if args.only:
+        names = [n.strip() for n in args.only.split(",") if n.strip()]
+        unknown = [n for n in names if n not in OPS]
+        if unknown:
+            parser.error(f"unknown op(s): {', '.join(unknown)}; "
+                         f"known: {', '.join(OPS)}")
+        args.names = names
+    else:
+        args.names = list(OPS)
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.set_default_dtype(DTYPE)
+    log(f"torch {torch.__version__}; threads {torch.get_num_threads()}; "
+        f"mkldnn available {torch.backends.mkldnn.is_available()}")
+    for name in args.names:
+        result = time_op(name, OPS[name], args.repeats, args.warmup)
+        print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
