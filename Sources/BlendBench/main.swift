@@ -1,1 +1,142 @@
-print("bench")
+// blend-bench: release-mode timings of the tensor engine's heavy ops.
+//
+// Each op runs once to warm up, then `--repeats` times; the median is reported.
+// With --json, one JSON object per line (the format bench/compare.py reads):
+//   {"name": "conv3x3_256_fwd", "seconds": 0.5, "runs": 5, "gflops": 150.0}
+// The op names and shapes match bench/engine_bench.py, the PyTorch side.
+import BlendTensor
+import Foundation
+
+struct Options {
+    var json = false
+    var repeats = 5
+    var only: Set<String> = []
+}
+
+func parseOptions(names: [String]) -> Options {
+    var options = Options()
+    var args = CommandLine.arguments.dropFirst().makeIterator()
+    while let arg = args.next() {
+        switch arg {
+        case "--json": options.json = true
+        case "--repeats":
+            guard let v = args.next(), let n = Int(v), n > 0 else { fail("--repeats needs a positive integer") }
+            options.repeats = n
+        case "--only":
+            guard let v = args.next() else { fail("--only needs a comma-separated list of op names") }
+            options.only = Set(v.split(separator: ",").map(String.init))
+        case "-h", "--help":
+            print("""
+            usage: blend-bench [--json] [--repeats N] [--only NAME[,NAME...]]
+            Times the tensor engine's heavy ops (median of N runs after one warm-up).
+            Ops: \(names.joined(separator: ", "))
+            """)
+            exit(0)
+        default: fail("unknown argument '\(arg)' (try --help)")
+        }
+    }
+    return options
+}
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("blend-bench: \(message)\n".utf8))
+    exit(2)
+}
+
+func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+
+struct Benchmark {
+    let name: String
+    let flops: Double?
+    /// Builds inputs once, returns the closure to time.
+    let setUp: () throws -> () throws -> Void
+}
+
+
+struct SystemRandomNumberGeneratorSeeded: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// Inputs are seeded by their shape so every run (and every op) sees the same data.
+func randn(_ shape: [Int], std: Float = 1) throws -> Tensor {
+    var rng = SystemRandomNumberGeneratorSeeded(seed: UInt64(shape.reduce(7, { $0 &* 31 &+ $1 })))
+    return try Tensor.randomNormal(shape, std: std, using: &rng)
+}
+
+let benchmarks: [Benchmark] = [
+    Benchmark(name: "sgemm_2048", flops: 2 * pow(2048, 3)) {
+        let a = try randn([2048, 2048]), b = try randn([2048, 2048])
+        return { _ = try a.matmul(b) }
+    },
+    Benchmark(name: "conv3x3_256_fwd", flops: 2 * 256 * 256 * 9 * 256 * 256) {
+        let x = try randn([1, 256, 256, 256]), w = try randn([256, 256, 3, 3], std: 0.02), b = try randn([256])
+        return { _ = try conv2d(x, weight: w, bias: b, padding: 1) }
+    },
+    Benchmark(name: "conv3x3_256_bwd_input", flops: 2 * 256 * 256 * 9 * 256 * 256) {
+        let x = try randn([1, 256, 256, 256]).requiringGradient()
+        let w = try randn([256, 256, 3, 3], std: 0.02), b = try randn([256])
+        let y = try conv2d(x, weight: w, bias: b, padding: 1)
+        let g = try randn(y.shape)
+        return { _ = try gradients(of: y, withRespectTo: [x], seed: g) }
+    },
+    Benchmark(name: "groupnorm_256_fwd", flops: nil) {
+        let x = try randn([1, 256, 256, 256]), w = try randn([256]), b = try randn([256])
+        return { _ = try groupNorm(x, groups: 32, weight: w, bias: b) }
+    },
+    Benchmark(name: "groupnorm_256_bwd_input", flops: nil) {
+        let x = try randn([1, 256, 256, 256]).requiringGradient(), w = try randn([256]), b = try randn([256])
+        let y = try groupNorm(x, groups: 32, weight: w, bias: b)
+        let g = try randn(y.shape)
+        return { _ = try gradients(of: y, withRespectTo: [x], seed: g) }
+    },
+    Benchmark(name: "attention_1024x512_fwd", flops: nil) {
+        let q = try randn([8, 1024, 64]), k = try randn([8, 1024, 64]), v = try randn([8, 1024, 64])
+        return { _ = try scaledDotProductAttention(q: q, k: k, v: v) }
+    },
+    Benchmark(name: "attention_1024x512_fwd_bwd", flops: nil) {
+        let q = try randn([8, 1024, 64]), k = try randn([8, 1024, 64]), v = try randn([8, 1024, 64])
+        let g = try randn([8, 1024, 64])
+        return {
+            let (ql, kl, vl) = (q.requiringGradient(), k.requiringGradient(), v.requiringGradient())
+            let y = try scaledDotProductAttention(q: ql, k: kl, v: vl)
+            _ = try gradients(of: y, withRespectTo: [ql, kl, vl], seed: g)
+        }
+    },
+]
+
+let options = parseOptions(names: benchmarks.map(\.name))
+if !options.json {
+    print("blend-bench: engine threads \(engineThreadCount), BLAS threads \(blasThreadCount), \(options.repeats) runs each")
+}
+for bench in benchmarks where options.only.isEmpty || options.only.contains(bench.name) {
+    do {
+        let body = try bench.setUp()
+        try body()   // warm-up
+        var times: [Double] = []
+        for _ in 0..<options.repeats {
+            let t0 = now()
+            try body()
+            times.append(now() - t0)
+        }
+        times.sort()
+        let median = times[times.count / 2]
+        if options.json {
+            var line = "{\"name\": \"\(bench.name)\", \"seconds\": \(median), \"runs\": \(times.count)"
+            if let flops = bench.flops { line += ", \"gflops\": \(flops / median / 1e9)" }
+            print(line + "}")
+        } else {
+            let rate = bench.flops.map { String(format: "  %.1f GFLOP/s", $0 / median / 1e9) } ?? ""
+            print(bench.name.padding(toLength: 28, withPad: " ", startingAt: 0) + String(format: " %8.4f s", median) + rate)
+        }
+    } catch {
+        fail("\(bench.name): \(error)")
+    }
+}

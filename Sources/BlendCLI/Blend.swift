@@ -18,5 +18,6 @@ struct Engine: ParsableCommand {
     func run() throws {
         print("engine threads: \(engineThreadCount)")
         print("BLAS threads:   \(blasThreadCount)")
+        print("BLAS kernels:   \(blasCoreName)")
     }
 }

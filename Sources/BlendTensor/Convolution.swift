@@ -74,6 +74,13 @@ private func convForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ geo: Conv
         }
         let beta: Float = bias == nil ? 0 : 1
         let xn = x.pointer + n * geo.inChannels * geo.inPlane
+        if geo.strideH == 1 && geo.strideW == 1 && !geo.isPointwise {
+            let taps = kernelTaps(weight, geo, adjoint: false)
+            shiftedConvolution(xn, channels: geo.inChannels, height: geo.height, width: geo.width,
+                               padH: geo.padH, padW: geo.padW, kernelH: geo.kernelH, kernelW: geo.kernelW,
+                               taps: taps.pointer, outChannels: geo.outChannels, accumulate: bias != nil, into: yn)
+            continue
+        }
         if geo.isPointwise {
             sgemm(m: geo.outChannels, n: plane, k: geo.inChannels, a: weight.pointer, lda: geo.inChannels,
                   b: xn, ldb: plane, beta: beta, c: yn, ldc: plane)
@@ -100,6 +107,17 @@ private func convInputGradient(_ g: Tensor, weight: Tensor, _ geo: ConvGeometry)
     for n in 0..<geo.batch {
         let gn = g.pointer + n * geo.outChannels * plane
         let gxn = gx.pointer + n * geo.inChannels * geo.inPlane
+        if geo.strideH == 1 && geo.strideW == 1 && !geo.isPointwise
+            && geo.padH < geo.kernelH && geo.padW < geo.kernelW {
+            // The input gradient of a stride-1 convolution is the convolution of dY with the
+            // flipped, transposed kernel and the complementary padding.
+            let taps = kernelTaps(weight, geo, adjoint: true)
+            shiftedConvolution(gn, channels: geo.outChannels, height: geo.outH, width: geo.outW,
+                               padH: geo.kernelH - 1 - geo.padH, padW: geo.kernelW - 1 - geo.padW,
+                               kernelH: geo.kernelH, kernelW: geo.kernelW,
+                               taps: taps.pointer, outChannels: geo.inChannels, accumulate: false, into: gxn)
+            continue
+        }
         if geo.isPointwise {
             sgemm(transA: true, m: geo.inChannels, n: plane, k: geo.outChannels, a: weight.pointer, lda: geo.inChannels,
                   b: gn, ldb: plane, c: gxn, ldc: plane)
@@ -188,5 +206,87 @@ private func col2imAdd(_ cols: UnsafeMutablePointer<Float>, _ geo: ConvGeometry,
                 }
             }
         }
+    }
+}
+
+/// The kernel split into one `[out, in]` matrix per tap (ki, kj), as the shifted
+/// convolution multiplies them. With `adjoint`, the matrices of the input-gradient
+/// convolution: transposed and spatially flipped.
+private func kernelTaps(_ weight: Tensor, _ geo: ConvGeometry, adjoint: Bool) -> TensorStorage {
+    let co = geo.outChannels, ci = geo.inChannels, kh = geo.kernelH, kw = geo.kernelW, kk = kh * kw
+    let taps = TensorStorage(uninitializedCount: kk * co * ci)
+    let w = weight.pointer, t = taps.pointer
+    parallelFor(co, grain: 16) { o in
+        for i in 0..<ci {
+            let src = w + (o * ci + i) * kk
+            for k in 0..<kk {
+                if adjoint {
+                    // tap (ki, kj) of the adjoint reads weight tap (kh-1-ki, kw-1-kj), [in, out]
+                    t[(kk - 1 - k) * co * ci + i * co + o] = src[k]
+                } else {
+                    t[k * co * ci + o * ci + i] = src[k]
+                }
+            }
+        }
+    }
+    return taps
+}
+
+/// A stride-1 convolution of one image as kH·kW GEMMs over the zero-padded input.
+///
+/// In the padded image, the input pixel under tap (ki, kj) for output (oy, ox) sits at
+/// flat offset (oy·Wp + ox) + (ki·Wp + kj): every tap is the same matrix shifted by a
+/// constant. Computing outputs for all Wp columns of each row (the last kW−1 are
+/// discarded) turns each tap into one GEMM with a contiguous operand — no im2col copy,
+/// and the full arithmetic intensity of BLAS. Output rows are processed in chunks so the
+/// accumulator stays in cache across the taps. With `accumulate`, results are added to
+/// `output` (which holds the bias).
+private func shiftedConvolution(_ input: UnsafeMutablePointer<Float>, channels: Int, height: Int, width: Int,
+                                padH: Int, padW: Int, kernelH: Int, kernelW: Int,
+                                taps: UnsafeMutablePointer<Float>, outChannels: Int, accumulate: Bool,
+                                into output: UnsafeMutablePointer<Float>) {
+    let hp = height + 2 * padH, wp = width + 2 * padW
+    let outH = hp - kernelH + 1, outW = wp - kernelW + 1
+    // The last tap of the last row reads kW−1 floats past the padded plane: keep them zero.
+    let paddedPlane = hp * wp + kernelW
+    let padded = TensorStorage(uninitializedCount: channels * paddedPlane)
+    let pp = padded.pointer
+    parallelFor(channels, grain: 4) { c in
+        let dst = pp + c * paddedPlane, src = input + c * height * width
+        dst.initialize(repeating: 0, count: padH * wp + padW)
+        for y in 0..<height {
+            (dst + (padH + y) * wp + padW).update(from: src + y * width, count: width)
+            if y + 1 < height { (dst + (padH + y) * wp + padW + width).initialize(repeating: 0, count: 2 * padW) }
+        }
+        let tail = (padH + height - 1) * wp + padW + width
+        (dst + tail).initialize(repeating: 0, count: paddedPlane - tail)
+    }
+    let rowsPerChunk = max(1, min(outH, 4096 / wp))
+    let chunk = TensorStorage(uninitializedCount: outChannels * rowsPerChunk * wp)
+    let cp = chunk.pointer
+    var row0 = 0
+    while row0 < outH {
+        let rows = min(rowsPerChunk, outH - row0)
+        let cols = rows * wp
+        for ki in 0..<kernelH {
+            for kj in 0..<kernelW {
+                let k = ki * kernelW + kj
+                sgemm(m: outChannels, n: cols, k: channels, a: taps + k * outChannels * channels, lda: channels,
+                      b: pp + row0 * wp + ki * wp + kj, ldb: paddedPlane,
+                      beta: k == 0 ? 0 : 1, c: cp, ldc: cols)
+            }
+        }
+        parallelFor(outChannels, grain: 8) { o in
+            let src = cp + o * cols, dst = output + o * outH * outW + row0 * outW
+            for r in 0..<rows {
+                let s = src + r * wp, d = dst + r * outW
+                if accumulate {
+                    for x in 0..<outW { d[x] += s[x] }
+                } else {
+                    d.update(from: s, count: outW)
+                }
+            }
+        }
+        row0 += rows
     }
 }
