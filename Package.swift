@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "blend", targets: ["BlendCLI"]),
         .executable(name: "blend-bench", targets: ["BlendBench"]),
         .library(name: "BlendTensor", targets: ["BlendTensor"]),
+        .library(name: "BlendModels", targets: ["BlendModels"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -30,6 +31,11 @@ let package = Package(
             dependencies: ["COpenBLAS"],
             swiftSettings: engineSettings
         ),
+        // The networks: guided-diffusion UNet, CLIP, LPIPS. Know nothing of the CLI.
+        .target(
+            name: "BlendModels",
+            dependencies: ["BlendTensor"]
+        ),
         // The `blend` command-line front end.
         .executableTarget(
             name: "BlendCLI",
@@ -41,12 +47,16 @@ let package = Package(
         // Release-mode micro-benchmarks of the engine (see BENCHMARKS.md).
         .executableTarget(
             name: "BlendBench",
-            dependencies: ["BlendTensor"],
+            dependencies: ["BlendTensor", "BlendModels"],
             swiftSettings: engineSettings
         ),
         .testTarget(
             name: "BlendTensorTests",
             dependencies: ["BlendTensor"]
+        ),
+        .testTarget(
+            name: "BlendModelsTests",
+            dependencies: ["BlendModels", "BlendTensor"]
         ),
     ]
 )

@@ -4,6 +4,7 @@
 // With --json, one JSON object per line (the format bench/compare.py reads):
 //   {"name": "conv3x3_256_fwd", "seconds": 0.5, "runs": 5, "gflops": 150.0}
 // The op names and shapes match bench/engine_bench.py, the PyTorch side.
+import BlendModels
 import BlendTensor
 import Foundation
 
@@ -112,11 +113,60 @@ let benchmarks: [Benchmark] = [
     },
 ]
 
-let options = parseOptions(names: benchmarks.map(\.name))
+/// The full-size ADM-256 UNet (`256x256_diffusion_uncond`) with random weights.
+func randomADM256() throws -> UNetModel {
+    var seed: UInt64 = 1
+    let weights = ModelWeights(synthesizing: { _, shape in
+        // Uniform values with variance 1/fan_in, from an inline xorshift: drawing 552M
+        // Gaussian samples would take longer than the benchmark itself.
+        seed &+= 0x9E37_79B9_7F4A_7C15
+        var state = seed | 1
+        let fanIn = shape.count > 1 ? shape.dropFirst().reduce(1, *) : 1
+        let bound = (3 / Float(fanIn)).squareRoot()
+        return try Tensor(shape: shape) { buffer in
+            for i in buffer.indices {
+                state ^= state << 13; state ^= state >> 7; state ^= state << 17
+                buffer[i] = (Float(state >> 40) / Float(1 << 24) * 2 - 1) * bound
+            }
+        }
+    }, modelName: "UNet")
+    return try UNetModel(config: UNetConfig.presets["256x256_diffusion_uncond"]!, weights: weights)
+}
+
+/// Peak resident set size of this process so far (VmHWM), in GiB.
+func peakRSSGiB() -> Double {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+          let kb = Double(line.split(separator: " ", omittingEmptySubsequences: true)[1]) else { return .nan }
+    return kb / 1024 / 1024
+}
+
+let unetBenchmarks: [Benchmark] = [
+    // 2.23 TFLOP per forward at 256x256 (measured by the reference's FLOP counter).
+    Benchmark(name: "unet_adm256_fwd", flops: nil) {
+        let model = try randomADM256()
+        let x = try randn([1, 3, 256, 256])
+        return { _ = try model(x, timesteps: [500]) }
+    },
+    Benchmark(name: "unet_adm256_fwd_bwd", flops: nil) {
+        let model = try randomADM256()
+        let x = try randn([1, 3, 256, 256])
+        return {
+            let xl = x.requiringGradient()
+            let y = try model(xl, timesteps: [500])
+            _ = try gradients(of: y, withRespectTo: [xl])
+        }
+    },
+]
+
+let options = parseOptions(names: (benchmarks + unetBenchmarks).map(\.name))
 if !options.json {
     print("blend-bench: engine threads \(engineThreadCount), BLAS threads \(blasThreadCount), \(options.repeats) runs each")
 }
-for bench in benchmarks where options.only.isEmpty || options.only.contains(bench.name) {
+// The UNet benchmarks are long (tens of seconds a run): only when named with --only.
+let selected = benchmarks.filter { options.only.isEmpty || options.only.contains($0.name) }
+    + unetBenchmarks.filter { options.only.contains($0.name) }
+for bench in selected {
     do {
         let body = try bench.setUp()
         try body()   // warm-up
@@ -129,12 +179,13 @@ for bench in benchmarks where options.only.isEmpty || options.only.contains(benc
         times.sort()
         let median = times[times.count / 2]
         if options.json {
-            var line = "{\"name\": \"\(bench.name)\", \"seconds\": \(median), \"runs\": \(times.count)"
+            var line = "{\"name\": \"\(bench.name)\", \"seconds\": \(median), \"runs\": \(times.count), \"peak_rss_gib\": \(peakRSSGiB())"
             if let flops = bench.flops { line += ", \"gflops\": \(flops / median / 1e9)" }
             print(line + "}")
         } else {
             let rate = bench.flops.map { String(format: "  %.1f GFLOP/s", $0 / median / 1e9) } ?? ""
-            print(bench.name.padding(toLength: 28, withPad: " ", startingAt: 0) + String(format: " %8.4f s", median) + rate)
+            print(bench.name.padding(toLength: 28, withPad: " ", startingAt: 0) + String(format: " %8.4f s", median) + rate
+                  + String(format: "  (peak RSS so far %.2f GiB)", peakRSSGiB()))
         }
     } catch {
         fail("\(bench.name): \(error)")

@@ -46,7 +46,8 @@ public func groupNorm(_ x: Tensor, groups: Int, weight: Tensor? = nil, bias: Ten
             }
         }
     }
-    return Tensor.recorded(y, from: [x]) { g in
+    // The capture list keeps the weights alive for as long as the closure reads their pointers.
+    return Tensor.recorded(y, from: [x]) { [x, weight] g in
         let gx = Tensor(uninitializedShape: x.shape)
         let gp = g.pointer, gxp = gx.pointer
         stats.withUnsafeBufferPointer { st in
@@ -80,6 +81,7 @@ public func groupNorm(_ x: Tensor, groups: Int, weight: Tensor? = nil, bias: Ten
                 }
             }
         }
+        withExtendedLifetime((x, weight)) {}
         return [gx]
     }
 }
@@ -107,7 +109,8 @@ public func layerNorm(_ x: Tensor, weight: Tensor? = nil, bias: Tensor? = nil, e
             for i in 0..<d { dst[i] = (src[i] - mean) * rstd * (gamma?[i] ?? 1) + (beta?[i] ?? 0) }
         }
     }
-    return Tensor.recorded(y, from: [x]) { g in
+    // The capture list keeps the weights alive for as long as the closure reads their pointers.
+    return Tensor.recorded(y, from: [x]) { [x, weight] g in
         let gx = Tensor(uninitializedShape: x.shape)
         let gp = g.pointer, gxp = gx.pointer
         stats.withUnsafeBufferPointer { st in
@@ -127,6 +130,7 @@ public func layerNorm(_ x: Tensor, weight: Tensor? = nil, bias: Tensor? = nil, e
                 }
             }
         }
+        withExtendedLifetime((x, weight)) {}
         return [gx]
     }
 }
