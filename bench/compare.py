@@ -45,24 +45,34 @@ def fmt_ratio(swift, torch):
     return f"{swift['seconds'] / torch['seconds']:.2f}"
 
 
-def fmt_notes(swift, torch):
+def fmt_notes(columns):
     parts = []
-    for label, record in (("Swift", swift), ("PyTorch", torch)):
+    for label, record in columns:
         if record is not None and record.get("gflops") is not None:
             parts.append(f"{label} {record['gflops']:.1f} GFLOP/s")
+    for label, record in columns:
+        if record is not None and record.get("peak_rss_gib") is not None and "unet" in record["name"]:
+            parts.append(f"{label} peak RSS {record['peak_rss_gib']:.2f} GiB")
     return "; ".join(parts)
 
 
-def table(swift, torch):
+def table(swift, torch, swift_alt=None, alt_label="Swift, alt"):
     names = list(swift) + [n for n in torch if n not in swift]
-    lines = [
-        "| op | Swift (s) | PyTorch (s) | Swift/PyTorch (lower is better) | notes |",
-        "|---|---:|---:|---:|---|",
-    ]
+    header = "| op | Swift (s) | PyTorch (s) | Swift/PyTorch (lower is better) |"
+    rule = "|---|---:|---:|---:|"
+    if swift_alt is not None:
+        header += f" {alt_label} (s) | {alt_label}/PyTorch |"
+        rule += "---:|---:|"
+    lines = [header + " notes |", rule + "---|"]
     for name in names:
         s, t = swift.get(name), torch.get(name)
-        lines.append(f"| {name} | {fmt_seconds(s)} | {fmt_seconds(t)} | "
-                     f"{fmt_ratio(s, t)} | {fmt_notes(s, t)} |")
+        row = f"| {name} | {fmt_seconds(s)} | {fmt_seconds(t)} | {fmt_ratio(s, t)} |"
+        columns = [("Swift", s), ("PyTorch", t)]
+        if swift_alt is not None:
+            a = swift_alt.get(name)
+            row += f" {fmt_seconds(a)} | {fmt_ratio(a, t)} |"
+            columns.insert(1, (alt_label, a))
+        lines.append(row + f" {fmt_notes(columns)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -71,11 +81,16 @@ def main(argv=None):
         description="Compare Swift and PyTorch engine benchmark results.")
     parser.add_argument("swift", help="JSON lines from blend-bench --json")
     parser.add_argument("torch", help="JSON lines from bench/engine_bench.py")
+    parser.add_argument("--swift-alt", metavar="FILE",
+                        help="a second Swift run (e.g. with other BLAS kernels) shown as extra columns")
+    parser.add_argument("--alt-label", default="Swift, alt",
+                        help="column label for --swift-alt")
     parser.add_argument("--markdown-out", metavar="FILE",
                         help="also write the table to FILE")
     args = parser.parse_args(argv)
 
-    text = table(load(args.swift), load(args.torch))
+    text = table(load(args.swift), load(args.torch),
+                 load(args.swift_alt) if args.swift_alt else None, args.alt_label)
     sys.stdout.write(text)
     if args.markdown_out:
         with open(args.markdown_out, "w", encoding="utf-8") as f:

@@ -18,6 +18,7 @@ Developer-only; needs the venv from scripts/setup-dev-venv.sh.
 import argparse
 import json
 import math
+import resource
 import statistics
 import sys
 import time
@@ -177,6 +178,49 @@ def op_attention_1024x512_fwd_bwd():
     return run, None
 
 
+def adm256_uncond():
+    """guided-diffusion's full-size 256x256 unconditional UNet with random weights (fp32)."""
+    from guided_diffusion.unet import UNetModel
+
+    model = UNetModel(image_size=256, in_channels=3, model_channels=256, out_channels=6,
+                      num_res_blocks=2, attention_resolutions=(8, 16, 32), dropout=0.0,
+                      channel_mult=(1, 1, 2, 2, 4, 4), num_head_channels=64,
+                      use_scale_shift_norm=True, resblock_updown=True).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def op_unet_adm256_fwd():
+    model = adm256_uncond()
+    x = randn(1, 3, 256, 256)
+    t = torch.tensor([500.0])
+
+    def run():
+        with torch.no_grad():
+            return model(x, t)
+
+    return run, None
+
+
+def op_unet_adm256_fwd_bwd():
+    model = adm256_uncond()
+    x = randn(1, 3, 256, 256)
+    t = torch.tensor([500.0])
+
+    def run():
+        xl = x.clone().requires_grad_()
+        return torch.autograd.grad(model(xl, t).sum(), xl)
+
+    return run, None
+
+
+# Long-running ops: only when named with --only (as on the Swift side).
+LONG_OPS = {
+    "unet_adm256_fwd": op_unet_adm256_fwd,
+    "unet_adm256_fwd_bwd": op_unet_adm256_fwd_bwd,
+}
+
 OPS = {
     "sgemm_2048": op_sgemm_2048,
     "conv3x3_256_fwd": op_conv3x3_256_fwd,
@@ -199,7 +243,8 @@ def time_op(name, builder, repeats, warmup):
         run()
         times.append(time.perf_counter() - start)
     seconds = statistics.median(times)
-    result = {"name": name, "seconds": seconds, "runs": repeats}
+    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
+    result = {"name": name, "seconds": seconds, "runs": repeats, "peak_rss_gib": peak_gib}
     if flop is not None:
         result["gflops"] = flop / seconds / 1e9
     log(f"{name}: median {seconds:.4f} s over {repeats} runs "
@@ -227,10 +272,10 @@ def parse_args(argv):
         parser.error("--threads must be at least 1")
     if args.only:
         names = [n.strip() for n in args.only.split(",") if n.strip()]
-        unknown = [n for n in names if n not in OPS]
+        unknown = [n for n in names if n not in OPS and n not in LONG_OPS]
         if unknown:
             parser.error(f"unknown op(s): {', '.join(unknown)}; "
-                         f"known: {', '.join(OPS)}")
+                         f"known: {', '.join(list(OPS) + list(LONG_OPS))}")
         args.names = names
     else:
         args.names = list(OPS)
@@ -244,7 +289,7 @@ def main(argv=None):
     log(f"torch {torch.__version__}; threads {torch.get_num_threads()}; "
         f"mkldnn available {torch.backends.mkldnn.is_available()}")
     for name in args.names:
-        result = time_op(name, OPS[name], args.repeats, args.warmup)
+        result = time_op(name, OPS.get(name) or LONG_OPS[name], args.repeats, args.warmup)
         print(json.dumps(result), flush=True)
 
 
