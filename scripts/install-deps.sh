@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages blend builds against, when any is missing:
+# OpenBLAS (the tensor engine's GEMM) and pkg-config (how SwiftPM finds it).
+# Runs non-interactively (CI=true, no stdin); uses sudo when not root.
+set -euo pipefail
+
+packages=(pkg-config libopenblas-dev)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [[ ${#missing[@]} -eq 0 ]]; then
+    exit 0
+fi
+sudo=""
+if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
+echo "==> installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
