@@ -56,7 +56,9 @@ let package = Package(
         ),
         .testTarget(
             name: "BlendModelsTests",
-            dependencies: ["BlendModels", "BlendTensor"]
+            dependencies: ["BlendModels", "BlendTensor"],
+            // Read in place through #filePath: parity fixtures written by scripts/make-*-fixtures.py.
+            exclude: ["Fixtures"]
         ),
     ]
 )

@@ -1,0 +1,32 @@
+import BlendTensor
+
+/// CLIP's text transformer (`CLIP.encode_text`): token and position embeddings, a
+/// causal pre-LN transformer, the final LayerNorm, and the feature at the end-of-text
+/// token projected to the joint embedding space.
+public struct ClipTextEncoder: Sendable {
+    public let config: ClipConfig
+    let tokenEmbedding: Tensor          // [vocab, width]
+    let positionalEmbedding: Tensor     // [context, width]
+    let transformer: ClipTransformer
+    let lnFinal: LayerNormLayer
+    let projection: Tensor              // [width, embed]
+
+    /// Embeddings `[N, embedDim]` of token sequences (each `context_length` ids, as the
+    /// tokenizer returns them). As in the reference, the end-of-text token is the
+    /// highest id of each sequence.
+    public func callAsFunction(_ tokens: [[Int]]) throws -> Tensor {
+        let l = config.contextLength, width = config.transformerWidth
+        guard !tokens.isEmpty, tokens.allSatisfy({ $0.count == l }) else {
+            throw ModelError.badInput("the CLIP text encoder needs sequences of exactly \(l) tokens")
+        }
+        let n = tokens.count
+        var x = try embedding(tokens.flatMap { $0 }, table: tokenEmbedding).reshaped([n, l, width]) + positionalEmbedding
+        x = try lnFinal(transformer(x, causal: true))
+        let rows = try tokens.enumerated().map { i, seq in
+            // First position of the maximum id, like torch.argmax.
+            let eot = seq.indices.max { seq[$0] < seq[$1] || (seq[$0] == seq[$1] && $0 > $1) }!
+            return try x.sliced(i..<i + 1, axis: 0).sliced(eot..<eot + 1, axis: 1).reshaped([1, width])
+        }
+        return try Tensor.concatenate(rows, axis: 0).matmul(projection)
+    }
+}
