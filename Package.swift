@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "blend-bench", targets: ["BlendBench"]),
         .library(name: "BlendTensor", targets: ["BlendTensor"]),
         .library(name: "BlendModels", targets: ["BlendModels"]),
+        .library(name: "BlendDiffusion", targets: ["BlendDiffusion"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -36,6 +37,12 @@ let package = Package(
             name: "BlendModels",
             dependencies: ["BlendTensor"]
         ),
+        // Gaussian diffusion: schedules, respacing, posterior and samplers (DDPM, DDIM).
+        // Pure values over engine tensors; knows nothing of CLIP or the CLI.
+        .target(
+            name: "BlendDiffusion",
+            dependencies: ["BlendTensor"]
+        ),
         // The `blend` command-line front end.
         .executableTarget(
             name: "BlendCLI",
@@ -53,6 +60,11 @@ let package = Package(
         .testTarget(
             name: "BlendTensorTests",
             dependencies: ["BlendTensor"]
+        ),
+        .testTarget(
+            name: "BlendDiffusionTests",
+            dependencies: ["BlendDiffusion", "BlendTensor"],
+            exclude: ["Fixtures"]
         ),
         .testTarget(
             name: "BlendModelsTests",
