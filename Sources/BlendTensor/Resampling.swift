@@ -148,38 +148,64 @@ public func resizeBilinear(_ x: Tensor, height: Int, width: Int, alignCorners: B
 
 // MARK: - Grid sampling
 
+/// How `gridSample` treats points outside the image (PyTorch's `padding_mode`).
+public enum GridPadding: Sendable {
+    /// The source coordinate is clipped to the image: edge pixels repeat.
+    case border
+    /// Pixels outside the image read as zero.
+    case zeros
+}
+
 /// The four source pixels and bilinear weights of one sample point.
 struct BilinearTap {
-    /// Offset of the top-left pixel within a plane, and steps to its right and lower
-    /// neighbours (0 where that neighbour would be past the edge; its weight is then 0).
-    var offset: Int, right: Int, down: Int
+    /// Offsets of the four pixels (top-left, top-right, bottom-left, bottom-right) within
+    /// a plane; a pixel outside the image has weight 0 and a valid dummy offset.
+    var o00: Int, o01: Int, o10: Int, o11: Int
     var nw: Float, ne: Float, sw: Float, se: Float
 
-    /// The tap for normalized coordinates `(gx, gy)` on an `height`×`width` plane with
-    /// border padding, as PyTorch's CPU `grid_sample` computes it: unnormalize, clip the
-    /// *source coordinate* to `[0, size-1]`, then weight the four pixels around it.
+    /// The tap for normalized coordinates `(gx, gy)` on an `height`×`width` plane, as
+    /// PyTorch's CPU `grid_sample` computes it: unnormalize; with border padding clip
+    /// the *source coordinate* to `[0, size-1]`, then weight the four pixels around it.
     @inline(__always)
-    init(gx: Float, gy: Float, height: Int, width: Int, alignCorners: Bool) {
-        let cx = BilinearTap.borderCoordinate(gx, size: width, alignCorners: alignCorners)
-        let cy = BilinearTap.borderCoordinate(gy, size: height, alignCorners: alignCorners)
-        let x0 = Int(cx), y0 = Int(cy)  // both >= 0, so truncation is floor
-        let fx = cx - Float(x0), fy = cy - Float(y0)
-        let ex = 1 - fx, sy = 1 - fy
-        offset = y0 * width + x0
-        right = x0 < width - 1 ? 1 : 0
-        down = y0 < height - 1 ? width : 0
-        nw = sy * ex
-        ne = sy * fx
-        sw = fy * ex
-        se = fy * fx
+    init(gx: Float, gy: Float, height: Int, width: Int, alignCorners: Bool, padding: GridPadding) {
+        var cx = BilinearTap.unnormalize(gx, size: width, alignCorners: alignCorners)
+        var cy = BilinearTap.unnormalize(gy, size: height, alignCorners: alignCorners)
+        if padding == .border {
+            cx = BilinearTap.clip(cx, size: width)
+            cy = BilinearTap.clip(cy, size: height)
+        } else {
+            // Far-away (or NaN) points read only zeros; keep the integer maths in range.
+            if !(cx > -2 && cx < Float(width + 1)) { cx = -2 }
+            if !(cy > -2 && cy < Float(height + 1)) { cy = -2 }
+        }
+        let fx0 = cx.rounded(.down), fy0 = cy.rounded(.down)
+        let x0 = Int(fx0), y0 = Int(fy0), x1 = x0 + 1, y1 = y0 + 1
+        let fx = cx - fx0, fy = cy - fy0
+        let vx0: Float = x0 >= 0 && x0 < width ? 1 : 0, vx1: Float = x1 >= 0 && x1 < width ? 1 : 0
+        let vy0: Float = y0 >= 0 && y0 < height ? 1 : 0, vy1: Float = y1 >= 0 && y1 < height ? 1 : 0
+        let cx0 = min(max(x0, 0), width - 1), cx1 = min(max(x1, 0), width - 1)
+        let cy0 = min(max(y0, 0), height - 1), cy1 = min(max(y1, 0), height - 1)
+        o00 = cy0 * width + cx0
+        o01 = cy0 * width + cx1
+        o10 = cy1 * width + cx0
+        o11 = cy1 * width + cx1
+        nw = (1 - fy) * (1 - fx) * vy0 * vx0
+        ne = (1 - fy) * fx * vy0 * vx1
+        sw = fy * (1 - fx) * vy1 * vx0
+        se = fy * fx * vy1 * vx1
     }
 
-    /// Pixel coordinate of a normalized one, clipped to the image. With aligned corners
-    /// -1 and 1 are the centres of the first and last pixels; otherwise their outer edges.
-    /// A NaN coordinate is sent to 0 rather than propagated.
+    /// Pixel coordinate of a normalized one. With aligned corners -1 and 1 are the
+    /// centres of the first and last pixels; otherwise their outer edges.
     @inline(__always)
-    static func borderCoordinate(_ g: Float, size: Int, alignCorners: Bool) -> Float {
-        var c = alignCorners ? (g + 1) * (Float(size - 1) / 2) : (g + 1) * (Float(size) / 2) - 0.5
+    static func unnormalize(_ g: Float, size: Int, alignCorners: Bool) -> Float {
+        alignCorners ? (g + 1) * (Float(size - 1) / 2) : (g + 1) * (Float(size) / 2) - 0.5
+    }
+
+    /// A coordinate clipped to the image; NaN is sent to 0 rather than propagated.
+    @inline(__always)
+    static func clip(_ c: Float, size: Int) -> Float {
+        var c = c
         if !(c > 0) { c = 0 }
         let hi = Float(size - 1)
         if c > hi { c = hi }
@@ -188,17 +214,18 @@ struct BilinearTap {
 }
 
 /// Bilinear sampling of `x [N, C, H, W]` at the points of `grid [N, Hout, Wout, 2]`, giving
-/// `[N, C, Hout, Wout]` — `F.grid_sample(x, grid, mode="bilinear", padding_mode="border",
-/// align_corners=alignCorners)`.
+/// `[N, C, Hout, Wout]` — `F.grid_sample(x, grid, mode="bilinear", padding_mode=...,
+/// align_corners=alignCorners)`, with border padding unless `padding` says zeros.
 ///
 /// `grid[n, i, j]` is `(x, y)`, normalized so that -1 and 1 are the left/top and
 /// right/bottom of the image: the centres of the edge pixels when `alignCorners` is true,
-/// their outer edges when false. Points outside are clipped to the border (the source
-/// coordinate itself is clipped, before the weights are computed, as in PyTorch).
+/// their outer edges when false. With border padding, points outside are clipped to the
+/// border (the source coordinate itself is clipped, before the weights are computed, as
+/// in PyTorch); with zeros padding, pixels outside the image read as 0.
 ///
 /// Differentiable with respect to `x` (the bilinear weights scatter the gradient back);
 /// `grid` is a constant.
-public func gridSample(_ x: Tensor, grid: Tensor, alignCorners: Bool) throws -> Tensor {
+public func gridSample(_ x: Tensor, grid: Tensor, alignCorners: Bool, padding: GridPadding = .border) throws -> Tensor {
     let op = "gridSample"
     let d = try x.imageDims(op: op)
     guard grid.rank == 4, grid.shape[3] == 2 else {
@@ -226,11 +253,10 @@ public func gridSample(_ x: Tensor, grid: Tensor, alignCorners: Bool) throws -> 
             let out = dst + n * c * outPlane + oy * wo
             for ox in 0..<wo {
                 let t = BilinearTap(gx: points[2 * ox], gy: points[2 * ox + 1], height: h, width: w,
-                                    alignCorners: alignCorners)
+                                    alignCorners: alignCorners, padding: padding)
                 for ch in 0..<c {
-                    let q = image + ch * inPlane + t.offset
-                    out[ch * outPlane + ox] = q[0] * t.nw + q[t.right] * t.ne + q[t.down] * t.sw
-                        + q[t.down + t.right] * t.se
+                    let q = image + ch * inPlane
+                    out[ch * outPlane + ox] = q[t.o00] * t.nw + q[t.o01] * t.ne + q[t.o10] * t.sw + q[t.o11] * t.se
                 }
             }
         }
@@ -251,12 +277,12 @@ public func gridSample(_ x: Tensor, grid: Tensor, alignCorners: Bool) throws -> 
                 let gin = gp + p * outPlane, plane = gxp + p * inPlane
                 for i in 0..<outPlane {
                     let t = BilinearTap(gx: points[2 * i], gy: points[2 * i + 1], height: h, width: w,
-                                        alignCorners: alignCorners)
-                    let v = gin[i], q = plane + t.offset
-                    q[0] += v * t.nw
-                    q[t.right] += v * t.ne
-                    q[t.down] += v * t.sw
-                    q[t.down + t.right] += v * t.se
+                                        alignCorners: alignCorners, padding: padding)
+                    let v = gin[i]
+                    plane[t.o00] += v * t.nw
+                    plane[t.o01] += v * t.ne
+                    plane[t.o10] += v * t.sw
+                    plane[t.o11] += v * t.se
                 }
             }
         }
@@ -312,7 +338,7 @@ public func affineGrid(matrices: Tensor, height: Int, width: Int) throws -> Tens
 /// Warps `x [N, C, H, W]` by homographies `[N, 3, 3]` mapping output pixel coordinates to
 /// source pixel coordinates: `gridSample(x, grid: perspectiveGrid(...), alignCorners: true)`
 /// with border padding. Differentiable with respect to `x`.
-public func warpPerspective(_ x: Tensor, homographies: Tensor) throws -> Tensor {
+public func warpPerspective(_ x: Tensor, homographies: Tensor, padding: GridPadding = .border) throws -> Tensor {
     let d = try x.imageDims(op: "warpPerspective")
     guard homographies.rank == 3, homographies.shape[0] == d.n, homographies.shape[1] == 3,
           homographies.shape[2] == 3 else {
@@ -321,19 +347,19 @@ public func warpPerspective(_ x: Tensor, homographies: Tensor) throws -> Tensor 
                                         got: homographies.shape)
     }
     let grid = try perspectiveGrid(homographies: homographies, height: d.h, width: d.w)
-    return try gridSample(x, grid: grid, alignCorners: true)
+    return try gridSample(x, grid: grid, alignCorners: true, padding: padding)
 }
 
 /// Warps `x [N, C, H, W]` by affine matrices `[N, 2, 3]` (pixel units, output -> source),
 /// the affine case of ``warpPerspective(_:homographies:)``. Differentiable with respect to `x`.
-public func warpAffine(_ x: Tensor, matrices: Tensor) throws -> Tensor {
+public func warpAffine(_ x: Tensor, matrices: Tensor, padding: GridPadding = .border) throws -> Tensor {
     let d = try x.imageDims(op: "warpAffine")
     guard matrices.rank == 3, matrices.shape[0] == d.n, matrices.shape[1] == 2, matrices.shape[2] == 3 else {
         throw TensorError.shapeMismatch(op: "warpAffine", expected: "affine matrices [\(d.n), 2, 3] for the input \(x.shape)",
                                         got: matrices.shape)
     }
     let grid = try affineGrid(matrices: matrices, height: d.h, width: d.w)
-    return try gridSample(x, grid: grid, alignCorners: true)
+    return try gridSample(x, grid: grid, alignCorners: true, padding: padding)
 }
 
 /// The grid for `count` row-major 3×3 matrices; computed in double precision.

@@ -140,6 +140,24 @@ let testHomographies = try! Tensor(shape: [2, 3, 3], scalars: [
         expectClose(g, [1.0, 0.9, 0.1, 0.675, 0.0, 0.0, 0.765, 1.11, 0.0, 0.4, 0.735, 0.315])
     }
 
+    @Test func gridSampleZerosPaddingMatchesPyTorch() throws {
+        let grid = try Tensor(shape: [1, 2, 3, 2], scalars: [-0.9, -0.8, 0.3, 0.1, 0.77, -0.45,
+                                                              1.4, 0.2, -0.2, -1.6, 0.05, 0.95])
+        // F.grid_sample(pi, grid, "bilinear", "zeros", align_corners=...), PyTorch 2.x: points
+        // beyond the edge fade towards 0 instead of repeating the border.
+        expectClose(try gridSample(piDigits, grid: grid, alignCorners: false, padding: .zeros),
+                    [1.68, 2.835, 2.52, 0, 0, 2.414999])
+        expectClose(try gridSample(piDigits, grid: grid, alignCorners: true, padding: .zeros),
+                    [3.28, 2.605, 3.45675, 2.559999, 0.64, 4.19125])
+        let leaf = piDigits.requiringGradient()
+        let g = try gradients(of: gridSample(leaf, grid: grid, alignCorners: false, padding: .zeros), withRespectTo: [leaf])[0]
+        expectClose(g, [0.56, 0, 0, 0.648, 0, 0, 0.765, 0.397, 0, 0.23, 0.48, 0.015])
+        let x = randn([2, 3, 5, 6], seed: 77)
+        var rng = SeededGenerator(seed: 78)
+        let points = try Tensor.randomUniform([2, 4, 5, 2], in: -1.3..<1.3, using: &rng)
+        try checkGradients([x]) { try gridSample($0[0], grid: points, alignCorners: false, padding: .zeros) }
+    }
+
     @Test func transformGrids() throws {
         // The identity homography gives the align_corners=True identity grid.
         let eye = try Tensor(shape: [1, 3, 3], scalars: [1, 0, 0, 0, 1, 0, 0, 0, 1])
