@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "BlendTensor", targets: ["BlendTensor"]),
         .library(name: "BlendModels", targets: ["BlendModels"]),
         .library(name: "BlendDiffusion", targets: ["BlendDiffusion"]),
+        .library(name: "BlendEditor", targets: ["BlendEditor"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -43,6 +44,12 @@ let package = Package(
             name: "BlendDiffusion",
             dependencies: ["BlendTensor"]
         ),
+        // The editor: Blended Diffusion and the local-CLIP baseline, composing the UNet,
+        // the diffusion process and CLIP. Knows nothing of files or the CLI.
+        .target(
+            name: "BlendEditor",
+            dependencies: ["BlendTensor", "BlendModels", "BlendDiffusion"]
+        ),
         // The `blend` command-line front end.
         .executableTarget(
             name: "BlendCLI",
@@ -65,6 +72,10 @@ let package = Package(
             name: "BlendDiffusionTests",
             dependencies: ["BlendDiffusion", "BlendTensor"],
             exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "BlendEditorTests",
+            dependencies: ["BlendEditor", "BlendModels", "BlendDiffusion", "BlendTensor"]
         ),
         .testTarget(
             name: "BlendModelsTests",

@@ -141,6 +141,12 @@ public struct GaussianDiffusion: Sendable {
         public var logVariance: Tensor
         public var predXStart: Tensor
         public var variance: Tensor { logVariance.exp() }
+
+        public init(mean: Tensor, logVariance: Tensor, predXStart: Tensor) {
+            self.mean = mean
+            self.logVariance = logVariance
+            self.predXStart = predXStart
+        }
     }
 
     /// DDPM guidance (Sohl-Dickstein et al.; `condition_mean`): shift the mean by

@@ -1,0 +1,71 @@
+/// Which editing method to run.
+public enum EditMethod: String, Codable, Sendable, CaseIterable {
+    /// Blended Diffusion: CLIP-guided diffusion inside the mask, blended at every step
+    /// with the source noised to the same level outside it.
+    case blended
+    /// The paper's "local CLIP-guided diffusion" baseline: no blending; the background
+    /// is held by an MSE + LPIPS loss instead.
+    case localClip = "local-clip"
+}
+
+/// Everything that shapes an edit. The defaults are the reference implementation's
+/// (omriav/blended-diffusion `optimization/arguments.py`).
+public struct EditSettings: Codable, Equatable, Sendable {
+    public var prompt: String
+    public var method: EditMethod = .blended
+    /// Timestep respacing of the 1000-step process ("100", "ddim50", ...).
+    public var timestepRespacing: String = "100"
+    /// Steps skipped at the start: the edit starts from the source noised to step T − skip.
+    public var skipTimesteps: Int = 25
+    /// Deterministic DDIM sampling (score conditioning) instead of DDPM (mean conditioning).
+    public var ddim: Bool = false
+    /// Samples per diffusion run, and runs: `batchSize × iterations` edits in all.
+    public var batchSize: Int = 4
+    public var iterations: Int = 8
+    public var seed: UInt64 = 404
+    public var clipGuidanceLambda: Float = 1000
+    public var rangeLambda: Float = 50
+    /// Background losses of the local-CLIP baseline.
+    public var lpipsSimLambda: Float = 1000
+    public var l2SimLambda: Float = 10000
+    /// Images CLIP sees per sample and step: one plain resize plus `augmentations − 1` warped copies.
+    public var augmentations: Int = 8
+    /// Edit outside the mask instead of inside (background replacement).
+    public var invertMask: Bool = false
+    /// Paste the clean source background back at the end (Blended Diffusion only).
+    public var enforceBackground: Bool = true
+
+    public init(prompt: String) { self.prompt = prompt }
+
+    /// Throws a clear error for settings no run can use.
+    public func validate(totalSteps: Int) throws {
+        guard skipTimesteps >= 0, skipTimesteps < totalSteps else {
+            throw EditError.invalidSetting("skip (\(skipTimesteps)) must be at least 0 and less than the number of steps (\(totalSteps))")
+        }
+        guard batchSize >= 1, iterations >= 1 else {
+            throw EditError.invalidSetting("batch size and iterations must be at least 1 (got \(batchSize) and \(iterations))")
+        }
+        guard augmentations >= 1 else {
+            throw EditError.invalidSetting("augmentations must be at least 1 (the plain resize); got \(augmentations)")
+        }
+        for (name, value) in [("clip lambda", clipGuidanceLambda), ("range lambda", rangeLambda),
+                              ("LPIPS lambda", lpipsSimLambda), ("L2 lambda", l2SimLambda)] where !(value >= 0 && value.isFinite) {
+            throw EditError.invalidSetting("\(name) must be a finite number >= 0, got \(value)")
+        }
+    }
+}
+
+/// Errors of an edit, phrased for the person running it.
+public enum EditError: Error, Equatable, CustomStringConvertible {
+    case invalidSetting(String)
+    case badInput(String)
+    case cancelled
+
+    public var description: String {
+        switch self {
+        case let .invalidSetting(message): return "invalid setting: \(message)"
+        case let .badInput(message): return message
+        case .cancelled: return "the edit was cancelled"
+        }
+    }
+}

@@ -1,0 +1,47 @@
+import BlendTensor
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The editor's only source of randomness: a seeded SplitMix64 stream, so that one
+/// seed always gives the same edit (on any machine: no platform RNG is involved).
+public struct NoiseSource: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+
+    public init(seed: UInt64) { state = seed }
+
+    /// An independent stream for one purpose of one step: mixing the edit's seed with
+    /// the stream's coordinates keeps each stream reproducible on its own (a test can
+    /// regenerate the background noise of any step without replaying the whole edit).
+    public init(seed: UInt64, stream: UInt64, iteration: Int, timestep: Int) {
+        var mixer = NoiseSource(seed: seed ^ (stream &* 0xD6E8_FEB8_6659_FD93))
+        let a = mixer.next() ^ UInt64(truncatingIfNeeded: iteration) &* 0x9E37_79B9_7F4A_7C15
+        state = a ^ UInt64(truncatingIfNeeded: timestep) &* 0xC2B2_AE3D_27D4_EB4F
+    }
+
+    /// The stream of the source's noise for blending at `timestep` of `iteration`.
+    public static func background(seed: UInt64, iteration: Int, timestep: Int) -> NoiseSource {
+        NoiseSource(seed: seed, stream: 1, iteration: iteration, timestep: timestep)
+    }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Standard normal noise of `shape`.
+    public mutating func gaussian(_ shape: [Int]) throws -> Tensor {
+        try Tensor.randomNormal(shape, using: &self)
+    }
+
+    /// A uniform value in `range`.
+    public mutating func uniform(_ range: ClosedRange<Float>) -> Float {
+        range.lowerBound + (range.upperBound - range.lowerBound) * Float(next() >> 40) / Float(1 << 24)
+    }
+}
