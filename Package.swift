@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "blend", targets: ["BlendCLI"]),
         .executable(name: "blend-bench", targets: ["BlendBench"]),
         .library(name: "BlendTensor", targets: ["BlendTensor"]),
+        .library(name: "BlendCheckpoint", targets: ["BlendCheckpoint"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -30,11 +31,22 @@ let package = Package(
             dependencies: ["COpenBLAS"],
             swiftSettings: engineSettings
         ),
+        // Reading (and writing) weight files: torch.save zip and legacy archives,
+        // TorchScript archives, safetensors; plus the model registry and downloader.
+        // Never executes anything from a file; knows no model beyond recognising one.
+        // Optimised even in debug builds (safely: -O, not -Ounchecked, since it
+        // parses untrusted files): converting gigabytes of fp16 is too slow at -Onone.
+        .target(
+            name: "BlendCheckpoint",
+            dependencies: ["BlendTensor"],
+            swiftSettings: [.unsafeFlags(["-O"])]
+        ),
         // The `blend` command-line front end.
         .executableTarget(
             name: "BlendCLI",
             dependencies: [
                 "BlendTensor",
+                "BlendCheckpoint",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -47,6 +59,11 @@ let package = Package(
         .testTarget(
             name: "BlendTensorTests",
             dependencies: ["BlendTensor"]
+        ),
+        .testTarget(
+            name: "BlendCheckpointTests",
+            dependencies: ["BlendCheckpoint", "BlendTensor"],
+            exclude: ["Fixtures"]
         ),
     ]
 )
