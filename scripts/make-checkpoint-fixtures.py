@@ -247,6 +247,39 @@ def write_hostile(expected_zip):
     (out / "huge_header.safetensors").write_bytes(struct.pack("<Q", 2**62) + b"{}")
 
 
+def write_architecture_key_lists():
+    """Names and shapes (no values) of the real networks, built on the meta device,
+    for the architecture recogniser's tests: one `name dims` line per tensor."""
+    out = OUT / "architectures"
+    out.mkdir(parents=True, exist_ok=True)
+
+    def write(name, state_dict):
+        lines = [f"{k} {'x'.join(map(str, v.shape)) or '-'}" for k, v in state_dict.items()]
+        (out / f"{name}.txt").write_text("\n".join(lines) + "\n")
+
+    from guided_diffusion.script_util import create_model
+    import clip.model
+    import torchvision
+    with torch.device("meta"):
+        # The configurations the guided-diffusion README gives for its released models.
+        common = dict(num_channels=256, num_res_blocks=2, learn_sigma=True, attention_resolutions="32,16,8",
+                      num_head_channels=64, use_scale_shift_norm=True, resblock_updown=True)
+        write("guided_diffusion_256_uncond", create_model(256, class_cond=False, **common).state_dict())
+        write("guided_diffusion_512_cond", create_model(512, class_cond=True, **common).state_dict())
+        # Upsampling by convolution instead of ResBlocks, 3 res blocks, no learned sigma.
+        write("guided_diffusion_64_conv_resample",
+              create_model(64, 128, 3, attention_resolutions="16,8", resblock_updown=False).state_dict())
+        # clip.model.CLIP(embed_dim, image_resolution, vision_layers, vision_width, vision_patch_size,
+        #                 context_length, vocab_size, transformer_width, transformer_heads, transformer_layers)
+        write("clip_vit_b32", clip.model.CLIP(512, 224, 12, 768, 32, 77, 49408, 512, 8, 12).state_dict())
+        write("clip_vit_b16", clip.model.CLIP(512, 224, 12, 768, 16, 77, 49408, 512, 8, 12).state_dict())
+        write("clip_vit_l14", clip.model.CLIP(768, 224, 24, 1024, 14, 77, 49408, 768, 12, 12).state_dict())
+        write("torchvision_vgg16", torchvision.models.vgg16(weights=None).state_dict())
+    import lpips
+    vgg_lin = Path(lpips.__file__).parent / "weights" / "v0.1" / "vgg.pth"
+    write("lpips_vgg_lin", torch.load(vgg_lin, map_location="cpu", weights_only=True))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--big", help="write a ~2.2 GB random fp32 state dict here instead (not a fixture)")
@@ -260,6 +293,7 @@ def main():
         print(f"wrote {args.big}: {sum(t.numel() for t in sd.values())} parameters, {os.path.getsize(args.big)} bytes")
         return
 
+    torch.manual_seed(2024)  # default initialisers (the scripted module's layers) draw from it
     if OUT.exists():
         shutil.rmtree(OUT)
     OUT.mkdir(parents=True)
@@ -293,6 +327,7 @@ def main():
                                        "entries": [expected_entry(k, tensors[k]) for k in order]}
 
     write_hostile("state_dict_zip.pt")
+    write_architecture_key_lists()
     (OUT / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
     total = sum(f.stat().st_size for f in OUT.rglob("*") if f.is_file())
     print(f"wrote {OUT} ({total} bytes)")
