@@ -306,6 +306,13 @@ def main():
     expected["state_dict_zip.pt"] = {"format": "torch.save zip archive", "entries": entries}
     expected["state_dict_legacy.pt"] = {"format": "legacy torch.save stream", "entries": entries}
 
+    # A real module's state_dict: an OrderedDict carrying `_metadata` (pickled with BUILD)
+    # and BatchNorm's 0-d int64 counter.
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Linear(4, 2))
+    torch.save(net.state_dict(), OUT / "module_state_dict.pt")
+    expected["module_state_dict.pt"] = {"format": "torch.save zip archive",
+                                        "entries": [expected_entry(n, t) for n, t in net.state_dict().items()]}
+
     module = torch.jit.script(Scripted())
     torch.jit.save(module, OUT / "scripted.pt")
     expected["scripted.pt"] = {"format": "TorchScript archive",
@@ -325,6 +332,14 @@ def main():
     order = sorted((k for k in header if k != "__metadata__"), key=lambda k: header[k]["data_offsets"])
     expected["tensors.safetensors"] = {"format": "safetensors", "metadata": header["__metadata__"],
                                        "entries": [expected_entry(k, tensors[k]) for k in order]}
+
+    # PyTorch's own float32 -> float16/bfloat16 rounding, for checking the writer's.
+    g = torch.Generator().manual_seed(11)
+    exponents = torch.randint(-30, 20, (4096,), generator=g).float()
+    inputs = torch.randn(4096, generator=g) * torch.pow(2.0, exponents)
+    inputs[:8] = torch.tensor([0.0, -0.0, float("inf"), float("-inf"), 65504.0, 65520.0, 2.0**-25, 1 + 2.0**-11])
+    safetensors.torch.save_file({"input": inputs, "half": inputs.half(), "bfloat16": inputs.bfloat16()},
+                                OUT / "rounding.safetensors")
 
     write_hostile("state_dict_zip.pt")
     write_architecture_key_lists()

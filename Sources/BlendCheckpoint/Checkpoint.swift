@@ -85,7 +85,10 @@ public final class Checkpoint: @unchecked Sendable {
         }
         let tensor = try Tensor(shape: layout.shape) { buffer in
             guard let output = buffer.baseAddress else { return }
-            layout.decodeFloats(from: file.bytes(in: layout.storageBytes), into: output)
+            let base = layout.storageBytes.lowerBound
+            layout.decodeFloats(from: file.bytes(in: layout.storageBytes), into: output) { copied in
+                file.release((base + copied.lowerBound)..<(base + copied.upperBound))
+            }
         }
         file.release(layout.storageBytes)
         return tensor

@@ -108,18 +108,31 @@ struct TensorLayout {
     }
 
     /// Fills `output` (elementCount floats) from the storage bytes `storage`.
-    func decodeFloats(from storage: UnsafeRawBufferPointer, into output: UnsafeMutablePointer<Float>) {
+    /// Dense runs are converted in slices, and `copied` is told each slice's byte
+    /// range (relative to the storage) once it is done, so the caller can drop those
+    /// file pages while the rest is still being read.
+    func decodeFloats(from storage: UnsafeRawBufferPointer, into output: UnsafeMutablePointer<Float>,
+                      copied: (Range<Int>) -> Void = { _ in }) {
         let size = dtype.byteSize
+        let slice = 4 << 20  // elements: 16 MB of float32 per slice
         forEachRun { first, count, stride, out in
-            let destination = output + out
-            if dtype == .float32, stride == 1 {
-                // Dense float32: one copy, no alignment assumption on the source.
-                UnsafeMutableRawPointer(destination).copyMemory(from: storage.baseAddress! + first * 4, byteCount: count * 4)
+            guard stride == 1 else {
+                for i in 0..<count { output[out + i] = decodeFloat(storage, (first + i * stride) * size) }
                 return
             }
-            for i in 0..<count {
-                let at = (first + i * stride) * size
-                destination[i] = decodeFloat(storage, at)
+            var done = 0
+            while done < count {
+                let n = min(slice, count - done)
+                let destination = output + out + done
+                let start = first + done
+                if dtype == .float32 {
+                    // Dense float32: a plain copy, no alignment assumed of the source.
+                    UnsafeMutableRawPointer(destination).copyMemory(from: storage.baseAddress! + start * 4, byteCount: n * 4)
+                } else {
+                    for i in 0..<n { destination[i] = decodeFloat(storage, (start + i) * size) }
+                }
+                copied((start * size)..<((start + n) * size))
+                done += n
             }
         }
     }

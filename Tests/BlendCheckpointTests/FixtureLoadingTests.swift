@@ -6,7 +6,7 @@ import Testing
 /// Every fixture written by real torch.save / torch.jit.save / safetensors loads
 /// with the names, order, dtypes, shapes and bit-exact values PyTorch reports.
 @Suite struct FixtureLoadingTests {
-    static let files = ["state_dict_zip.pt", "state_dict_legacy.pt", "scripted.pt", "tensors.safetensors"]
+    static let files = ["state_dict_zip.pt", "state_dict_legacy.pt", "module_state_dict.pt", "scripted.pt", "tensors.safetensors"]
 
     @Test(arguments: files)
     func loadsBitExactly(file: String) throws {

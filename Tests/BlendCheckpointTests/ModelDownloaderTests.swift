@@ -153,6 +153,7 @@ import Testing
             guard case .offline = error else { Issue.record("wrong error \(error)"); return }
             #expect(error.description.contains("offline") && error.description.contains(scratch.appendingPathComponent("tiny.pt").path))
         }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.path).isEmpty)
     }
 
     @Test func unknownNamesListTheKnownOnes() {

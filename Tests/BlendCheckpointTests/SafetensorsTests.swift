@@ -66,3 +66,18 @@ import Testing
         }
     }
 }
+
+@Suite struct HalfPrecisionRoundingTests {
+    @Test func writerRoundsExactlyAsPyTorchDoes() throws {
+        // rounding.safetensors holds random float32s over a wide range, and PyTorch's .half() and .bfloat16() of them.
+        let checkpoint = try CheckpointFile.load(path: Fixtures.path("rounding.safetensors"))
+        let inputs = try checkpoint.tensor(named: "input").scalars
+        let half = try checkpoint.tensor(named: "half").scalars
+        let bfloat = try checkpoint.tensor(named: "bfloat16").scalars
+        #expect(inputs.count == 4096)
+        for (i, x) in inputs.enumerated() {
+            #expect(floatFromHalfBits(halfBitsFromFloat(x)).bitPattern == half[i].bitPattern, "half of \(x)")
+            #expect(floatFromBFloat16Bits(bfloat16BitsFromFloat(x)).bitPattern == bfloat[i].bitPattern, "bfloat16 of \(x)")
+        }
+    }
+}

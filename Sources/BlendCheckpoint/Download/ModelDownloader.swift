@@ -118,8 +118,10 @@ public struct ModelDownloader: Sendable {
                 }
                 Thread.sleep(forTimeInterval: retryDelay * Double(attempt))
             } catch let TransferFailure.unreachable(reason) {
+                removeIfEmpty(part)
                 throw DownloadError.offline(url: model.url.absoluteString, reason: reason, destination: destination.path)
             } catch let TransferFailure.status(status) {
+                removeIfEmpty(part)
                 throw DownloadError.httpStatus(url: model.url.absoluteString, status: status)
             } catch let TransferFailure.disk(reason) {
                 throw DownloadError.fileSystem(path: part.path, reason: reason)
@@ -163,6 +165,11 @@ public struct ModelDownloader: Sendable {
         // A wrong file cannot be resumed into a right one: drop it.
         try? FileManager.default.removeItem(at: part)
         return .checksumMismatch(file: part.path, expected: expected, actual: actual)
+    }
+
+    /// A failed first attempt leaves nothing worth resuming.
+    private func removeIfEmpty(_ part: URL) {
+        if fileSize(part) == 0 { try? FileManager.default.removeItem(at: part) }
     }
 
     private func fileSize(_ url: URL) -> Int64 {
