@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "BlendModels", targets: ["BlendModels"]),
         .library(name: "BlendDiffusion", targets: ["BlendDiffusion"]),
         .library(name: "BlendEditor", targets: ["BlendEditor"]),
+        .library(name: "BlendCheckpoint", targets: ["BlendCheckpoint"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -50,11 +51,22 @@ let package = Package(
             name: "BlendEditor",
             dependencies: ["BlendTensor", "BlendModels", "BlendDiffusion"]
         ),
+        // Reading (and writing) weight files: torch.save zip and legacy archives,
+        // TorchScript archives, safetensors; plus the model registry and downloader.
+        // Never executes anything from a file; knows no model beyond recognising one.
+        // Optimised even in debug builds (safely: -O, not -Ounchecked, since it
+        // parses untrusted files): converting gigabytes of fp16 is too slow at -Onone.
+        .target(
+            name: "BlendCheckpoint",
+            dependencies: ["BlendTensor"],
+            swiftSettings: [.unsafeFlags(["-O"])]
+        ),
         // The `blend` command-line front end.
         .executableTarget(
             name: "BlendCLI",
             dependencies: [
                 "BlendTensor",
+                "BlendCheckpoint",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -70,7 +82,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BlendDiffusionTests",
-            dependencies: ["BlendDiffusion", "BlendTensor"],
+            dependencies: ["BlendDiffusion", "BlendTensor", "BlendCheckpoint"],
             exclude: ["Fixtures"]
         ),
         .testTarget(
@@ -79,8 +91,13 @@ let package = Package(
         ),
         .testTarget(
             name: "BlendModelsTests",
-            dependencies: ["BlendModels", "BlendTensor"],
+            dependencies: ["BlendModels", "BlendTensor", "BlendCheckpoint"],
             // Read in place through #filePath: parity fixtures written by scripts/make-*-fixtures.py.
+            exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "BlendCheckpointTests",
+            dependencies: ["BlendCheckpoint", "BlendTensor"],
             exclude: ["Fixtures"]
         ),
     ]
