@@ -1,0 +1,21 @@
+import Foundation
+import Testing
+import BlendCheckpoint
+import BlendTensor
+@testable import BlendModels
+
+let modelFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+
+/// Every tensor of a checkpoint file (through the real loader), by name.
+func loadTensors(_ name: String) throws -> [String: Tensor] {
+    let checkpoint = try CheckpointFile.load(url: modelFixtures.appendingPathComponent(name))
+    var tensors: [String: Tensor] = [:]
+    for entry in checkpoint.entries { tensors[entry.name] = try checkpoint.tensor(named: entry.name, convertingIntegers: true) }
+    return tensors
+}
+
+/// Max |a − b| relative to max |b|: the parity measure (1e-4 or better is required).
+func relativeError(_ a: Tensor, _ b: Tensor) -> Float {
+    let scale = max(b.scalars.map { Swift.abs($0) }.max() ?? 0, 1e-12)
+    return zip(a.scalars, b.scalars).map { Swift.abs($0 - $1) }.max()! / scale
+}
