@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "BlendDiffusion", targets: ["BlendDiffusion"]),
         .library(name: "BlendEditor", targets: ["BlendEditor"]),
         .library(name: "BlendCheckpoint", targets: ["BlendCheckpoint"]),
+        .library(name: "BlendPipeline", targets: ["BlendPipeline"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -61,12 +62,20 @@ let package = Package(
             dependencies: ["BlendTensor"],
             swiftSettings: [.unsafeFlags(["-O"])]
         ),
+        // Application services shared by the front ends: finding and loading model files,
+        // running an edit from files to files.
+        .target(
+            name: "BlendPipeline",
+            dependencies: ["BlendTensor", "BlendCheckpoint", "BlendModels", "BlendDiffusion", "BlendEditor"]
+        ),
         // The `blend` command-line front end.
         .executableTarget(
             name: "BlendCLI",
             dependencies: [
                 "BlendTensor",
                 "BlendCheckpoint",
+                "BlendModels",
+                "BlendPipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

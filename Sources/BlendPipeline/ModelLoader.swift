@@ -1,0 +1,95 @@
+import BlendCheckpoint
+import BlendModels
+import BlendTensor
+import Foundation
+
+/// Errors finding or recognising model files, each saying which file is expected and
+/// how to get it.
+public enum ModelLoadingError: Error, Equatable, CustomStringConvertible {
+    case missingFile(path: String, expected: String, download: String?)
+    case notRecognised(path: String, expected: String, found: String)
+    case ambiguousConfig(path: String, message: String)
+
+    public var description: String {
+        switch self {
+        case let .missingFile(path, expected, download):
+            var text = "model file not found: \(path)\n  expected: \(expected)"
+            if let download { text += "\n  get it with: blend models download \(download)" }
+            return text
+        case let .notRecognised(path, expected, found):
+            return "\(path) is not \(expected) (it looks like: \(found)); pass the right file"
+        case let .ambiguousConfig(path, message):
+            return "cannot tell the configuration of \(path): \(message); pass --diffusion-config with a JSON config"
+        }
+    }
+}
+
+/// Builds the networks from the files users already have, unchanged.
+public enum ModelLoader {
+    /// A checkpoint's tensors as float32, by name.
+    static func tensors(of checkpoint: Checkpoint) throws -> [String: Tensor] {
+        var tensors: [String: Tensor] = [:]
+        for entry in checkpoint.entries {
+            tensors[entry.name] = try checkpoint.tensor(named: entry.name, convertingIntegers: true)
+        }
+        return tensors
+    }
+
+    static func open(_ path: String, expected: String, download: String?) throws -> Checkpoint {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw ModelLoadingError.missingFile(path: path, expected: expected, download: download)
+        }
+        return try CheckpointFile.load(path: path)
+    }
+
+    /// The guided-diffusion UNet in `path`. Its configuration is `config` when given;
+    /// otherwise the official preset named like the file, or the one preset whose
+    /// structure the tensor shapes match.
+    public static func unet(path: String, config: UNetConfig? = nil) throws -> UNetModel {
+        let expected = "a guided-diffusion UNet checkpoint such as 256x256_diffusion_uncond.pt"
+        let checkpoint = try open(path, expected: expected, download: "256x256_diffusion_uncond")
+        let resolved = try config ?? unetConfig(for: checkpoint, path: path, expected: expected)
+        return try UNetModel(config: resolved, weights: ModelWeights(tensors(of: checkpoint), modelName: "guided-diffusion UNet"))
+    }
+
+    static func unetConfig(for checkpoint: Checkpoint, path: String, expected: String) throws -> UNetConfig {
+        let stem = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+        if let preset = UNetConfig.presets[stem] { return preset }
+        guard case let .guidedDiffusionUNet(seen)? = ArchitectureRecognizer.recognize(checkpoint.entries) else {
+            let found = ArchitectureRecognizer.recognize(checkpoint.entries).map(String.init(describing:)) ?? "an unknown model"
+            throw ModelLoadingError.notRecognised(path: path, expected: expected, found: found)
+        }
+        let matches = UNetConfig.presets.values.filter { preset in
+            preset.modelChannels == seen.modelChannels && preset.learnSigma == seen.learnSigma
+                && preset.numClasses == seen.numClasses && seen.numResBlocks.map { $0 == preset.numResBlocks } ?? false
+                && seen.channelMult.map { $0 == preset.channelMult } ?? false
+                && Set(seen.attentionDownsampleFactors) == preset.attentionDownsampleFactors
+        }
+        guard matches.count == 1 else {
+            throw ModelLoadingError.ambiguousConfig(
+                path: path, message: matches.isEmpty ? "its shapes match none of the official models (\(seen))"
+                    : "its shapes match several official models")
+        }
+        return matches[0]
+    }
+
+    /// OpenAI CLIP (a ViT model) from its TorchScript file or a state dict.
+    public static func clip(path: String) throws -> ClipModel {
+        let expected = "an OpenAI CLIP ViT checkpoint such as ViT-B-16.pt"
+        let checkpoint = try open(path, expected: expected, download: "ViT-B-16")
+        guard case .clip? = ArchitectureRecognizer.recognize(checkpoint.entries) else {
+            let found = ArchitectureRecognizer.recognize(checkpoint.entries).map(String.init(describing:)) ?? "an unknown model"
+            throw ModelLoadingError.notRecognised(path: path, expected: expected, found: found)
+        }
+        return try ClipModel(weights: ModelWeights(tensors(of: checkpoint), modelName: "CLIP"))
+    }
+
+    /// LPIPS-VGG from torchvision's VGG16 weights and the lpips package's v0.1 lin layers.
+    public static func lpips(vggPath: String, linearPath: String) throws -> LPIPSModel {
+        let vgg = try open(vggPath, expected: "torchvision's VGG16 weights (vgg16-397923af.pth)", download: "vgg16")
+        let lin = try open(linearPath, expected: "the LPIPS v0.1 VGG linear layers (vgg.pth)", download: "lpips-vgg")
+        var all = try tensors(of: vgg)
+        for (key, value) in try tensors(of: lin) { all[key] = value }
+        return try LPIPSModel(weights: ModelWeights(all, modelName: "LPIPS-VGG"))
+    }
+}
