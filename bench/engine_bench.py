@@ -215,8 +215,27 @@ def op_unet_adm256_fwd_bwd():
     return run, None
 
 
+def op_clip_vitb16_b8_fwd_bwd():
+    """OpenAI CLIP ViT-B/16's image tower, random weights, float32: 8 views forward + backward."""
+    from clip.model import CLIP
+
+    model = CLIP(embed_dim=512, image_resolution=224, vision_layers=12, vision_width=768, vision_patch_size=16,
+                 context_length=77, vocab_size=49408, transformer_width=512, transformer_heads=8,
+                 transformer_layers=12).float().eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    images = randn(8, 3, 224, 224)
+
+    def run():
+        x = images.clone().requires_grad_()
+        return torch.autograd.grad(model.encode_image(x).sum(), x)
+
+    return run, None
+
+
 # Long-running ops: only when named with --only (as on the Swift side).
 LONG_OPS = {
+    "clip_vitb16_b8_fwd_bwd": op_clip_vitb16_b8_fwd_bwd,
     "unet_adm256_fwd": op_unet_adm256_fwd,
     "unet_adm256_fwd_bwd": op_unet_adm256_fwd_bwd,
 }

@@ -113,12 +113,11 @@ let benchmarks: [Benchmark] = [
     },
 ]
 
-/// The full-size ADM-256 UNet (`256x256_diffusion_uncond`) with random weights.
-func randomADM256() throws -> UNetModel {
+/// Full-size random weights: uniform values with variance 1/fan_in from an inline
+/// xorshift (drawing 552M Gaussian samples would take longer than the benchmark itself).
+func randomWeights(_ name: String) -> ModelWeights {
     var seed: UInt64 = 1
-    let weights = ModelWeights(synthesizing: { _, shape in
-        // Uniform values with variance 1/fan_in, from an inline xorshift: drawing 552M
-        // Gaussian samples would take longer than the benchmark itself.
+    return ModelWeights(synthesizing: { _, shape in
         seed &+= 0x9E37_79B9_7F4A_7C15
         var state = seed | 1
         let fanIn = shape.count > 1 ? shape.dropFirst().reduce(1, *) : 1
@@ -129,8 +128,12 @@ func randomADM256() throws -> UNetModel {
                 buffer[i] = (Float(state >> 40) / Float(1 << 24) * 2 - 1) * bound
             }
         }
-    }, modelName: "UNet")
-    return try UNetModel(config: UNetConfig.presets["256x256_diffusion_uncond"]!, weights: weights)
+    }, modelName: name)
+}
+
+/// The full-size ADM-256 UNet (`256x256_diffusion_uncond`) with random weights.
+func randomADM256() throws -> UNetModel {
+    try UNetModel(config: UNetConfig.presets["256x256_diffusion_uncond"]!, weights: randomWeights("UNet"))
 }
 
 /// Peak resident set size of this process so far (VmHWM), in GiB.
@@ -142,6 +145,15 @@ func peakRSSGiB() -> Double {
 }
 
 let unetBenchmarks: [Benchmark] = [
+    // Blended Diffusion's guidance embeds 8 views of each sample per step.
+    Benchmark(name: "clip_vitb16_b8_fwd_bwd", flops: nil) {
+        let clip = try ClipModel(weights: randomWeights("CLIP"), config: ClipConfig.presets["ViT-B/16"]!)
+        let images = try randn([8, 3, 224, 224])
+        return {
+            let leaf = images.requiringGradient()
+            _ = try gradients(of: clip.image(leaf), withRespectTo: [leaf])
+        }
+    },
     // 2.23 TFLOP per forward at 256x256 (measured by the reference's FLOP counter).
     Benchmark(name: "unet_adm256_fwd", flops: nil) {
         let model = try randomADM256()
@@ -163,7 +175,7 @@ let options = parseOptions(names: (benchmarks + unetBenchmarks).map(\.name))
 if !options.json {
     print("blend-bench: engine threads \(engineThreadCount), BLAS threads \(blasThreadCount), \(options.repeats) runs each")
 }
-// The UNet benchmarks are long (tens of seconds a run): only when named with --only.
+// The full-model benchmarks are long (seconds to tens of seconds a run): only when named with --only.
 let selected = benchmarks.filter { options.only.isEmpty || options.only.contains($0.name) }
     + unetBenchmarks.filter { options.only.contains($0.name) }
 for bench in selected {
