@@ -96,7 +96,8 @@ let package = Package(
         ),
         .testTarget(
             name: "BlendEditorTests",
-            dependencies: ["BlendEditor", "BlendModels", "BlendDiffusion", "BlendTensor"]
+            dependencies: ["BlendEditor", "BlendModels", "BlendDiffusion", "BlendTensor", "BlendCheckpoint"],
+            exclude: ["Fixtures"]
         ),
         .testTarget(
             name: "BlendModelsTests",

@@ -145,7 +145,7 @@ public struct BlendedDiffusionEditor: Sendable {
     }
 
     /// One sample's model prediction at step t, conditioned on the guidance gradient.
-    private func guidedPrediction(_ x: Tensor, t: Int, batch: Int, source: Tensor, mask: Tensor, text: Tensor,
+    func guidedPrediction(_ x: Tensor, t: Int, batch: Int, source: Tensor, mask: Tensor, text: Tensor,
                                   augment: ClipAugmentations, rng: inout NoiseSource)
         throws -> (prediction: GaussianDiffusion.Prediction, clipLoss: Float, rangeLoss: Float) {
         // The reference's cond_fn returns a zero gradient for an empty prompt: unguided sampling.

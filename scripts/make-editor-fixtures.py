@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""Writes the guided-step fixtures of the editor (dev-only; needs the venv from scripts/setup-dev-venv.sh).
+
+One Blended Diffusion step, DDPM and DDIM, computed the way the reference editor
+(omriav/blended-diffusion, optimization/image_editor.py) computes it, on the tiny UNet and
+CLIP fixtures of the model parity tests: guided-diffusion's SpacedDiffusion("100") with
+rescaled timesteps; cond_fn = −∇x_t [λ_clip·clip_loss(x_in·mask) + λ_range·range_loss(x0)] with
+x_in = x0·fac + x_t·(1 − fac); one augmentation (the plain resize: no random warps); then the
+blending with the source noised to the current level. Everything random is passed in.
+
+    .venv/bin/python scripts/make-editor-fixtures.py
+"""
+import json
+import os
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+from guided_diffusion import gaussian_diffusion as gd
+from guided_diffusion.respace import SpacedDiffusion, space_timesteps
+from guided_diffusion.unet import UNetModel
+from clip.model import CLIP
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+MODELS = os.path.join(ROOT, "Tests", "BlendModelsTests", "Fixtures")
+OUT = os.path.join(ROOT, "Tests", "BlendEditorTests", "Fixtures")
+CLIP_MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
+CLIP_STD = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
+CLIP_LAMBDA, RANGE_LAMBDA = 1000.0, 50.0
+
+
+def load_unet():
+    cfg = json.load(open(os.path.join(MODELS, "unet_tiny.json")))
+    size = cfg["image_size"]
+    model = UNetModel(image_size=size, in_channels=3, model_channels=cfg["num_channels"], out_channels=6,
+                      num_res_blocks=cfg["num_res_blocks"],
+                      attention_resolutions=tuple(size // r for r in cfg["attention_resolutions"]),
+                      channel_mult=tuple(cfg["channel_mult"]), num_head_channels=cfg["num_head_channels"],
+                      use_scale_shift_norm=True, resblock_updown=True)
+    state = torch.load(os.path.join(MODELS, "unet_tiny.pt"))
+    model.load_state_dict({k: v.float() for k, v in state.items()})
+    return model.eval().requires_grad_(False)
+
+
+def load_clip():
+    model = CLIP(embed_dim=32, image_resolution=32, vision_layers=2, vision_width=64, vision_patch_size=8,
+                 context_length=77, vocab_size=500, transformer_width=64, transformer_heads=1, transformer_layers=2)
+    state = torch.load(os.path.join(MODELS, "clip_tiny.pt"))
+    model.load_state_dict({k: v.float() for k, v in state.items()})
+    return model.eval().requires_grad_(False)
+
+
+def spherical(x, y):
+    x = F.normalize(x, dim=-1)
+    y = F.normalize(y, dim=-1)
+    return (x - y).norm(dim=-1).div(2).arcsin().pow(2).mul(2)
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    torch.manual_seed(0)
+    unet, clip_model = load_unet(), load_clip()
+    diffusion = SpacedDiffusion(use_timesteps=space_timesteps(1000, "100"), betas=gd.get_named_beta_schedule("linear", 1000),
+                                model_mean_type=gd.ModelMeanType.EPSILON, model_var_type=gd.ModelVarType.LEARNED_RANGE,
+                                loss_type=gd.LossType.MSE, rescale_timesteps=True)
+    tokens = torch.zeros(1, 77, dtype=torch.long)
+    tokens[0, :5] = torch.tensor([498, 17, 230, 5, 499])
+    with torch.no_grad():
+        text = clip_model.encode_text(tokens)
+
+    source = torch.rand(1, 3, 16, 16) * 2 - 1
+    mask = torch.zeros(1, 1, 16, 16)
+    mask[..., 3:12, 4:11] = 1
+    t_index = 60
+    x = diffusion.q_sample(source, torch.tensor([t_index]), noise=torch.randn(1, 3, 16, 16))
+
+    def cond_fn(x, t, y=None):
+        # The reference un-scales the timestep the wrapped cond_fn receives back to the step index.
+        t = (t * (diffusion.num_timesteps / 1000)).long()
+        with torch.enable_grad():
+            x = x.detach().requires_grad_()
+            out = diffusion.p_mean_variance(unet, x, t, clip_denoised=False, model_kwargs={})
+            fac = diffusion.sqrt_one_minus_alphas_cumprod[t[0].item()]
+            x_in = out["pred_xstart"] * fac + x * (1 - fac)
+            view = F.adaptive_avg_pool2d(x_in * mask, (32, 32))  # aug_num = 1: the plain resize only
+            embeds = clip_model.encode_image((view.add(1).div(2) - CLIP_MEAN) / CLIP_STD)
+            loss = spherical(embeds, text).mean() * CLIP_LAMBDA
+            loss = loss + (out["pred_xstart"] - out["pred_xstart"].clamp(-1, 1)).pow(2).mean([1, 2, 3]).sum() * RANGE_LAMBDA
+            return -torch.autograd.grad(loss, x)[0]
+
+    t = torch.tensor([t_index])
+    step_noise = torch.randn(1, 3, 16, 16)
+    background_noise = torch.randn(1, 3, 16, 16)
+    results = {}
+    for name, sampler in (("ddpm", diffusion.p_sample), ("ddim", diffusion.ddim_sample)):
+        torch.manual_seed(1234)
+        # Both samplers draw their noise with randn_like; hand them ours.
+        original = torch.randn_like
+        torch.randn_like = lambda like, *a, **k: step_noise.clone()
+        try:
+            out = sampler(unet, x, t, clip_denoised=False, cond_fn=cond_fn, model_kwargs={})
+        finally:
+            torch.randn_like = original
+        background = diffusion.q_sample(source, t, noise=background_noise)
+        results[f"{name}_sample"] = out["sample"]
+        results[f"{name}_pred_xstart"] = out["pred_xstart"]
+        if name == "ddim":
+            # Blended Diffusion's vendored guided-diffusion returns the *score-conditioned* x0
+            # from ddim_sample; the PyPI package returns the unconditioned one. Record the former.
+            plain = diffusion.p_mean_variance(unet, x, t, clip_denoised=False, model_kwargs={})
+            results["ddim_pred_xstart"] = diffusion.condition_score(cond_fn, plain, x, t, model_kwargs={})["pred_xstart"]
+        results[f"{name}_blended"] = out["sample"] * mask + background * (1 - mask)
+    save_file({"source": source, "mask": mask, "x": x, "step_noise": step_noise, "background_noise": background_noise,
+               "tokens": tokens.float(), "timestep": torch.tensor([float(t_index)]), **results},
+              os.path.join(OUT, "guided_step.safetensors"))
+
+
+if __name__ == "__main__":
+    main()
