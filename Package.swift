@@ -24,6 +24,11 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
+        // zlib from Debian (zlib1g-dev): reads gzip'd files such as CLIP's BPE vocabulary.
+        .systemLibrary(
+            name: "CZlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         // The tensor engine: float32 tensors, BLAS-backed ops, input gradients.
         // Knows nothing of diffusion, CLIP or images on disk.
         .target(
@@ -34,7 +39,7 @@ let package = Package(
         // The networks: guided-diffusion UNet, CLIP, LPIPS. Know nothing of the CLI.
         .target(
             name: "BlendModels",
-            dependencies: ["BlendTensor"]
+            dependencies: ["BlendTensor", "CZlib"]
         ),
         // The `blend` command-line front end.
         .executableTarget(
