@@ -28,6 +28,11 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
+        // zlib from Debian (zlib1g-dev): reads gzip'd files such as CLIP's BPE vocabulary.
+        .systemLibrary(
+            name: "CZlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         // The tensor engine: float32 tensors, BLAS-backed ops, input gradients.
         // Knows nothing of diffusion, CLIP or images on disk.
         .target(
@@ -38,7 +43,7 @@ let package = Package(
         // The networks: guided-diffusion UNet, CLIP, LPIPS. Know nothing of the CLI.
         .target(
             name: "BlendModels",
-            dependencies: ["BlendTensor"]
+            dependencies: ["BlendTensor", "CZlib"]
         ),
         // Gaussian diffusion: schedules, respacing, posterior and samplers (DDPM, DDIM).
         // Pure values over engine tensors; knows nothing of CLIP or the CLI.
