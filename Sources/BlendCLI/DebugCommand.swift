@@ -1,6 +1,7 @@
 import ArgumentParser
 import BlendCheckpoint
 import BlendModels
+import BlendModels
 import BlendPipeline
 import BlendTensor
 import Foundation
@@ -15,7 +16,7 @@ struct Debug: ParsableCommand {
             sum(output * seed) with respect to the input is written as "grad_<input>"; the seed is the tensor \
             named by --gradient-seed in the input file, or all ones (the gradient of the plain sum).
             """,
-        subcommands: [UNet.self, ClipImage.self, LPIPS.self]
+        subcommands: [UNet.self, ClipImage.self, ClipText.self, LPIPS.self, Tokenize.self]
     )
 }
 
@@ -128,6 +129,75 @@ extension Debug {
             let (la, lb) = io.gradient ? (a.requiringGradient(), b.requiringGradient()) : (a, b)
             let d = try lpips(la, lb)
             try io.write(outputs: ["distance": d], output: d, inputs: [("in0", la), ("in1", lb)], seedFrom: inputs)
+        }
+    }
+}
+
+/// The CLIP vocabulary option shared by the text commands.
+struct VocabularyOption: ParsableArguments {
+    @Option(help: ArgumentHelp("CLIP's BPE vocabulary, bpe_simple_vocab_16e6.txt.gz (default: in the model cache).", valueName: "file"))
+    var vocab: String?
+
+    func tokenizer() throws -> ClipTokenizer {
+        try ClipTokenizer(vocabularyFile: vocab ?? ModelFiles.standard().clipVocabulary)
+    }
+}
+
+extension Debug {
+    struct ClipText: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "clip-text", abstract: "CLIP text encoder: prompts → \"embedding\" [N, D] and their \"tokens\".")
+
+        @Option(help: ArgumentHelp("The CLIP checkpoint (e.g. ViT-B-16.pt).", valueName: "file"))
+        var model: String
+
+        @OptionGroup var vocabulary: VocabularyOption
+
+        @Option(name: .customLong("prompt"), help: ArgumentHelp("A prompt; repeat for several.", valueName: "text"))
+        var prompts: [String]
+
+        @Flag(help: "Cut prompts longer than the context instead of failing.")
+        var truncate = false
+
+        @Option(help: ArgumentHelp("Where to write the outputs (safetensors).", valueName: "file"))
+        var out: String
+
+        func validate() throws {
+            if prompts.isEmpty { throw ValidationError("give at least one --prompt") }
+        }
+
+        func run() throws {
+            let tokenizer = try vocabulary.tokenizer()
+            let clip = try ModelLoader.clip(path: model)
+            let tokens = try prompts.map { try tokenizer.tokenize($0, contextLength: clip.config.contextLength, truncate: truncate) }
+            let e = try clip.text(tokens)
+            try SafetensorsWriter.write([
+                try SafetensorsTensor(name: "embedding", tensor: e),
+                try SafetensorsTensor(name: "tokens", integers: tokens.flatMap { $0.map(Int64.init) }, shape: [tokens.count, tokens[0].count]),
+            ], to: URL(fileURLWithPath: out))
+            print("wrote embedding \(e.shape) and tokens to \(out)")
+        }
+    }
+
+    struct Tokenize: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print CLIP token ids of a prompt, as clip.tokenize returns them (77 ids, zero-padded).")
+
+        @OptionGroup var vocabulary: VocabularyOption
+
+        @Argument(help: "The prompt.")
+        var prompt: String
+
+        @Flag(help: "Cut a prompt longer than the context instead of failing.")
+        var truncate = false
+
+        @Flag(help: "Print only the tokens between the start and end markers, without padding.")
+        var bare = false
+
+        func run() throws {
+            let tokenizer = try vocabulary.tokenizer()
+            let ids = bare ? tokenizer.encode(prompt) : try tokenizer.tokenize(prompt, truncate: truncate)
+            print(ids.map(String.init).joined(separator: " "))
         }
     }
 }

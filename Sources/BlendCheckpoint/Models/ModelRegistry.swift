@@ -49,6 +49,13 @@ public enum ModelRegistry {
         clip("ViT-B-16", "5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f", "OpenAI CLIP ViT-B/16 (TorchScript, fp16), ~340 MB"),
         clip("ViT-L-14", "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836", "OpenAI CLIP ViT-L/14 (TorchScript, fp16), ~890 MB"),
         clip("ViT-L-14-336px", "3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02", "OpenAI CLIP ViT-L/14@336px (TorchScript, fp16), ~890 MB"),
+        // The tokenizer's vocabulary, from the openai/CLIP repository (the same file ships in
+        // the reference code and in clip-anytorch).
+        ModelDescriptor(
+            name: "clip-vocab", aliases: ["bpe_simple_vocab_16e6"], fileName: "bpe_simple_vocab_16e6.txt.gz",
+            url: URL(string: "https://github.com/openai/CLIP/raw/main/clip/bpe_simple_vocab_16e6.txt.gz")!,
+            checksum: .sha256("924691ac288e54409236115652ad4aa250f48203de50a9e4722a6ecd48d6804a"),
+            summary: "CLIP's byte-pair-encoding vocabulary (49,408 tokens), 1.4 MB"),
         ModelDescriptor(
             name: "vgg16", fileName: "vgg16-397923af.pth",
             url: URL(string: "https://download.pytorch.org/models/vgg16-397923af.pth")!,

@@ -12,7 +12,7 @@ public enum ClipTokenizerError: Error, Equatable, CustomStringConvertible {
     case unknownToken(Int)
 
     public var description: String {
-        let download = "download \(ClipTokenizer.officialVocabularyFileName) from the openai/CLIP repository (folder clip/)"
+        let download = "get it with `blend models download clip-vocab` (or download \(ClipTokenizer.officialVocabularyFileName) from the openai/CLIP repository, folder clip/)"
         switch self {
         case let .vocabularyNotFound(path):
             return "CLIP's BPE vocabulary was not found at '\(path)': \(download) and give its path"
