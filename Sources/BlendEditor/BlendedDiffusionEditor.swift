@@ -92,12 +92,12 @@ public struct BlendedDiffusionEditor: Sendable {
         }
         var rng = NoiseSource(seed: settings.seed)
         var samples: [EditSample] = []
-        let b = settings.batchSize
         let startStep = diffusion.stepCount - settings.skipTimesteps - 1
         let augment = ClipAugmentations(outputSize: models.clip.config.imageResolution, count: settings.augmentations)
-        let batchImage = try Tensor.concatenate(Array(repeating: image, count: b), axis: 0)
 
         for iteration in 0..<settings.iterations {
+            let b = min(settings.batchSize, settings.samples - iteration * settings.batchSize)
+            let batchImage = try Tensor.concatenate(Array(repeating: image, count: b), axis: 0)
             var x = try diffusion.qSample(batchImage, t: startStep, noise: rng.gaussian(batchImage.shape))
             var predicted = x
             for (stepIndex, t) in (0...startStep).reversed().enumerated() {

@@ -19,9 +19,11 @@ public struct EditSettings: Codable, Equatable, Sendable {
     public var skipTimesteps: Int = 25
     /// Deterministic DDIM sampling (score conditioning) instead of DDPM (mean conditioning).
     public var ddim: Bool = false
-    /// Samples per diffusion run, and runs: `batchSize × iterations` edits in all.
+    /// Edits in all, made `batchSize` at a time (the reference's batch_size 4 × iterations_num 8).
+    public var samples: Int = 32
     public var batchSize: Int = 4
-    public var iterations: Int = 8
+    /// Diffusion runs: the last one may be smaller than `batchSize`.
+    public var iterations: Int { (samples + batchSize - 1) / max(batchSize, 1) }
     public var seed: UInt64 = 404
     public var clipGuidanceLambda: Float = 1000
     public var rangeLambda: Float = 50
@@ -42,8 +44,8 @@ public struct EditSettings: Codable, Equatable, Sendable {
         guard skipTimesteps >= 0, skipTimesteps < totalSteps else {
             throw EditError.invalidSetting("skip (\(skipTimesteps)) must be at least 0 and less than the number of steps (\(totalSteps))")
         }
-        guard batchSize >= 1, iterations >= 1 else {
-            throw EditError.invalidSetting("batch size and iterations must be at least 1 (got \(batchSize) and \(iterations))")
+        guard batchSize >= 1, samples >= 1 else {
+            throw EditError.invalidSetting("the number of samples and the batch size must be at least 1 (got \(samples) and \(batchSize))")
         }
         guard augmentations >= 1 else {
             throw EditError.invalidSetting("augmentations must be at least 1 (the plain resize); got \(augmentations)")

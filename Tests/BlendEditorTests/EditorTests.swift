@@ -29,7 +29,7 @@ func fastSettings(_ prompt: String = "a red ball") -> EditSettings {
     s.timestepRespacing = "10"
     s.skipTimesteps = 6
     s.batchSize = 2
-    s.iterations = 2
+    s.samples = 4
     s.augmentations = 3
     s.seed = 7
     return s
@@ -89,10 +89,24 @@ let promptTokens = [98] + [5, 17, 42] + [99] + Array(repeating: 0, count: 72)
         #expect(checked == settings.iterations * (10 - settings.skipTimesteps))
     }
 
+    @Test func aSampleCountNotAMultipleOfTheBatchMakesASmallerLastBatch() throws {
+        var settings = fastSettings()
+        settings.samples = 3
+        let (image, mask) = try sourceAndMask()
+        let editor = try BlendedDiffusionEditor(models: tinyModels(), settings: settings)
+        var batches: [Int: Int] = [:]
+        let results = try editor.edit(image: image, mask: mask, promptEmbedding: editor.promptEmbedding(tokens: promptTokens)) { p in
+            batches[p.iteration] = p.sample.dim(0)
+        }
+        #expect(results.count == 3)
+        #expect(batches == [0: 2, 1: 1])
+        #expect(Set(results.map { "\($0.iteration)-\($0.batchIndex)" }) == ["0-0", "0-1", "1-0"])
+    }
+
     @Test func ddimAndBaselineRun() throws {
         var settings = fastSettings()
         settings.ddim = true
-        settings.iterations = 1
+        settings.samples = 2
         let (image, mask) = try sourceAndMask()
         let ddim = try BlendedDiffusionEditor(models: tinyModels(), settings: settings)
         let text = try ddim.promptEmbedding(tokens: promptTokens)
@@ -108,7 +122,7 @@ let promptTokens = [98] + [5, 17, 42] + [99] + Array(repeating: 0, count: 72)
     @Test func invertedMaskEditsTheBackground() throws {
         var settings = fastSettings()
         settings.invertMask = true
-        settings.iterations = 1
+        settings.samples = 1
         let (image, mask) = try sourceAndMask()
         let editor = try BlendedDiffusionEditor(models: tinyModels(), settings: settings)
         let sample = try editor.edit(image: image, mask: mask, promptEmbedding: editor.promptEmbedding(tokens: promptTokens))[0]
@@ -129,6 +143,9 @@ let promptTokens = [98] + [5, 17, 42] + [99] + Array(repeating: 0, count: 72)
         #expect(throws: EditError.self) { try BlendedDiffusionEditor(models: models, settings: bad) }
         bad = fastSettings()
         bad.batchSize = 0
+        #expect(throws: EditError.self) { try BlendedDiffusionEditor(models: models, settings: bad) }
+        bad = fastSettings()
+        bad.samples = 0
         #expect(throws: EditError.self) { try BlendedDiffusionEditor(models: models, settings: bad) }
         bad = fastSettings()
         bad.method = .localClip
