@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "BlendTensor", targets: ["BlendTensor"]),
         .library(name: "BlendModels", targets: ["BlendModels"]),
         .library(name: "BlendDiffusion", targets: ["BlendDiffusion"]),
+        .library(name: "BlendImage", targets: ["BlendImage"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -24,6 +25,20 @@ let package = Package(
             name: "COpenBLAS",
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
+        ),
+        // libpng through pkg-config. Only its simplified API (png_image_*) is used: it reports
+        // errors in a message field, so no longjmp ever crosses a Swift frame.
+        .systemLibrary(
+            name: "CPNG",
+            pkgConfig: "libpng",
+            providers: [.apt(["libpng-dev"])]
+        ),
+        // libjpeg-turbo's TurboJPEG API (libturbojpeg0-dev): its setjmp/longjmp error
+        // handling stays inside the C library, and failures come back as return codes.
+        .systemLibrary(
+            name: "CJPEG",
+            pkgConfig: "libturbojpeg",
+            providers: [.apt(["libturbojpeg0-dev"])]
         ),
         // The tensor engine: float32 tensors, BLAS-backed ops, input gradients.
         // Knows nothing of diffusion, CLIP or images on disk.
@@ -42,6 +57,13 @@ let package = Package(
         .target(
             name: "BlendDiffusion",
             dependencies: ["BlendTensor"]
+        ),
+        // Photos and masks on disk: PNG/JPEG decoding (EXIF orientation) and atomic encoding,
+        // Pillow-exact Lanczos and nearest resizing, edit masks, paste-back, contact sheets,
+        // and conversion to and from engine tensors. Knows nothing of the models.
+        .target(
+            name: "BlendImage",
+            dependencies: ["BlendTensor", "CPNG", "CJPEG"]
         ),
         // The `blend` command-line front end.
         .executableTarget(
@@ -64,6 +86,12 @@ let package = Package(
         .testTarget(
             name: "BlendDiffusionTests",
             dependencies: ["BlendDiffusion", "BlendTensor"],
+            exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "BlendImageTests",
+            dependencies: ["BlendImage", "BlendTensor"],
+            // Read in place through #filePath: written by scripts/make-image-fixtures.py.
             exclude: ["Fixtures"]
         ),
         .testTarget(

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages blend builds against, when any is missing:
-# OpenBLAS (the tensor engine's GEMM) and pkg-config (how SwiftPM finds it).
+# OpenBLAS (the tensor engine's GEMM), libpng and libjpeg-turbo's TurboJPEG API
+# (image files), and pkg-config (how SwiftPM finds them).
 # Runs non-interactively (CI=true, no stdin); uses sudo when not root.
 set -euo pipefail
 
-packages=(pkg-config libopenblas-dev)
+packages=(pkg-config libopenblas-dev libpng-dev libturbojpeg0-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
