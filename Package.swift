@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "BlendEditor", targets: ["BlendEditor"]),
         .library(name: "BlendCheckpoint", targets: ["BlendCheckpoint"]),
         .library(name: "BlendPipeline", targets: ["BlendPipeline"]),
+        .library(name: "BlendImage", targets: ["BlendImage"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -32,6 +33,20 @@ let package = Package(
         .systemLibrary(
             name: "CZlib",
             providers: [.apt(["zlib1g-dev"])]
+        ),
+        // libpng through pkg-config. Only its simplified API (png_image_*) is used: it reports
+        // errors in a message field, so no longjmp ever crosses a Swift frame.
+        .systemLibrary(
+            name: "CPNG",
+            pkgConfig: "libpng",
+            providers: [.apt(["libpng-dev"])]
+        ),
+        // libjpeg-turbo's TurboJPEG API (libturbojpeg0-dev): its setjmp/longjmp error
+        // handling stays inside the C library, and failures come back as return codes.
+        .systemLibrary(
+            name: "CJPEG",
+            pkgConfig: "libturbojpeg",
+            providers: [.apt(["libturbojpeg0-dev"])]
         ),
         // The tensor engine: float32 tensors, BLAS-backed ops, input gradients.
         // Knows nothing of diffusion, CLIP or images on disk.
@@ -71,7 +86,14 @@ let package = Package(
         // running an edit from files to files.
         .target(
             name: "BlendPipeline",
-            dependencies: ["BlendTensor", "BlendCheckpoint", "BlendModels", "BlendDiffusion", "BlendEditor"]
+            dependencies: ["BlendTensor", "BlendCheckpoint", "BlendModels", "BlendDiffusion", "BlendEditor", "BlendImage"]
+        ),
+        // Photos and masks on disk: PNG/JPEG decoding (EXIF orientation) and atomic encoding,
+        // Pillow-exact Lanczos and nearest resizing, edit masks, paste-back, contact sheets,
+        // and conversion to and from engine tensors. Knows nothing of the models.
+        .target(
+            name: "BlendImage",
+            dependencies: ["BlendTensor", "CPNG", "CJPEG"]
         ),
         // The `blend` command-line front end.
         .executableTarget(
@@ -102,6 +124,12 @@ let package = Package(
         .testTarget(
             name: "BlendEditorTests",
             dependencies: ["BlendEditor", "BlendModels", "BlendDiffusion", "BlendTensor", "BlendCheckpoint"],
+            exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "BlendImageTests",
+            dependencies: ["BlendImage", "BlendTensor"],
+            // Read in place through #filePath: written by scripts/make-image-fixtures.py.
             exclude: ["Fixtures"]
         ),
         .testTarget(

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages blend builds against, when any is missing:
-# OpenBLAS (the tensor engine's GEMM), pkg-config (how SwiftPM finds it) and zlib
-# (gzip'd files such as CLIP's vocabulary).
+# OpenBLAS (the tensor engine's GEMM), libpng and libjpeg-turbo's TurboJPEG API
+# (image files), zlib (gzip'd files such as CLIP's vocabulary), and pkg-config (how
+# SwiftPM finds them).
 # Runs non-interactively (CI=true, no stdin); uses sudo when not root.
 set -euo pipefail
 
-packages=(pkg-config libopenblas-dev zlib1g-dev)
+packages=(pkg-config libopenblas-dev libpng-dev libturbojpeg0-dev zlib1g-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

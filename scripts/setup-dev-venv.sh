@@ -23,6 +23,7 @@ packages=(
     guided-diffusion-sdk
     clip-anytorch
     lpips
+    Pillow            # scripts/make-image-fixtures.py
     "setuptools<70"   # clip imports pkg_resources, removed in later setuptools
 )
 
@@ -36,7 +37,7 @@ echo "==> Installed versions:"
 "$venv/bin/python" - <<'PY'
 import importlib.metadata as md
 for name in ["torch", "numpy", "safetensors", "guided-diffusion-sdk",
-             "clip-anytorch", "lpips", "setuptools"]:
+             "clip-anytorch", "lpips", "Pillow", "setuptools"]:
     try:
         print(f"    {name} {md.version(name)}")
     except md.PackageNotFoundError:

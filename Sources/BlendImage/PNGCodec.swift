@@ -1,0 +1,149 @@
+import CPNG
+
+/// PNG through libpng's simplified API (`png_image_*`). Unlike the classic API, whose error
+/// handler must longjmp out of libpng (which would skip Swift frames and leak or corrupt
+/// them), it catches errors itself and reports them in `png_image.message`.
+enum PNGCodec {
+    /// 8-bit samples: RGB, or RGBA when the file has alpha (an alpha channel or tRNS).
+    struct Decoded {
+        var width: Int
+        var height: Int
+        var hasAlpha: Bool
+        var samples: [UInt8]
+    }
+
+    /// Decodes any valid PNG: every colour type, bit depths 1 to 16, palettes with or without
+    /// transparency, interlaced or not. 16-bit samples are scaled to 8 bits, rounded. The
+    /// samples are taken as they are stored, as Pillow takes them: colour-space chunks are
+    /// not applied (see ``withoutColorSpaceChunks(_:)``).
+    static func decode(_ bytes: [UInt8], source: String) throws -> Decoded {
+        try withoutColorSpaceChunks(bytes).withUnsafeBytes { raw -> Decoded in
+            var image = png_image()
+            image.version = png_uint_32(PNG_IMAGE_VERSION)
+            // The reader keeps pointing into `raw`, so the whole read stays inside this closure.
+            guard png_image_begin_read_from_memory(&image, raw.baseAddress, raw.count) != 0 else {
+                let detail = message(of: image)
+                png_image_free(&image)
+                throw failure(bytes, source: source, detail: detail)
+            }
+            let size = ImageSize(width: Int(image.width), height: Int(image.height))
+            do {
+                try size.validate(source)
+            } catch {
+                png_image_free(&image)
+                throw error
+            }
+            // Without this libpng takes 16-bit samples with no gAMA/sRGB chunk (and those
+            // chunks are removed above) as linear light and gamma-encodes them on the way to
+            // 8 bits, which brightens the image. Pillow treats them as sRGB, like 8-bit ones.
+            image.flags |= png_uint_32(PNG_IMAGE_FLAG_16BIT_sRGB)
+            let hasAlpha = image.format & png_uint_32(PNG_FORMAT_FLAG_ALPHA) != 0
+            image.format = png_uint_32(PNG_FORMAT_FLAG_COLOR) | (hasAlpha ? png_uint_32(PNG_FORMAT_FLAG_ALPHA) : 0)
+            let channels = hasAlpha ? 4 : 3
+            var samples = [UInt8](repeating: 0, count: size.pixelCount * channels)
+            let ok = samples.withUnsafeMutableBytes { out in
+                // With an 8-bit output format that keeps alpha there is nothing to composite,
+                // so no background colour is needed; finish_read frees the png_image.
+                png_image_finish_read(&image, nil, out.baseAddress, png_int_32(size.width * channels), nil)
+            }
+            guard ok != 0 else {
+                let detail = message(of: image)
+                png_image_free(&image)
+                throw failure(bytes, source: source, detail: detail)
+            }
+            return Decoded(width: size.width, height: size.height, hasAlpha: hasAlpha, samples: samples)
+        }
+    }
+
+    /// An 8-bit RGB PNG of `image`.
+    static func encode(_ image: RGBImage) throws -> [UInt8] {
+        func header() -> png_image {
+            var png = png_image()
+            png.version = png_uint_32(PNG_IMAGE_VERSION)
+            png.width = png_uint_32(image.width)
+            png.height = png_uint_32(image.height)
+            png.format = png_uint_32(PNG_FORMAT_FLAG_COLOR)   // PNG_FORMAT_RGB
+            return png
+        }
+        // A first guess that fits nearly every image (deflate's worst case is the raw data plus
+        // a few bytes per 16 KiB block, plus a filter byte per row and the chunk headers); if
+        // libpng needs more it says how much and the second pass uses that.
+        var capacity = image.pixels.count + image.height + image.pixels.count / 1000 + 4096
+        for _ in 0..<2 {
+            var png = header()
+            var output = [UInt8](repeating: 0, count: capacity)
+            var written = png_alloc_size_t(capacity)
+            let ok = image.pixels.withUnsafeBytes { pixels in
+                output.withUnsafeMutableBytes { out in
+                    png_image_write_to_memory(&png, out.baseAddress, &written, 0, pixels.baseAddress,
+                                              png_int_32(3 * image.width), nil)
+                }
+            }
+            if ok != 0 {
+                output.removeSubrange(Int(written)...)
+                return output
+            }
+            let detail = message(of: png)
+            png_image_free(&png)
+            guard Int(written) > capacity else {
+                throw ImageError.encodingFailed(format: .png, detail: detail)
+            }
+            capacity = Int(written)
+        }
+        throw ImageError.encodingFailed(format: .png, detail: "libpng asked for a growing output buffer")
+    }
+
+    static func message(of image: png_image) -> String {
+        withUnsafeBytes(of: image.message) { raw in
+            let text = String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            return text.isEmpty ? "libpng reported no detail" : text
+        }
+    }
+
+    /// A decoding failure as the most useful error: truncation if the chunk structure runs off
+    /// the end of the data (libpng's own message for that is cryptic), corrupt otherwise.
+    static func failure(_ bytes: [UInt8], source: String, detail: String) -> ImageError {
+        isTruncated(bytes) ? .truncated(source: source, format: .png) : .corrupt(source: source, format: .png, detail: detail)
+    }
+
+    /// The PNG without its gAMA, cHRM, sRGB and iCCP chunks.
+    ///
+    /// The simplified API colour-manages: given a gAMA other than sRGB's it converts the
+    /// samples to sRGB, so a file marked linear would come out much brighter than the same
+    /// file in Pillow, which ignores these chunks, and the model would see other pixels than
+    /// in the reference. Without them libpng assumes sRGB and passes the samples through.
+    /// Data with a broken chunk structure is returned as is, for the decoder to report.
+    static func withoutColorSpaceChunks(_ bytes: [UInt8]) -> [UInt8] {
+        let dropped: Set<String> = ["gAMA", "cHRM", "sRGB", "iCCP"]
+        var kept = Array(bytes.prefix(ImageFormat.pngSignature.count))
+        var offset = kept.count
+        var removedAny = false
+        while offset + 8 <= bytes.count {
+            let length = bytes[offset..<offset + 4].reduce(0) { $0 << 8 | Int($1) }
+            let end = offset + 12 + length
+            guard end <= bytes.count else { return bytes }
+            let type = String(decoding: bytes[offset + 4..<offset + 8], as: UTF8.self)
+            if dropped.contains(type) {
+                removedAny = true
+            } else {
+                kept += bytes[offset..<end]
+            }
+            offset = end
+            if type == "IEND" { break }
+        }
+        return removedAny ? kept : bytes
+    }
+
+    /// Whether the chunk sequence (length, type, data, CRC) ends before an IEND chunk.
+    static func isTruncated(_ bytes: [UInt8]) -> Bool {
+        var offset = ImageFormat.pngSignature.count
+        while true {
+            guard offset + 8 <= bytes.count else { return true }
+            let length = bytes[offset..<offset + 4].reduce(0) { $0 << 8 | Int($1) }
+            let end = offset + 12 + length
+            guard end <= bytes.count else { return true }
+            if bytes[offset + 4..<offset + 8].elementsEqual("IEND".utf8) { return false }
+            offset = end
+        }
+    }
+}
