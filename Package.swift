@@ -133,6 +133,10 @@ let package = Package(
             exclude: ["Fixtures"]
         ),
         .testTarget(
+            name: "BlendPipelineTests",
+            dependencies: ["BlendPipeline", "BlendEditor", "BlendImage", "BlendModels", "BlendCheckpoint", "BlendTensor"]
+        ),
+        .testTarget(
             name: "BlendModelsTests",
             dependencies: ["BlendModels", "BlendTensor", "BlendCheckpoint"],
             // Read in place through #filePath: parity fixtures written by scripts/make-*-fixtures.py.

@@ -7,7 +7,7 @@ struct Blend: ParsableCommand {
         commandName: "blend",
         abstract: "Text-driven local editing of natural photos (Blended Diffusion).",
         version: "0.1.0",
-        subcommands: [Engine.self, Models.self, Debug.self]
+        subcommands: [Edit.self, Models.self, Debug.self, Engine.self]
     )
 }
 

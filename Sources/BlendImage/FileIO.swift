@@ -128,3 +128,9 @@ enum FileIO {
         }
     }
 }
+
+/// Writes `bytes` to `path` crash-safely (see `FileIO.writeAtomically`): the file either
+/// keeps its old state or holds all of `bytes`. For reports and other non-image outputs.
+public func writeFileAtomically(_ bytes: [UInt8], to path: String) throws {
+    try FileIO.writeAtomically(path) { emit in try emit(bytes) }
+}

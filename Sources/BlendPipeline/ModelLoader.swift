@@ -24,8 +24,39 @@ public enum ModelLoadingError: Error, Equatable, CustomStringConvertible {
     }
 }
 
+/// The model files blend reads, with what to tell a user who lacks one.
+public enum ModelRole: Sendable {
+    case diffusion, clip, vgg16, lpipsLinear
+
+    var expected: String {
+        switch self {
+        case .diffusion: return "a guided-diffusion UNet checkpoint such as 256x256_diffusion_uncond.pt"
+        case .clip: return "an OpenAI CLIP ViT checkpoint such as ViT-B-16.pt"
+        case .vgg16: return "torchvision's VGG16 weights (vgg16-397923af.pth)"
+        case .lpipsLinear: return "the LPIPS v0.1 VGG linear layers (vgg.pth)"
+        }
+    }
+
+    /// The `blend models download` name of the official file.
+    var download: String {
+        switch self {
+        case .diffusion: return "256x256_diffusion_uncond"
+        case .clip: return "ViT-B-16"
+        case .vgg16: return "vgg16"
+        case .lpipsLinear: return "lpips-vgg"
+        }
+    }
+}
+
 /// Builds the networks from the files users already have, unchanged.
 public enum ModelLoader {
+    /// Throws the clear "not found; get it with ..." error when `path` does not exist.
+    public static func requireFile(_ path: String, role: ModelRole) throws {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw ModelLoadingError.missingFile(path: path, expected: role.expected, download: role.download)
+        }
+    }
+
     /// A checkpoint's tensors as float32, by name.
     static func tensors(of checkpoint: Checkpoint) throws -> [String: Tensor] {
         var tensors: [String: Tensor] = [:]
@@ -35,10 +66,8 @@ public enum ModelLoader {
         return tensors
     }
 
-    static func open(_ path: String, expected: String, download: String?) throws -> Checkpoint {
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw ModelLoadingError.missingFile(path: path, expected: expected, download: download)
-        }
+    static func open(_ path: String, role: ModelRole) throws -> Checkpoint {
+        try requireFile(path, role: role)
         return try CheckpointFile.load(path: path)
     }
 
@@ -46,9 +75,8 @@ public enum ModelLoader {
     /// otherwise the official preset named like the file, or the one preset whose
     /// structure the tensor shapes match.
     public static func unet(path: String, config: UNetConfig? = nil) throws -> UNetModel {
-        let expected = "a guided-diffusion UNet checkpoint such as 256x256_diffusion_uncond.pt"
-        let checkpoint = try open(path, expected: expected, download: "256x256_diffusion_uncond")
-        let resolved = try config ?? unetConfig(for: checkpoint, path: path, expected: expected)
+        let checkpoint = try open(path, role: .diffusion)
+        let resolved = try config ?? unetConfig(for: checkpoint, path: path, expected: ModelRole.diffusion.expected)
         return try UNetModel(config: resolved, weights: ModelWeights(tensors(of: checkpoint), modelName: "guided-diffusion UNet"))
     }
 
@@ -75,19 +103,18 @@ public enum ModelLoader {
 
     /// OpenAI CLIP (a ViT model) from its TorchScript file or a state dict.
     public static func clip(path: String) throws -> ClipModel {
-        let expected = "an OpenAI CLIP ViT checkpoint such as ViT-B-16.pt"
-        let checkpoint = try open(path, expected: expected, download: "ViT-B-16")
+        let checkpoint = try open(path, role: .clip)
         guard case .clip? = ArchitectureRecognizer.recognize(checkpoint.entries) else {
             let found = ArchitectureRecognizer.recognize(checkpoint.entries).map(String.init(describing:)) ?? "an unknown model"
-            throw ModelLoadingError.notRecognised(path: path, expected: expected, found: found)
+            throw ModelLoadingError.notRecognised(path: path, expected: ModelRole.clip.expected, found: found)
         }
         return try ClipModel(weights: ModelWeights(tensors(of: checkpoint), modelName: "CLIP"))
     }
 
     /// LPIPS-VGG from torchvision's VGG16 weights and the lpips package's v0.1 lin layers.
     public static func lpips(vggPath: String, linearPath: String) throws -> LPIPSModel {
-        let vgg = try open(vggPath, expected: "torchvision's VGG16 weights (vgg16-397923af.pth)", download: "vgg16")
-        let lin = try open(linearPath, expected: "the LPIPS v0.1 VGG linear layers (vgg.pth)", download: "lpips-vgg")
+        let vgg = try open(vggPath, role: .vgg16)
+        let lin = try open(linearPath, role: .lpipsLinear)
         var all = try tensors(of: vgg)
         for (key, value) in try tensors(of: lin) { all[key] = value }
         return try LPIPSModel(weights: ModelWeights(all, modelName: "LPIPS-VGG"))
