@@ -196,7 +196,7 @@ public enum EditPipeline {
                            totalSeconds: Date().timeIntervalSince(start)),
             blendVersion: version)
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         encoder.keyEncodingStrategy = .convertToSnakeCase
         let json = try encoder.encode(report)
         try writeFileAtomically(Array(json) + [0x0A], to: URL(fileURLWithPath: request.outputDirectory).appendingPathComponent("report.json").path)
