@@ -109,7 +109,7 @@ let package = Package(
         // Release-mode micro-benchmarks of the engine (see BENCHMARKS.md).
         .executableTarget(
             name: "BlendBench",
-            dependencies: ["BlendTensor", "BlendModels"],
+            dependencies: ["BlendTensor", "BlendModels", "BlendEditor"],
             swiftSettings: engineSettings
         ),
         .testTarget(

@@ -4,6 +4,7 @@
 // With --json, one JSON object per line (the format bench/compare.py reads):
 //   {"name": "conv3x3_256_fwd", "seconds": 0.5, "runs": 5, "gflops": 150.0}
 // The op names and shapes match bench/engine_bench.py, the PyTorch side.
+import BlendEditor
 import BlendModels
 import BlendTensor
 import Foundation
@@ -140,11 +141,28 @@ func randomADM256() throws -> UNetModel {
 func peakRSSGiB() -> Double {
     guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-          let kb = Double(line.split(separator: " ", omittingEmptySubsequences: true)[1]) else { return .nan }
+          let kb = Double(line.split(whereSeparator: { $0 == " " || $0 == "\t" })[1]) else { return .nan }
     return kb / 1024 / 1024
 }
 
 let unetBenchmarks: [Benchmark] = [
+    // One guided step of Blended Diffusion at full size, batch 1, 8 CLIP views: the editor
+    // with 99 of 100 steps skipped runs exactly one (plus the final ranking embedding).
+    Benchmark(name: "edit_step_adm256", flops: nil) {
+        let models = EditorModels(unet: try randomADM256(),
+                                  clip: try ClipModel(weights: randomWeights("CLIP"), config: ClipConfig.presets["ViT-B/16"]!))
+        var settings = EditSettings(prompt: "a red ball")
+        settings.samples = 1
+        settings.batchSize = 1
+        settings.skipTimesteps = 99
+        let editor = try BlendedDiffusionEditor(models: models, settings: settings)
+        let image = try randn([1, 3, 256, 256]).clamped(min: -1, max: 1)
+        let mask = try Tensor(shape: [1, 1, 256, 256]) { m in
+            for i in m.indices { m[i] = (64..<192).contains(i / 256) && (64..<192).contains(i % 256) ? 1 : 0 }
+        }
+        let text = try randn([1, 512])
+        return { _ = try editor.edit(image: image, mask: mask, promptEmbedding: text) }
+    },
     // Blended Diffusion's guidance embeds 8 views of each sample per step.
     Benchmark(name: "clip_vitb16_b8_fwd_bwd", flops: nil) {
         let clip = try ClipModel(weights: randomWeights("CLIP"), config: ClipConfig.presets["ViT-B/16"]!)
@@ -191,7 +209,7 @@ for bench in selected {
         times.sort()
         let median = times[times.count / 2]
         if options.json {
-            var line = "{\"name\": \"\(bench.name)\", \"seconds\": \(median), \"runs\": \(times.count), \"peak_rss_gib\": \(peakRSSGiB())"
+            var line = "{\"name\": \"\(bench.name)\", \"seconds\": \(median), \"runs\": \(times.count), \"peak_rss_gib\": \(peakRSSGiB().isNaN ? "null" : String(peakRSSGiB()))"
             if let flops = bench.flops { line += ", \"gflops\": \(flops / median / 1e9)" }
             print(line + "}")
         } else {

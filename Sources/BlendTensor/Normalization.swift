@@ -1,14 +1,38 @@
 /// Mean and reciprocal standard deviation of `count` contiguous values (biased variance).
 @inline(__always)
 private func moments(_ p: UnsafeMutablePointer<Float>, _ count: Int, eps: Float) -> (mean: Float, rstd: Float) {
-    // Two passes in double precision: exact enough that results match PyTorch to float rounding.
-    var sum = 0.0
-    for i in 0..<count { sum += Double(p[i]) }
-    let mean = sum / Double(count)
-    var sq = 0.0
-    for i in 0..<count { let d = Double(p[i]) - mean; sq += d * d }
-    let variance = sq / Double(count)
-    return (Float(mean), Float(1 / (variance + Double(eps)).squareRoot()))
+    // One pass over memory (these blocks are megabytes): sums of (x − k) and (x − k)² with
+    // k an estimate of the mean, so that E[d²] − E[d]² does not cancel even when the mean is
+    // large against the spread. Vector float partial sums over short runs keep the loop
+    // fast; accumulating the runs in double keeps a million-element sum exact enough to
+    // match PyTorch to float rounding.
+    let probe = min(count, 64)
+    var k: Float = 0
+    for i in 0..<probe { k += p[i] }
+    k /= Float(max(probe, 1))
+    let shift = SIMD16<Float>(repeating: k)
+    var sum = 0.0, sq = 0.0
+    var i = 0
+    while i < count {
+        let n = min(4096, count - i)
+        var s = SIMD16<Float>(), q = SIMD16<Float>()
+        var j = 0
+        let run = UnsafeRawPointer(p + i)
+        while j + 16 <= n {
+            let d = run.loadUnaligned(fromByteOffset: j * 4, as: SIMD16<Float>.self) - shift
+            s += d
+            q += d * d
+            j += 16
+        }
+        var ts = Double(s.sum()), tq = Double(q.sum())
+        while j < n { let d = Double(p[i + j] - k); ts += d; tq += d * d; j += 1 }
+        sum += ts
+        sq += tq
+        i += n
+    }
+    let meanShift = sum / Double(count)
+    let variance = max(sq / Double(count) - meanShift * meanShift, 0)
+    return (Float(Double(k) + meanShift), Float(1 / (variance + Double(eps)).squareRoot()))
 }
 
 /// Group normalisation (PyTorch's `F.group_norm`) of `[N, C, ...]` over groups of

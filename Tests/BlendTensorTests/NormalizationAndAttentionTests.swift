@@ -55,8 +55,43 @@ import Testing
         expectClose(yc, [7, 7 * (1 - pc) + 9 * pc])
     }
 
+    @Test func vectorExpMatchesExpf() {
+        var worst: Float = 0
+        var x: Float = -87
+        while x <= 0 {
+            let v = vectorExp(SIMD8<Float>(repeating: x))[0]
+            worst = max(worst, Swift.abs(v - expf(x)) / expf(x))
+            x += 0.0137
+        }
+        #expect(worst < 3e-7, "worst relative error \(worst)")
+        let edge = vectorExp(SIMD8<Float>(-Float.infinity, -1000, -88, 0, -0.5, -1e-8, -87.3, -20))
+        #expect(edge[0] == 0 && edge[1] == 0 && edge[2] == 0 && edge[3] == 1)
+        #expect(Swift.abs(edge[4] - expf(-0.5)) < 1e-7)
+    }
+
+    @Test func momentsSurviveALargeMean() throws {
+        // A mean large against the spread must not cancel the variance away. The reference is
+        // computed in double from the same float inputs; what remains is the rounding of the
+        // fused x·scale + shift form (PyTorch's too), about ulp(300·100) here.
+        let x = try randn([1, 32, 40, 40], seed: 57) * 0.01 + 300
+        let y = try groupNorm(x, groups: 8).scalars
+        let v = x.scalars, block = 4 * 1600
+        var worst = 0.0
+        for g in 0..<8 {
+            let part = v[(g * block)..<((g + 1) * block)].map(Double.init)
+            let mean = part.reduce(0, +) / Double(block)
+            let variance = part.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(block)
+            for (i, value) in part.enumerated() {
+                let expected = (value - mean) / (variance + 1e-5).squareRoot()
+                worst = max(worst, Swift.abs(Double(y[g * block + i]) - expected))
+            }
+        }
+        #expect(worst < 0.02, "worst absolute error \(worst)")
+    }
+
     @Test func gradients() throws {
         try checkGradients([randn([2, 3, 5], seed: 51)]) { $0[0].softmax() }
+        try checkGradients([randn([2, 3, 37], seed: 58)]) { $0[0].softmax() }
         let q = randn([2, 4, 3], seed: 52), k = randn([2, 5, 3], seed: 53), v = randn([2, 5, 2], seed: 54)
         try checkGradients([q, k, v]) { try scaledDotProductAttention(q: $0[0], k: $0[1], v: $0[2]) }
         let kc = randn([2, 4, 3], seed: 55), vc = randn([2, 4, 2], seed: 56)
