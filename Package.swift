@@ -95,6 +95,11 @@ let package = Package(
             name: "BlendImage",
             dependencies: ["BlendTensor", "CPNG", "CJPEG"]
         ),
+        // Helpers for the test suites (seeded inputs, finite-difference gradient checks).
+        .target(
+            name: "BlendTestSupport",
+            dependencies: ["BlendTensor"]
+        ),
         // The `blend` command-line front end.
         .executableTarget(
             name: "BlendCLI",
@@ -114,7 +119,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BlendTensorTests",
-            dependencies: ["BlendTensor"]
+            dependencies: ["BlendTensor", "BlendTestSupport"]
         ),
         .testTarget(
             name: "BlendDiffusionTests",
@@ -138,7 +143,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BlendModelsTests",
-            dependencies: ["BlendModels", "BlendTensor", "BlendCheckpoint"],
+            dependencies: ["BlendModels", "BlendTensor", "BlendCheckpoint", "BlendTestSupport"],
             // Read in place through #filePath: parity fixtures written by scripts/make-*-fixtures.py.
             exclude: ["Fixtures"]
         ),

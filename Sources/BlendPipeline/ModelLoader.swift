@@ -7,7 +7,7 @@ import Foundation
 /// how to get it.
 public enum ModelLoadingError: Error, Equatable, CustomStringConvertible {
     case missingFile(path: String, expected: String, download: String?)
-    case notRecognised(path: String, expected: String, found: String)
+    case notRecognised(path: String, expected: String, found: String, download: String)
     case ambiguousConfig(path: String, message: String)
 
     public var description: String {
@@ -16,8 +16,8 @@ public enum ModelLoadingError: Error, Equatable, CustomStringConvertible {
             var text = "model file not found: \(path)\n  expected: \(expected)"
             if let download { text += "\n  get it with: blend models download \(download)" }
             return text
-        case let .notRecognised(path, expected, found):
-            return "\(path) is not \(expected) (it looks like: \(found)); pass the right file"
+        case let .notRecognised(path, expected, found, download):
+            return "\(path) is not \(expected) (it looks like: \(found)); pass the right file, or get the official one with: blend models download \(download)"
         case let .ambiguousConfig(path, message):
             return "cannot tell the configuration of \(path): \(message); pass --diffusion-config with a JSON config"
         }
@@ -85,7 +85,7 @@ public enum ModelLoader {
         if let preset = UNetConfig.presets[stem] { return preset }
         guard case let .guidedDiffusionUNet(seen)? = ArchitectureRecognizer.recognize(checkpoint.entries) else {
             let found = ArchitectureRecognizer.recognize(checkpoint.entries).map(String.init(describing:)) ?? "an unknown model"
-            throw ModelLoadingError.notRecognised(path: path, expected: expected, found: found)
+            throw ModelLoadingError.notRecognised(path: path, expected: expected, found: found, download: ModelRole.diffusion.download)
         }
         let matches = UNetConfig.presets.values.filter { preset in
             preset.modelChannels == seen.modelChannels && preset.learnSigma == seen.learnSigma
@@ -106,7 +106,7 @@ public enum ModelLoader {
         let checkpoint = try open(path, role: .clip)
         guard case .clip? = ArchitectureRecognizer.recognize(checkpoint.entries) else {
             let found = ArchitectureRecognizer.recognize(checkpoint.entries).map(String.init(describing:)) ?? "an unknown model"
-            throw ModelLoadingError.notRecognised(path: path, expected: ModelRole.clip.expected, found: found)
+            throw ModelLoadingError.notRecognised(path: path, expected: ModelRole.clip.expected, found: found, download: ModelRole.clip.download)
         }
         return try ClipModel(weights: ModelWeights(tensors(of: checkpoint), modelName: "CLIP"))
     }

@@ -89,6 +89,12 @@ func quickSettings(_ prompt: String = "a red ball") -> EditSettings {
         } catch let error as ModelLoadingError {
             #expect(String(describing: error).contains("blend models download ViT-B-16"))
         }
+        do {
+            try run { $0.models.diffusion = $0.models.clip; $0.models.diffusionConfig = nil }
+            Issue.record("expected an error")
+        } catch let error as ModelLoadingError {
+            #expect(String(describing: error).contains("blend models download 256x256_diffusion_uncond"))
+        }
         let (_, squareMask) = try writePhotoAndMask(in: models.directory.appendingPathComponent("square"), maskSize: (30, 30))
         #expect(throws: MaskError.self) { try run { $0.maskPath = squareMask } }
         let (_, emptyMask) = try writePhotoAndMask(in: models.directory.appendingPathComponent("empty"), maskValue: { _, _ in 0 })

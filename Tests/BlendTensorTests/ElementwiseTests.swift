@@ -1,5 +1,6 @@
 import Testing
 @testable import BlendTensor
+import BlendTestSupport
 
 @Suite struct ElementwiseTests {
     @Test func broadcastAddExactValues() throws {

@@ -1,5 +1,6 @@
 import Testing
 @testable import BlendTensor
+import BlendTestSupport
 
 @Suite struct NormalizationTests {
     @Test func groupNormExactValues() throws {

@@ -1,5 +1,6 @@
 import Testing
 @testable import BlendTensor
+import BlendTestSupport
 
 /// A 1×1×n×n ramp image with value `n·row + column`.
 func rampImage(_ n: Int) -> Tensor {

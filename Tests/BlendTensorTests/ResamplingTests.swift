@@ -1,5 +1,6 @@
 import Testing
 @testable import BlendTensor
+import BlendTestSupport
 
 /// Normalized coordinates of the pixel centres of an axis of `size` pixels.
 func identityCoordinates(_ size: Int, alignCorners: Bool) -> [Float] {

@@ -1,5 +1,6 @@
 import Testing
 @testable import BlendTensor
+import BlendTestSupport
 
 @Suite struct ShapeAndReductionTests {
     let x = try! Tensor(shape: [2, 3], scalars: [1, 2, 3, 4, 5, 6])

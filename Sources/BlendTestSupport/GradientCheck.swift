@@ -1,11 +1,13 @@
+// Test helpers shared by the test targets: seeded inputs and the finite-difference
+// gradient check. A library target only so that one copy serves every suite.
 import Testing
-@testable import BlendTensor
+import BlendTensor
 
 /// A small deterministic generator (SplitMix64) so every test input is reproducible.
-struct SeededGenerator: RandomNumberGenerator {
+public struct SeededGenerator: RandomNumberGenerator {
     var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -14,12 +16,12 @@ struct SeededGenerator: RandomNumberGenerator {
     }
 }
 
-func randn(_ shape: [Int], seed: UInt64, std: Float = 1) -> Tensor {
+public func randn(_ shape: [Int], seed: UInt64, std: Float = 1) -> Tensor {
     var g = SeededGenerator(seed: seed)
     return try! Tensor.randomNormal(shape, std: std, using: &g)
 }
 
-func uniform(_ shape: [Int], seed: UInt64, in range: Range<Float>) -> Tensor {
+public func uniform(_ shape: [Int], seed: UInt64, in range: Range<Float>) -> Tensor {
     var g = SeededGenerator(seed: seed)
     return try! Tensor.randomUniform(shape, in: range, using: &g)
 }
@@ -31,7 +33,7 @@ func uniform(_ shape: [Int], seed: UInt64, in range: Range<Float>) -> Tensor {
 /// up to `maxProbes` elements are perturbed by ±`eps`; the analytic gradient must
 /// match the numeric one to `tolerance`, relative to the largest numeric gradient
 /// entry — a wrong sign, a missing term or a wrong scale all fail.
-func checkGradients(_ inputs: [Tensor], eps: Float = 1e-2, tolerance: Float = 1e-2, maxProbes: Int = 48,
+public func checkGradients(_ inputs: [Tensor], eps: Float = 1e-2, tolerance: Float = 1e-2, maxProbes: Int = 48,
                     seed: UInt64 = 99, sourceLocation: SourceLocation = #_sourceLocation,
                     _ f: ([Tensor]) throws -> Tensor) throws {
     let leaves = inputs.map { $0.requiringGradient() }
@@ -77,7 +79,7 @@ func checkGradients(_ inputs: [Tensor], eps: Float = 1e-2, tolerance: Float = 1e
 }
 
 /// Element-wise closeness with an absolute-plus-relative tolerance.
-func expectClose(_ a: Tensor, _ b: [Float], tolerance: Float = 1e-5, sourceLocation: SourceLocation = #_sourceLocation) {
+public func expectClose(_ a: Tensor, _ b: [Float], tolerance: Float = 1e-5, sourceLocation: SourceLocation = #_sourceLocation) {
     #expect(a.count == b.count, "count \(a.count) vs \(b.count)", sourceLocation: sourceLocation)
     let worst = zip(a.scalars, b).map { Swift.abs($0 - $1) / max(1, Swift.abs($1)) }.max() ?? 0
     #expect(worst <= tolerance, "max relative error \(worst): got \(a.scalars.prefix(8)), expected \(b.prefix(8))",
