@@ -55,21 +55,10 @@ struct Benchmark {
 }
 
 
-struct SystemRandomNumberGeneratorSeeded: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// Inputs are seeded by their shape so every run (and every op) sees the same data.
 func randn(_ shape: [Int], std: Float = 1) throws -> Tensor {
-    var rng = SystemRandomNumberGeneratorSeeded(seed: UInt64(shape.reduce(7, { $0 &* 31 &+ $1 })))
+    var rng = SplitMix64(seed: UInt64(shape.reduce(7, { $0 &* 31 &+ $1 })))
     return try Tensor.randomNormal(shape, std: std, using: &rng)
 }
 

@@ -6,12 +6,12 @@ import Glibc
 import Darwin
 #endif
 
-/// The editor's only source of randomness: a seeded SplitMix64 stream, so that one
+/// The editor's only source of randomness: seeded ``SplitMix64`` streams, so that one
 /// seed always gives the same edit (on any machine: no platform RNG is involved).
 public struct NoiseSource: RandomNumberGenerator, Sendable {
-    private var state: UInt64
+    private var generator: SplitMix64
 
-    public init(seed: UInt64) { state = seed }
+    public init(seed: UInt64) { generator = SplitMix64(seed: seed) }
 
     /// An independent stream for one purpose of one step: mixing the edit's seed with
     /// the stream's coordinates keeps each stream reproducible on its own (a test can
@@ -19,7 +19,7 @@ public struct NoiseSource: RandomNumberGenerator, Sendable {
     public init(seed: UInt64, stream: UInt64, iteration: Int, timestep: Int) {
         var mixer = NoiseSource(seed: seed ^ (stream &* 0xD6E8_FEB8_6659_FD93))
         let a = mixer.next() ^ UInt64(truncatingIfNeeded: iteration) &* 0x9E37_79B9_7F4A_7C15
-        state = a ^ UInt64(truncatingIfNeeded: timestep) &* 0xC2B2_AE3D_27D4_EB4F
+        generator = SplitMix64(seed: a ^ UInt64(truncatingIfNeeded: timestep) &* 0xC2B2_AE3D_27D4_EB4F)
     }
 
     /// The stream of the source's noise for blending at `timestep` of `iteration`.
@@ -27,13 +27,7 @@ public struct NoiseSource: RandomNumberGenerator, Sendable {
         NoiseSource(seed: seed, stream: 1, iteration: iteration, timestep: timestep)
     }
 
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    public mutating func next() -> UInt64 { generator.next() }
 
     /// Standard normal noise of `shape`.
     public mutating func gaussian(_ shape: [Int]) throws -> Tensor {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import BlendTensor
 @testable import BlendCheckpoint
 
 /// Downloads against a local HTTP server on 127.0.0.1: a tiny file, interrupted

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import BlendTensor
 @testable import BlendCheckpoint
 
 @Suite struct ZipArchiveTests {

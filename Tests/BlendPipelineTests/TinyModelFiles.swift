@@ -26,7 +26,7 @@ struct TinyModelFiles {
             var made: [(String, Tensor)] = []
             let weights = ModelWeights(synthesizing: { key, shape in
                 seed &+= 1
-                var rng = SplitMix(seed: seed)
+                var rng = SplitMix64(seed: seed)
                 let fanIn = shape.count > 1 ? shape.dropFirst().reduce(1, *) : 1
                 var t = try Tensor.randomNormal(shape, std: 1 / Float(fanIn).squareRoot(), using: &rng)
                 if key.hasSuffix("norm.weight") || key.contains("ln_") || key.hasSuffix(".0.weight") && shape.count == 1 { t = t + 1 }
@@ -52,17 +52,6 @@ struct TinyModelFiles {
     func remove() { try? FileManager.default.removeItem(at: directory) }
 }
 
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// A 40x30 photo (not square, not the model size) and a mask of its centre.
 func writePhotoAndMask(in directory: URL, maskSize: (Int, Int) = (40, 30), maskValue: (Int, Int) -> UInt8 = { x, y in
