@@ -261,7 +261,7 @@ private func shiftedConvolution(_ input: UnsafeMutablePointer<Float>, channels: 
         let tail = (padH + height - 1) * wp + padW + width
         (dst + tail).initialize(repeating: 0, count: paddedPlane - tail)
     }
-    let rowsPerChunk = max(1, min(outH, 4096 / wp))
+    let rowsPerChunk = max(1, min(outH, 8192 / wp))
     let chunk = TensorStorage(uninitializedCount: outChannels * rowsPerChunk * wp)
     let cp = chunk.pointer
     var row0 = 0
