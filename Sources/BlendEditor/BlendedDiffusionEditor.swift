@@ -148,13 +148,16 @@ public struct BlendedDiffusionEditor: Sendable {
     func guidedPrediction(_ x: Tensor, t: Int, batch: Int, source: Tensor, mask: Tensor, text: Tensor,
                                   augment: ClipAugmentations, rng: inout NoiseSource)
         throws -> (prediction: GaussianDiffusion.Prediction, clipLoss: Float, rangeLoss: Float) {
+        // A class-conditional model (the 512x512 one) gets a random ImageNet class at every
+        // step, as the reference samples with randomize_class=True.
+        let classes = models.unet.config.numClasses.map { [Int(rng.next() % UInt64($0))] }
         // The reference's cond_fn returns a zero gradient for an empty prompt: unguided sampling.
         if settings.prompt.isEmpty {
-            let output = try models.unet(x, timesteps: [diffusion.modelTimestep(t)])
+            let output = try models.unet(x, timesteps: [diffusion.modelTimestep(t)], classes: classes)
             return (try diffusion.pMeanVariance(modelOutput: output, xt: x, t: t), 0, 0)
         }
         let leaf = x.requiringGradient()
-        let output = try models.unet(leaf, timesteps: [diffusion.modelTimestep(t)])
+        let output = try models.unet(leaf, timesteps: [diffusion.modelTimestep(t)], classes: classes)
         let p = try diffusion.pMeanVariance(modelOutput: output, xt: leaf, t: t)
         var clipLoss: Float = 0, rangeLoss: Float = 0
         let fac = Float(diffusion.sqrtOneMinusAlphasCumprod[t])

@@ -119,6 +119,23 @@ let promptTokens = [98] + [5, 17, 42] + [99] + Array(repeating: 0, count: 72)
         #expect(results[0].image.scalars != image.scalars)
     }
 
+    @Test func classConditionalModelsGetRandomClasses() throws {
+        var rng = NoiseSource(seed: 5)
+        let weights = ModelWeights(synthesizing: { _, shape in
+            try Tensor.randomNormal(shape, std: 0.05, using: &rng)
+        }, modelName: "UNet")
+        let unet = try UNetModel(config: UNetConfig(imageSize: 16, modelChannels: 32, numResBlocks: 1, channelMult: [1, 1],
+                                                    attentionResolutions: [8], numHeadChannels: 16, numClasses: 10),
+                                 weights: weights)
+        var models = try tinyModels()
+        models.unet = unet
+        var settings = fastSettings()
+        settings.samples = 1
+        let editor = try BlendedDiffusionEditor(models: models, settings: settings)
+        let (image, mask) = try sourceAndMask()
+        #expect(try editor.edit(image: image, mask: mask, promptEmbedding: editor.promptEmbedding(tokens: promptTokens)).count == 1)
+    }
+
     @Test func invertedMaskEditsTheBackground() throws {
         var settings = fastSettings()
         settings.invertMask = true
