@@ -142,6 +142,10 @@ let package = Package(
             dependencies: ["BlendPipeline", "BlendEditor", "BlendImage", "BlendModels", "BlendCheckpoint", "BlendTensor"]
         ),
         .testTarget(
+            name: "BlendCLITests",
+            dependencies: ["BlendCLI", "BlendEditor", "BlendPipeline"]
+        ),
+        .testTarget(
             name: "BlendModelsTests",
             dependencies: ["BlendModels", "BlendTensor", "BlendCheckpoint", "BlendTestSupport"],
             // Read in place through #filePath: parity fixtures written by scripts/make-*-fixtures.py.

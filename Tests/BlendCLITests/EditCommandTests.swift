@@ -1,0 +1,48 @@
+import ArgumentParser
+import Testing
+import BlendEditor
+import BlendPipeline
+@testable import BlendCLI
+
+@Suite struct EditCommandTests {
+    @Test func defaultsAreTheReferences() throws {
+        let command = try Edit.parse(["photo.png", "--mask", "mask.png", "--prompt", "a red ball"])
+        let request = try command.request()
+        var expected = EditSettings(prompt: "a red ball")
+        expected.batchSize = 4
+        #expect(request.settings == expected)
+        #expect(request.settings.samples == 32 && request.settings.iterations == 8)
+        #expect(request.settings.timestepRespacing == "100" && request.settings.skipTimesteps == 25)
+        #expect(request.settings.clipGuidanceLambda == 1000 && request.settings.rangeLambda == 50)
+        #expect(request.settings.augmentations == 8 && request.settings.seed == 404)
+        #expect(request.outputDirectory == "output")
+        #expect(request.models.diffusion.hasSuffix("256x256_diffusion_uncond.pt"))
+        #expect(request.models.clip.hasSuffix("ViT-B-16.pt"))
+    }
+
+    @Test func everyDocumentedFlagParses() throws {
+        let command = try Edit.parse([
+            "photo.jpg", "--mask", "m.png", "--prompt", "a stone wall", "--out", "dir", "--samples", "3", "--batch", "2",
+            "--steps", "ddim50", "--skip", "10", "--ddim", "--seed", "7", "--invert-mask", "--method", "local-clip",
+            "--clip-lambda", "500", "--range-lambda", "25", "--augmentations", "4", "--diffusion-model", "d.pt",
+            "--clip-model", "c.pt", "--clip-vocab", "v.gz", "--save-intermediates", "--no-enforce-background",
+        ])
+        let request = try command.request()
+        #expect(request.settings.method == .localClip && request.settings.ddim && request.settings.invertMask)
+        #expect(request.settings.samples == 3 && request.settings.batchSize == 2 && request.settings.seed == 7)
+        #expect(request.settings.timestepRespacing == "ddim50" && request.settings.skipTimesteps == 10)
+        #expect(request.settings.clipGuidanceLambda == 500 && request.settings.rangeLambda == 25)
+        #expect(!request.settings.enforceBackground && request.saveIntermediates)
+        #expect(request.models.diffusion == "d.pt" && request.models.clip == "c.pt" && request.models.clipVocabulary == "v.gz")
+        #expect(request.outputDirectory == "dir")
+    }
+
+    @Test func badArgumentsAreClearErrors() {
+        #expect(throws: (any Error).self) { try Edit.parse(["photo.png", "--mask", "m.png", "--prompt", "  "]) }
+        #expect(throws: (any Error).self) { try Edit.parse(["photo.png", "--mask", "m.png", "--prompt", "x", "--samples", "0"]) }
+        #expect(throws: (any Error).self) { try Edit.parse(["photo.png", "--mask", "m.png", "--prompt", "x", "--method", "magic"]) }
+        #expect(throws: (any Error).self) { try Edit.parse(["photo.png", "--prompt", "x"]) }
+        let message = Edit.message(for: ValidationError("the prompt is empty: say what the masked region should become"))
+        #expect(message.contains("prompt is empty"))
+    }
+}
