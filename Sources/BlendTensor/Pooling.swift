@@ -28,6 +28,21 @@ func zeroedTensor(_ shape: [Int]) -> Tensor {
     return t
 }
 
+/// The input gradient of an op that maps each input plane to one output plane: a zeroed
+/// tensor of `inputShape` whose planes `scatter(gradOut, gradIn, plane)` fills. Each plane
+/// belongs to one thread, so windows, bins or sample taps that share input pixels never
+/// write concurrently.
+func planewiseGradient(_ g: Tensor, inputShape: [Int], planes: Int, inPlane: Int, outPlane: Int, workPerPlane: Int,
+                       _ scatter: (_ gradOut: UnsafeMutablePointer<Float>, _ gradIn: UnsafeMutablePointer<Float>, _ plane: Int) -> Void)
+    -> Tensor {
+    let gx = zeroedTensor(inputShape)
+    let gp = g.pointer, gxp = gx.pointer
+    parallelRanges(planes, grain: grainFor(elementsPerItem: workPerPlane)) { range in
+        for p in range { scatter(gp + p * outPlane, gxp + p * inPlane, p) }
+    }
+    return gx
+}
+
 /// Rows (or planes) per parallel chunk so that each chunk touches about `target` elements.
 @inline(__always)
 func grainFor(elementsPerItem: Int, target: Int = 1 << 14) -> Int {
@@ -87,25 +102,20 @@ public func avgPool2d(_ x: Tensor, kernel: Int = 2, stride: Int? = nil) throws -
 
     let inputShape = x.shape
     return Tensor.recorded(y, from: [x]) { g in
-        let gx = zeroedTensor(inputShape)
-        let gp = g.pointer, gxp = gx.pointer
-        // Windows may overlap (stride < kernel), so each plane is owned by one thread.
-        parallelRanges(d.planes, grain: grainFor(elementsPerItem: inPlane)) { planes in
-            for p in planes {
-                let gin = gp + p * outPlane, gout = gxp + p * inPlane
-                for oy in 0..<ho {
-                    for ox in 0..<wo {
-                        let v = gin[oy * wo + ox] / area
-                        let corner = gout + oy * s * w + ox * s
-                        for ky in 0..<k {
-                            let line = corner + ky * w
-                            for kx in 0..<k { line[kx] += v }
-                        }
+        // Windows may overlap (stride < kernel).
+        [planewiseGradient(g, inputShape: inputShape, planes: d.planes, inPlane: inPlane, outPlane: outPlane,
+                           workPerPlane: inPlane) { gin, gout, _ in
+            for oy in 0..<ho {
+                for ox in 0..<wo {
+                    let v = gin[oy * wo + ox] / area
+                    let corner = gout + oy * s * w + ox * s
+                    for ky in 0..<k {
+                        let line = corner + ky * w
+                        for kx in 0..<k { line[kx] += v }
                     }
                 }
             }
-        }
-        return [gx]
+        }]
     }
 }
 
@@ -157,18 +167,12 @@ public func maxPool2d(_ x: Tensor, kernel: Int = 2, stride: Int? = nil) throws -
 
     let inputShape = x.shape
     return Tensor.recorded(y, from: [x]) { g in
-        let gx = zeroedTensor(inputShape)
-        let gp = g.pointer, gxp = gx.pointer
-        argmax.withUnsafeBufferPointer { buffer in
-            guard let am = buffer.baseAddress else { return }
-            parallelRanges(d.planes, grain: grainFor(elementsPerItem: inPlane)) { planes in
-                for p in planes {
-                    let gin = gp + p * outPlane, gout = gxp + p * inPlane, at = am + p * outPlane
-                    for i in 0..<outPlane { gout[at[i]] += gin[i] }
-                }
-            }
+        argmax.withUnsafeBufferPointer { am in
+            [planewiseGradient(g, inputShape: inputShape, planes: d.planes, inPlane: inPlane, outPlane: outPlane,
+                               workPerPlane: inPlane) { gin, gout, p in
+                for i in 0..<outPlane { gout[am[p * outPlane + i]] += gin[i] }
+            }]
         }
-        return [gx]
     }
 }
 
@@ -225,25 +229,20 @@ public func adaptiveAvgPool2d(_ x: Tensor, outputSize: (height: Int, width: Int)
 
     let inputShape = x.shape
     return Tensor.recorded(y, from: [x]) { g in
-        let gx = zeroedTensor(inputShape)
-        let gp = g.pointer, gxp = gx.pointer
-        // Bins can overlap, so each plane is owned by one thread.
-        parallelRanges(d.planes, grain: grainFor(elementsPerItem: inPlane)) { planes in
-            for p in planes {
-                let gin = gp + p * outPlane, gout = gxp + p * inPlane
-                for oy in 0..<ho {
-                    let rb = rowBins[oy]
-                    for ox in 0..<wo {
-                        let cb = colBins[ox]
-                        let v = gin[oy * wo + ox] / Float(rb.count) / Float(cb.count)
-                        for iy in rb {
-                            let line = gout + iy * w
-                            for ix in cb { line[ix] += v }
-                        }
+        // Bins can overlap.
+        [planewiseGradient(g, inputShape: inputShape, planes: d.planes, inPlane: inPlane, outPlane: outPlane,
+                           workPerPlane: inPlane) { gin, gout, _ in
+            for oy in 0..<ho {
+                let rb = rowBins[oy]
+                for ox in 0..<wo {
+                    let cb = colBins[ox]
+                    let v = gin[oy * wo + ox] / Float(rb.count) / Float(cb.count)
+                    for iy in rb {
+                        let line = gout + iy * w
+                        for ix in cb { line[ix] += v }
                     }
                 }
             }
-        }
-        return [gx]
+        }]
     }
 }

@@ -120,29 +120,24 @@ public func resizeBilinear(_ x: Tensor, height: Int, width: Int, alignCorners: B
 
     let inputShape = x.shape
     return Tensor.recorded(y, from: [x]) { g in
-        let gx = zeroedTensor(inputShape)
-        let gp = g.pointer, gxp = gx.pointer
-        // Output pixels share source pixels, so each plane is owned by one thread.
-        parallelRanges(d.planes, grain: grainFor(elementsPerItem: outPlane)) { planes in
-            for p in planes {
-                let gin = gp + p * outPlane, plane = gxp + p * inPlane
-                for oy in 0..<height {
-                    let top = plane + rowsT.low[oy] * w, bottom = plane + rowsT.high[oy] * w
-                    let wt = rowsT.lowWeight[oy], wb = rowsT.highWeight[oy]
-                    let line = gin + oy * width
-                    for ox in 0..<width {
-                        let l = colsT.low[ox], r = colsT.high[ox]
-                        let wl = colsT.lowWeight[ox], wr = colsT.highWeight[ox]
-                        let v = line[ox]
-                        top[l] += v * wt * wl
-                        top[r] += v * wt * wr
-                        bottom[l] += v * wb * wl
-                        bottom[r] += v * wb * wr
-                    }
+        // Output pixels share source pixels.
+        [planewiseGradient(g, inputShape: inputShape, planes: d.planes, inPlane: inPlane, outPlane: outPlane,
+                           workPerPlane: outPlane) { gin, plane, _ in
+            for oy in 0..<height {
+                let top = plane + rowsT.low[oy] * w, bottom = plane + rowsT.high[oy] * w
+                let wt = rowsT.lowWeight[oy], wb = rowsT.highWeight[oy]
+                let line = gin + oy * width
+                for ox in 0..<width {
+                    let l = colsT.low[ox], r = colsT.high[ox]
+                    let wl = colsT.lowWeight[ox], wr = colsT.highWeight[ox]
+                    let v = line[ox]
+                    top[l] += v * wt * wl
+                    top[r] += v * wt * wr
+                    bottom[l] += v * wb * wl
+                    bottom[r] += v * wb * wr
                 }
             }
-        }
-        return [gx]
+        }]
     }
 }
 
@@ -267,26 +262,20 @@ public func gridSample(_ x: Tensor, grid: Tensor, alignCorners: Bool, padding: G
         // `grid` is captured so that its storage outlives the forward call (the caller's
         // grid may be a temporary, as in warpPerspective).
         let gridP = grid.pointer
-        let gx = zeroedTensor(inputShape)
-        let gp = g.pointer, gxp = gx.pointer
-        // Sample points share source pixels, so each plane is owned by one thread.
-        parallelRanges(d.planes, grain: grainFor(elementsPerItem: outPlane * 4)) { planes in
-            for p in planes {
-                let n = p / max(c, 1)
-                let points = gridP + n * outPlane * 2
-                let gin = gp + p * outPlane, plane = gxp + p * inPlane
-                for i in 0..<outPlane {
-                    let t = BilinearTap(gx: points[2 * i], gy: points[2 * i + 1], height: h, width: w,
-                                        alignCorners: alignCorners, padding: padding)
-                    let v = gin[i]
-                    plane[t.o00] += v * t.nw
-                    plane[t.o01] += v * t.ne
-                    plane[t.o10] += v * t.sw
-                    plane[t.o11] += v * t.se
-                }
+        // Sample points share source pixels.
+        return [planewiseGradient(g, inputShape: inputShape, planes: d.planes, inPlane: inPlane, outPlane: outPlane,
+                                  workPerPlane: outPlane * 4) { gin, plane, p in
+            let points = gridP + (p / max(c, 1)) * outPlane * 2
+            for i in 0..<outPlane {
+                let t = BilinearTap(gx: points[2 * i], gy: points[2 * i + 1], height: h, width: w,
+                                    alignCorners: alignCorners, padding: padding)
+                let v = gin[i]
+                plane[t.o00] += v * t.nw
+                plane[t.o01] += v * t.ne
+                plane[t.o10] += v * t.sw
+                plane[t.o11] += v * t.se
             }
-        }
-        return [gx]
+        }]
     }
 }
 
