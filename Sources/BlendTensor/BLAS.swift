@@ -24,6 +24,3 @@ public var blasThreadCount: Int {
 
 /// The CPU kernel family OpenBLAS picked (e.g. "Haswell", "SkylakeX"); `OPENBLAS_CORETYPE` overrides it.
 public var blasCoreName: String { String(cString: openblas_get_corename()) }
-
-/// Sets OpenBLAS's thread count (for benchmarks that compare one thread with another library).
-public func setBLASThreadCount(_ n: Int) { openblas_set_num_threads(Int32(n)) }

@@ -25,11 +25,6 @@ final class TensorStorage: @unchecked Sendable {
         pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
     }
 
-    convenience init(zeroedCount count: Int) {
-        self.init(uninitializedCount: count)
-        pointer.initialize(repeating: 0, count: count)
-    }
-
     deinit { free(pointer) }
 
     var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: pointer, count: count) }

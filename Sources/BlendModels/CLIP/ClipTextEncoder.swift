@@ -23,8 +23,7 @@ public struct ClipTextEncoder: Sendable {
         var x = try embedding(tokens.flatMap { $0 }, table: tokenEmbedding).reshaped([n, l, width]) + positionalEmbedding
         x = try lnFinal(transformer(x, causal: true))
         let rows = try tokens.enumerated().map { i, seq in
-            // First position of the maximum id, like torch.argmax.
-            let eot = seq.indices.max { seq[$0] < seq[$1] || (seq[$0] == seq[$1] && $0 > $1) }!
+            let eot = ClipTokenizer.endOfTextPosition(in: seq)!   // sequences are non-empty (checked above)
             return try x.sliced(i..<i + 1, axis: 0).sliced(eot..<eot + 1, axis: 1).reshaped([1, width])
         }
         return try Tensor.concatenate(rows, axis: 0).matmul(projection)
