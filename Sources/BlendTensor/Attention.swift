@@ -29,14 +29,14 @@ func softmaxRowsInPlace(_ p: UnsafeMutablePointer<Float>, rows: Int, width: Int)
     }
 }
 
-/// eˣ for eight lanes at once, within 2 ulp of `expf` for the arguments softmax feeds it
-/// (x ≤ 0): range reduction x = n·ln2 + r with |r| ≤ ln2/2 (ln2 split in two parts so the
+/// eˣ for eight lanes at once, within 2 ulp of `expf` on [−87.3, 88.3] (arguments above
+/// saturate at e^88.4): range reduction x = n·ln2 + r with |r| ≤ ln2/2 (ln2 split in two parts so the
 /// reduction is exact), a degree-6 minimax polynomial for eʳ, and 2ⁿ built in the exponent
 /// bits. Below −87.3 the result flushes to 0, as softmax wants; −∞ gives 0.
 @inline(__always)
 func vectorExp(_ x: SIMD8<Float>) -> SIMD8<Float> {
-    let lower = SIMD8<Float>(repeating: -87.33654)
-    let clamped = x.replacing(with: lower, where: x .< lower)
+    let lower = SIMD8<Float>(repeating: -87.33654), upper = SIMD8<Float>(repeating: 88.37626)
+    let clamped = x.replacing(with: lower, where: x .< lower).replacing(with: upper, where: x .> upper)
     // Adding 1.5·2²³ rounds to an integer, which then sits in the low mantissa bits.
     let magic = SIMD8<Float>(repeating: 12_582_912)
     let shifted = clamped * 1.442695041 + magic
@@ -131,4 +131,10 @@ public func scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, scale: Fl
         }
         return [q.node == nil ? nil : gq, k.node == nil ? nil : gk, v.node == nil ? nil : gv]
     }
+}
+
+/// The logistic function 1 / (1 + e⁻ˣ) for eight lanes, on ``vectorExp``.
+@inline(__always)
+func vectorSigmoid(_ x: SIMD8<Float>) -> SIMD8<Float> {
+    1 / (1 + vectorExp(-x))
 }

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Mean and reciprocal standard deviation of `count` contiguous values (biased variance).
 @inline(__always)
 private func moments(_ p: UnsafeMutablePointer<Float>, _ count: Int, eps: Float) -> (mean: Float, rstd: Float) {
@@ -38,6 +44,30 @@ private func moments(_ p: UnsafeMutablePointer<Float>, _ count: Int, eps: Float)
 /// Group normalisation (PyTorch's `F.group_norm`) of `[N, C, ...]` over groups of
 /// `C / groups` channels; `weight` and `bias` (`[C]`, constants) scale and shift per channel.
 public func groupNorm(_ x: Tensor, groups: Int, weight: Tensor? = nil, bias: Tensor? = nil, eps: Float = 1e-5) throws -> Tensor {
+    try fusedGroupNorm(x, groups: groups, weight: weight, bias: bias, eps: eps, modulation: nil, silu: false)
+}
+
+/// `silu(groupNorm(x) · (1 + scale) + shift)` in one pass, the diffusion UNet's
+/// normalisation layers: `scale` and `shift` (`[N, C]`, optional) are the timestep
+/// modulation of a scale-shift ResBlock. Fusing saves a full-size temporary per layer, two
+/// passes over memory, and the saved activation of a separate SiLU. Differentiable in
+/// `x`; when `scale` or `shift` take part in a differentiable computation themselves, the
+/// unfused composition runs instead so that they get their gradients too.
+public func groupNormSiLU(_ x: Tensor, groups: Int, weight: Tensor? = nil, bias: Tensor? = nil, eps: Float = 1e-5,
+                          scale: Tensor? = nil, shift: Tensor? = nil) throws -> Tensor {
+    if scale?.requiresGradient == true || shift?.requiresGradient == true || (scale == nil) != (shift == nil) {
+        var h = try groupNorm(x, groups: groups, weight: weight, bias: bias, eps: eps)
+        let shape = [x.dim(0), x.dim(1)] + Array(repeating: 1, count: max(x.rank - 2, 0))
+        if let scale { h = try h * (scale.reshaped(shape) + 1) }
+        if let shift { h = try h + shift.reshaped(shape) }
+        return h.silu()
+    }
+    return try fusedGroupNorm(x, groups: groups, weight: weight, bias: bias, eps: eps,
+                              modulation: scale.map { ($0, shift!) }, silu: true)
+}
+
+private func fusedGroupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, eps: Float,
+                            modulation: (scale: Tensor, shift: Tensor)?, silu: Bool) throws -> Tensor {
     guard x.rank >= 2 else {
         throw TensorError.shapeMismatch(op: "groupNorm", expected: "input [N, C, ...]", got: x.shape)
     }
@@ -48,6 +78,9 @@ public func groupNorm(_ x: Tensor, groups: Int, weight: Tensor? = nil, bias: Ten
     for p in [weight, bias].compactMap({ $0 }) where p.shape != [c] {
         throw TensorError.shapeMismatch(op: "groupNorm weight/bias", expected: "[\(c)]", got: p.shape)
     }
+    if let modulation, modulation.scale.count != n * c || modulation.shift.count != n * c {
+        throw TensorError.shapeMismatch(op: "groupNormSiLU scale/shift", expected: "[\(n), \(c)]", got: modulation.scale.shape)
+    }
     let spatial = x.count / max(n * c, 1)
     let perGroup = c / groups
     let blocks = n * groups, blockSize = perGroup * spatial
@@ -55,6 +88,18 @@ public func groupNorm(_ x: Tensor, groups: Int, weight: Tensor? = nil, bias: Ten
     let y = Tensor(uninitializedShape: x.shape)
     let xp = x.pointer, yp = y.pointer
     let gamma = weight?.pointer, beta = bias?.pointer
+    let mScale = modulation?.scale.pointer, mShift = modulation?.shift.pointer
+
+    /// The per-channel affine map u = x·a + b of block `b`, channel `j`, and the modulation factor.
+    @inline(__always)
+    func affine(_ b: Int, _ j: Int, mean: Float, rstd: Float) -> (a: Float, b: Float, m: Float, ch: Int) {
+        let ch = (b % groups) * perGroup + j
+        let nc = (b / groups) * c + ch
+        let m = 1 + (mScale?[nc] ?? 0)
+        let a = rstd * (gamma?[ch] ?? 1)
+        return (a * m, ((beta?[ch] ?? 0) - mean * a) * m + (mShift?[nc] ?? 0), m, ch)
+    }
+
     stats.withUnsafeMutableBufferPointer { st in
         parallelFor(blocks) { b in
             let base = b * blockSize
@@ -62,50 +107,88 @@ public func groupNorm(_ x: Tensor, groups: Int, weight: Tensor? = nil, bias: Ten
             st[2 * b] = mean
             st[2 * b + 1] = rstd
             for j in 0..<perGroup {
-                let ch = (b % groups) * perGroup + j
-                let scale = rstd * (gamma?[ch] ?? 1)
-                let shift = (beta?[ch] ?? 0) - mean * scale
+                let (a, sh, _, _) = affine(b, j, mean: mean, rstd: rstd)
                 let src = xp + base + j * spatial, dst = yp + base + j * spatial
-                for i in 0..<spatial { dst[i] = src[i] * scale + shift }
+                var i = 0
+                if silu {
+                    let av = SIMD8<Float>(repeating: a), bv = SIMD8<Float>(repeating: sh)
+                    let rs = UnsafeRawPointer(src), rd = UnsafeMutableRawPointer(dst)
+                    while i + 8 <= spatial {
+                        let u = rs.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) * av + bv
+                        rd.storeBytes(of: u * vectorSigmoid(u), toByteOffset: i * 4, as: SIMD8<Float>.self)
+                        i += 8
+                    }
+                    while i < spatial { let u = src[i] * a + sh; dst[i] = u / (1 + expf(-u)); i += 1 }
+                } else {
+                    for i in 0..<spatial { dst[i] = src[i] * a + sh }
+                }
             }
         }
     }
-    // The capture list keeps the weights alive for as long as the closure reads their pointers.
-    return Tensor.recorded(y, from: [x]) { [x, weight] g in
+    // The capture list keeps the constants alive for as long as the closure reads their pointers.
+    return Tensor.recorded(y, from: [x]) { [x, weight, bias, modulation] g in
+        // dx = rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)), where dx̂ = ∂L/∂x̂ = g·silu′(u)·γ·m.
+        // The first pass writes dx̂ into the result buffer; the second turns it into dx.
         let gx = Tensor(uninitializedShape: x.shape)
         let gp = g.pointer, gxp = gx.pointer
         stats.withUnsafeBufferPointer { st in
             parallelFor(blocks) { b in
                 let base = b * blockSize
                 let mean = st[2 * b], rstd = st[2 * b + 1]
-                // dx = rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)) with dx̂ = g·γ
                 var sumD = 0.0, sumDX = 0.0
                 for j in 0..<perGroup {
-                    let ch = (b % groups) * perGroup + j
-                    let gm = gamma?[ch] ?? 1
-                    let src = xp + base + j * spatial, gr = gp + base + j * spatial
+                    let (a, sh, m, ch) = affine(b, j, mean: mean, rstd: rstd)
+                    let gm = (gamma?[ch] ?? 1) * m
+                    let src = xp + base + j * spatial, gr = gp + base + j * spatial, d = gxp + base + j * spatial
                     var sd: Float = 0, sdx: Float = 0
-                    for i in 0..<spatial {
-                        let d = gr[i] * gm
-                        sd += d
-                        sdx += d * (src[i] - mean)
+                    var i = 0
+                    if silu {
+                        let av = SIMD8<Float>(repeating: a), bv = SIMD8<Float>(repeating: sh)
+                        let meanV = SIMD8<Float>(repeating: mean), gmV = SIMD8<Float>(repeating: gm)
+                        var sdv = SIMD8<Float>(), sdxv = SIMD8<Float>()
+                        let rs = UnsafeRawPointer(src), rg = UnsafeRawPointer(gr), rd = UnsafeMutableRawPointer(d)
+                        while i + 8 <= spatial {
+                            let xv = rs.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+                            let u = xv * av + bv
+                            let sg = vectorSigmoid(u)
+                            let dv = rg.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) * sg * (1 + u * (1 - sg)) * gmV
+                            rd.storeBytes(of: dv, toByteOffset: i * 4, as: SIMD8<Float>.self)
+                            sdv += dv
+                            sdxv += dv * (xv - meanV)
+                            i += 8
+                        }
+                        sd = sdv.sum()
+                        sdx = sdxv.sum()
+                        while i < spatial {
+                            let u = src[i] * a + sh, sg = 1 / (1 + expf(-u))
+                            let dv = gr[i] * sg * (1 + u * (1 - sg)) * gm
+                            d[i] = dv
+                            sd += dv
+                            sdx += dv * (src[i] - mean)
+                            i += 1
+                        }
+                    } else {
+                        for i in 0..<spatial {
+                            let dv = gr[i] * gm
+                            d[i] = dv
+                            sd += dv
+                            sdx += dv * (src[i] - mean)
+                        }
                     }
                     sumD += Double(sd)
                     sumDX += Double(sdx) * Double(rstd)
                 }
                 let meanD = Float(sumD / Double(blockSize)), meanDX = Float(sumDX / Double(blockSize))
                 for j in 0..<perGroup {
-                    let ch = (b % groups) * perGroup + j
-                    let gm = gamma?[ch] ?? 1
-                    let src = xp + base + j * spatial, gr = gp + base + j * spatial, dst = gxp + base + j * spatial
+                    let src = xp + base + j * spatial, d = gxp + base + j * spatial
                     for i in 0..<spatial {
                         let xhat = (src[i] - mean) * rstd
-                        dst[i] = rstd * (gr[i] * gm - meanD - xhat * meanDX)
+                        d[i] = rstd * (d[i] - meanD - xhat * meanDX)
                     }
                 }
             }
         }
-        withExtendedLifetime((x, weight)) {}
+        withExtendedLifetime((x, weight, bias, modulation)) {}
         return [gx]
     }
 }

@@ -24,6 +24,32 @@ import BlendTestSupport
         try checkGradients([randn([3, 4, 6], seed: 45)]) { try layerNorm($0[0], weight: w, bias: b) }
     }
 
+    @Test func fusedGroupNormSiLUMatchesTheComposition() throws {
+        let x = randn([2, 6, 5, 7], seed: 61), w = randn([6], seed: 62), b = randn([6], seed: 63)
+        let scale = randn([2, 6], seed: 64, std: 0.3), shift = randn([2, 6], seed: 65)
+        let plain = try groupNorm(x, groups: 3, weight: w, bias: b).silu()
+        expectClose(try groupNormSiLU(x, groups: 3, weight: w, bias: b), plain.scalars, tolerance: 2e-6)
+        let modulated = try (groupNorm(x, groups: 3, weight: w, bias: b) * (scale.reshaped([2, 6, 1, 1]) + 1)
+                             + shift.reshaped([2, 6, 1, 1])).silu()
+        expectClose(try groupNormSiLU(x, groups: 3, weight: w, bias: b, scale: scale, shift: shift), modulated.scalars, tolerance: 2e-6)
+    }
+
+    @Test func fusedGroupNormSiLUGradients() throws {
+        let w = randn([6], seed: 66), b = randn([6], seed: 67)
+        let scale = randn([2, 6], seed: 68, std: 0.3), shift = randn([2, 6], seed: 69)
+        try checkGradients([randn([2, 6, 3, 5], seed: 70)]) { try groupNormSiLU($0[0], groups: 2, weight: w, bias: b) }
+        try checkGradients([randn([2, 6, 3, 5], seed: 71)]) {
+            try groupNormSiLU($0[0], groups: 3, weight: w, bias: b, scale: scale, shift: shift)
+        }
+        // Differentiable modulation takes the unfused path and gets its gradients.
+        try checkGradients([randn([2, 6, 3, 5], seed: 72), scale, shift]) {
+            try groupNormSiLU($0[0], groups: 3, weight: w, bias: b, scale: $0[1], shift: $0[2])
+        }
+        #expect(throws: TensorError.self) {
+            try groupNormSiLU(randn([2, 6, 3, 5], seed: 1), groups: 3, scale: randn([2, 5], seed: 2), shift: randn([2, 5], seed: 3))
+        }
+    }
+
     @Test func badShapesThrow() throws {
         #expect(throws: TensorError.self) { try groupNorm(randn([1, 6, 2, 2], seed: 1), groups: 4) }
         #expect(throws: TensorError.self) { try groupNorm(randn([1, 6, 2, 2], seed: 1), groups: 3, weight: randn([3], seed: 1)) }

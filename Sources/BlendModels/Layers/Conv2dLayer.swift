@@ -53,6 +53,11 @@ public struct GroupNormLayer: Sendable {
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
         try groupNorm(x, groups: groups, weight: weight, bias: bias, eps: eps)
     }
+
+    /// `silu(norm(x) · (1 + scale) + shift)` fused in one pass (scale and shift `[N, C]`, optional).
+    public func silu(_ x: Tensor, scale: Tensor? = nil, shift: Tensor? = nil) throws -> Tensor {
+        try groupNormSiLU(x, groups: groups, weight: weight, bias: bias, eps: eps, scale: scale, shift: shift)
+    }
 }
 
 /// Layer normalisation over the last dimension (PyTorch `nn.LayerNorm`).

@@ -29,17 +29,17 @@ public struct UNetResBlock: Sendable {
 
     /// `embSiLU` is SiLU of the timestep embedding, `[N, timeEmbedDim]` — shared by all blocks.
     func callAsFunction(_ x: Tensor, embSiLU: Tensor) throws -> Tensor {
-        var h = try inNorm(x).silu()
+        var h = try inNorm.silu(x)
         h = try resampling.apply(h)
         let xs = try resampling.apply(x)
         h = try inConv(h)
         let emb = try embedding(embSiLU)
         let channels = h.dim(1)
         if useScaleShiftNorm {
-            let parts = try emb.reshaped([emb.dim(0), 2 * channels, 1, 1]).chunked(2, axis: 1)
-            h = try (outNorm(h) * (parts[0] + 1) + parts[1]).silu()
+            let parts = try emb.chunked(2, axis: 1)      // scale, shift: [N, C] each
+            h = try outNorm.silu(h, scale: parts[0], shift: parts[1])
         } else {
-            h = try outNorm(h + emb.reshaped([emb.dim(0), channels, 1, 1])).silu()
+            h = try outNorm.silu(h + emb.reshaped([emb.dim(0), channels, 1, 1]))
         }
         // Dropout is the identity at inference.
         h = try outConv(h)

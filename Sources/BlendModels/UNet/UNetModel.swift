@@ -74,6 +74,6 @@ public struct UNetModel: Sendable {
             h = try Tensor.concatenate([h, skips.removeLast()], axis: 1)
             for layer in block { h = try layer(h, embSiLU: embSiLU) }
         }
-        return try outConv(outNorm(h).silu())
+        return try outConv(outNorm.silu(h))
     }
 }
