@@ -13,6 +13,18 @@ struct ConvGeometry {
     /// Output rows per im2col tile: enough columns (~2048) to keep the GEMM efficient,
     /// few enough that the column buffer stays in cache-friendly size.
     var rowsPerTile: Int { max(1, min(outH, 2048 / max(outW, 1))) }
+
+    /// Walks the output rows in im2col tiles, handing each a column buffer
+    /// `[kernelSize, tileRows · outW]` (reused from tile to tile).
+    func forEachTile(_ body: (_ firstRow: Int, _ rows: Int, _ columns: Int, _ buffer: UnsafeMutablePointer<Float>) -> Void) {
+        let buffer = TensorStorage(uninitializedCount: kernelSize * rowsPerTile * outW)
+        var row0 = 0
+        while row0 < outH {
+            let rows = min(rowsPerTile, outH - row0)
+            body(row0, rows, rows * outW, buffer.pointer)
+            row0 += rows
+        }
+    }
 }
 
 /// 2-D convolution (cross-correlation, as PyTorch's `F.conv2d`) on NCHW input.
@@ -86,16 +98,10 @@ private func convForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ geo: Conv
                   b: xn, ldb: plane, beta: beta, c: yn, ldc: plane)
             continue
         }
-        let rows = geo.rowsPerTile
-        let columns = TensorStorage(uninitializedCount: geo.kernelSize * rows * geo.outW)
-        var row0 = 0
-        while row0 < geo.outH {
-            let tileRows = min(rows, geo.outH - row0)
-            let tileCols = tileRows * geo.outW
-            im2col(xn, geo, firstRow: row0, rowCount: tileRows, into: columns.pointer)
+        geo.forEachTile { row0, tileRows, tileCols, columns in
+            im2col(xn, geo, firstRow: row0, rowCount: tileRows, into: columns)
             sgemm(m: geo.outChannels, n: tileCols, k: geo.kernelSize, a: weight.pointer, lda: geo.kernelSize,
-                  b: columns.pointer, ldb: tileCols, beta: beta, c: yn + row0 * geo.outW, ldc: plane)
-            row0 += tileRows
+                  b: columns, ldb: tileCols, beta: beta, c: yn + row0 * geo.outW, ldc: plane)
         }
     }
     return y
@@ -124,17 +130,11 @@ private func convInputGradient(_ g: Tensor, weight: Tensor, _ geo: ConvGeometry)
             continue
         }
         gxn.initialize(repeating: 0, count: geo.inChannels * geo.inPlane)
-        let rows = geo.rowsPerTile
-        let columns = TensorStorage(uninitializedCount: geo.kernelSize * rows * geo.outW)
-        var row0 = 0
-        while row0 < geo.outH {
-            let tileRows = min(rows, geo.outH - row0)
-            let tileCols = tileRows * geo.outW
+        geo.forEachTile { row0, tileRows, tileCols, columns in
             // Column gradient = Wᵀ · dY(tile); the GEMM reads dY rows with stride `plane`.
             sgemm(transA: true, m: geo.kernelSize, n: tileCols, k: geo.outChannels, a: weight.pointer, lda: geo.kernelSize,
-                  b: gn + row0 * geo.outW, ldb: plane, c: columns.pointer, ldc: tileCols)
-            col2imAdd(columns.pointer, geo, firstRow: row0, rowCount: tileRows, into: gxn)
-            row0 += tileRows
+                  b: gn + row0 * geo.outW, ldb: plane, c: columns, ldc: tileCols)
+            col2imAdd(columns, geo, firstRow: row0, rowCount: tileRows, into: gxn)
         }
     }
     return gx
