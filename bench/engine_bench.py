@@ -18,6 +18,7 @@ Developer-only; needs the venv from scripts/setup-dev-venv.sh.
 import argparse
 import json
 import math
+import os
 import resource
 import statistics
 import sys
@@ -240,20 +241,16 @@ def op_edit_step_adm256():
     backpropagates through both; then the blend with the noised source."""
     import kornia.augmentation as K
     from clip.model import CLIP
-    from guided_diffusion import gaussian_diffusion as gd
-    from guided_diffusion.respace import SpacedDiffusion, space_timesteps
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "scripts"))
+    from reference_guidance import make_cond_fn, spaced_diffusion
 
     unet = adm256_uncond()
     clip_model = CLIP(embed_dim=512, image_resolution=224, vision_layers=12, vision_width=768, vision_patch_size=16,
                       context_length=77, vocab_size=49408, transformer_width=512, transformer_heads=8,
                       transformer_layers=12).float().eval().requires_grad_(False)
-    diffusion = SpacedDiffusion(use_timesteps=space_timesteps(1000, "100"), betas=gd.get_named_beta_schedule("linear", 1000),
-                                model_mean_type=gd.ModelMeanType.EPSILON, model_var_type=gd.ModelVarType.LEARNED_RANGE,
-                                loss_type=gd.LossType.MSE, rescale_timesteps=True)
+    diffusion = spaced_diffusion("100")
     warps = torch.nn.Sequential(K.RandomAffine(degrees=15, translate=0.1, p=0.7, padding_mode="border"),
                                 K.RandomPerspective(0.7, p=0.7))
-    mean = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
-    std = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
     text = torch.nn.functional.normalize(randn(1, 512), dim=-1)
     source = randn(1, 3, 256, 256).clamp(-1, 1)
     mask = torch.zeros(1, 1, 256, 256)
@@ -261,19 +258,11 @@ def op_edit_step_adm256():
     x = randn(1, 3, 256, 256)
     t_index = 74
 
-    def cond_fn(x, t, y=None):
-        t = (t * (diffusion.num_timesteps / 1000)).long()
-        with torch.enable_grad():
-            x = x.detach().requires_grad_()
-            out = diffusion.p_mean_variance(unet, x, t, clip_denoised=False, model_kwargs={})
-            fac = diffusion.sqrt_one_minus_alphas_cumprod[t[0].item()]
-            x_in = out["pred_xstart"] * fac + x * (1 - fac)
-            resized = F.adaptive_avg_pool2d(x_in * mask, (224, 224))
-            views = torch.cat([resized, warps(resized.repeat(7, 1, 1, 1))])
-            embeds = F.normalize(clip_model.encode_image((views.add(1).div(2) - mean) / std), dim=-1)
-            loss = (embeds - text).norm(dim=-1).div(2).arcsin().pow(2).mul(2).mean() * 1000
-            loss = loss + (out["pred_xstart"] - out["pred_xstart"].clamp(-1, 1)).pow(2).mean() * 50
-            return -torch.autograd.grad(loss, x)[0]
+    def views(masked):
+        resized = F.adaptive_avg_pool2d(masked, (224, 224))
+        return torch.cat([resized, warps(resized.repeat(7, 1, 1, 1))])
+
+    cond_fn = make_cond_fn(diffusion, unet, clip_model, text, mask, views)
 
     def run():
         t = torch.tensor([t_index])

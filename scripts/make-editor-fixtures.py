@@ -16,17 +16,14 @@ import os
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
-from guided_diffusion import gaussian_diffusion as gd
-from guided_diffusion.respace import SpacedDiffusion, space_timesteps
 from guided_diffusion.unet import UNetModel
 from clip.model import CLIP
+
+from reference_guidance import make_cond_fn, spaced_diffusion
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 MODELS = os.path.join(ROOT, "Tests", "BlendModelsTests", "Fixtures")
 OUT = os.path.join(ROOT, "Tests", "BlendEditorTests", "Fixtures")
-CLIP_MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
-CLIP_STD = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
-CLIP_LAMBDA, RANGE_LAMBDA = 1000.0, 50.0
 
 
 def load_unet():
@@ -50,19 +47,12 @@ def load_clip():
     return model.eval().requires_grad_(False)
 
 
-def spherical(x, y):
-    x = F.normalize(x, dim=-1)
-    y = F.normalize(y, dim=-1)
-    return (x - y).norm(dim=-1).div(2).arcsin().pow(2).mul(2)
-
 
 def main():
     os.makedirs(OUT, exist_ok=True)
     torch.manual_seed(0)
     unet, clip_model = load_unet(), load_clip()
-    diffusion = SpacedDiffusion(use_timesteps=space_timesteps(1000, "100"), betas=gd.get_named_beta_schedule("linear", 1000),
-                                model_mean_type=gd.ModelMeanType.EPSILON, model_var_type=gd.ModelVarType.LEARNED_RANGE,
-                                loss_type=gd.LossType.MSE, rescale_timesteps=True)
+    diffusion = spaced_diffusion("100")
     tokens = torch.zeros(1, 77, dtype=torch.long)
     tokens[0, :5] = torch.tensor([498, 17, 230, 5, 499])
     with torch.no_grad():
@@ -74,19 +64,8 @@ def main():
     t_index = 60
     x = diffusion.q_sample(source, torch.tensor([t_index]), noise=torch.randn(1, 3, 16, 16))
 
-    def cond_fn(x, t, y=None):
-        # The reference un-scales the timestep the wrapped cond_fn receives back to the step index.
-        t = (t * (diffusion.num_timesteps / 1000)).long()
-        with torch.enable_grad():
-            x = x.detach().requires_grad_()
-            out = diffusion.p_mean_variance(unet, x, t, clip_denoised=False, model_kwargs={})
-            fac = diffusion.sqrt_one_minus_alphas_cumprod[t[0].item()]
-            x_in = out["pred_xstart"] * fac + x * (1 - fac)
-            view = F.adaptive_avg_pool2d(x_in * mask, (32, 32))  # aug_num = 1: the plain resize only
-            embeds = clip_model.encode_image((view.add(1).div(2) - CLIP_MEAN) / CLIP_STD)
-            loss = spherical(embeds, text).mean() * CLIP_LAMBDA
-            loss = loss + (out["pred_xstart"] - out["pred_xstart"].clamp(-1, 1)).pow(2).mean([1, 2, 3]).sum() * RANGE_LAMBDA
-            return -torch.autograd.grad(loss, x)[0]
+    # aug_num = 1: CLIP sees the plain resize only.
+    cond_fn = make_cond_fn(diffusion, unet, clip_model, text, mask, views=lambda m: F.adaptive_avg_pool2d(m, (32, 32)))
 
     t = torch.tensor([t_index])
     step_noise = torch.randn(1, 3, 16, 16)
