@@ -94,5 +94,32 @@ def main():
               os.path.join(OUT, "guided_step.safetensors"))
 
 
+
+
+def write_augmentation_fixture():
+    """kornia's affine and perspective warps for fixed parameters, to check that blend's
+    augmentations use kornia's geometry (rotation sense, centre, corner offsets, padding)."""
+    import kornia
+    torch.manual_seed(5)
+    image = torch.rand(1, 3, 16, 16) * 2 - 1
+    size = 16
+    angle, tx, ty = 10.0, 1.6, -1.1
+    center = torch.tensor([[(size - 1) / 2, (size - 1) / 2]])
+    affine = kornia.geometry.transform.get_affine_matrix2d(
+        torch.tensor([[tx, ty]]), center, torch.ones(1, 2), torch.tensor([angle]))
+    warped_affine = kornia.geometry.transform.warp_affine(image, affine[:, :2], (size, size), align_corners=False,
+                                                          padding_mode="border")
+    start = torch.tensor([[[0.0, 0.0], [size - 1.0, 0.0], [size - 1.0, size - 1.0], [0.0, size - 1.0]]])
+    fractions = torch.tensor([[[0.3, 0.6], [0.9, 0.1], [0.5, 0.5], [0.2, 0.8]]])
+    directions = torch.tensor([[[1.0, 1.0], [-1.0, 1.0], [-1.0, -1.0], [1.0, -1.0]]])
+    end = start + 0.7 * size / 2 * fractions * directions
+    perspective = kornia.geometry.transform.get_perspective_transform(start, end)
+    warped_perspective = kornia.geometry.transform.warp_perspective(image, perspective, (size, size), align_corners=False)
+    save_file({"image": image, "affine": warped_affine, "perspective": warped_perspective,
+               "params": torch.tensor([angle, tx, ty]), "fractions": fractions[0]},
+              os.path.join(OUT, "augmentations.safetensors"))
+
+
 if __name__ == "__main__":
     main()
+    write_augmentation_fixture()

@@ -13,9 +13,10 @@ import Darwin
 /// (distortion 0.7, black padding), as kornia's `RandomAffine` and `RandomPerspective`
 /// sample them. The gradient flows back through the warps to the image.
 ///
-/// Geometry follows kornia's parameterisation (rotation about the image centre
-/// ((W−1)/2, (H−1)/2), inward corner offsets up to distortion·size/2); sampling uses
-/// pixel-centre (align_corners=true) coordinates.
+/// Geometry follows kornia's: rotation about the image centre ((W−1)/2, (H−1)/2), inward
+/// corner offsets up to distortion·size/2, source = M⁻¹·(output pixel centre), as kornia ≥ 0.7
+/// warps with `align_corners=False` (checked against kornia in the tests; the kornia 0.5
+/// the reference pinned mixed the two conventions, shifting samples by a fraction of a pixel).
 public struct ClipAugmentations: Sendable {
     public var outputSize: Int
     public var count: Int
@@ -51,14 +52,22 @@ public struct ClipAugmentations: Sendable {
     /// forward x' = R(θ)(x − c) + c + t, so source = R(−θ)(x' − c − t) + c.
     func randomAffine(using rng: inout NoiseSource) -> [Float] {
         let s = Float(outputSize)
-        let theta = rng.uniform(-maxDegrees...maxDegrees) * .pi / 180
+        let degrees = rng.uniform(-maxDegrees...maxDegrees)
         let tx = rng.uniform(-maxTranslation * s...maxTranslation * s)
         let ty = rng.uniform(-maxTranslation * s...maxTranslation * s)
-        let c = (s - 1) / 2
-        // kornia's rotation matrix for a positive angle is [[cos, sin], [−sin, cos]];
-        // its inverse is the transpose.
+        return affineMatrix(degrees: degrees, tx: tx, ty: ty)
+    }
+
+    /// The output→source matrix (`[2, 3]`, row-major) of a rotation by `degrees` about the
+    /// centre followed by a translation (tx, ty), as kornia's `get_affine_matrix2d` builds the
+    /// forward one.
+    func affineMatrix(degrees: Float, tx: Float, ty: Float) -> [Float] {
+        let theta = degrees * .pi / 180
+        let c = (Float(outputSize) - 1) / 2
+        // kornia's forward rotation for a positive angle is [[cos, −sin], [sin, cos]] (in
+        // pixel coordinates, y down); the inverse is its transpose.
         let cs = cosf(theta), sn = sinf(theta)
-        let (a, b, d, e) = (cs, -sn, sn, cs)
+        let (a, b, d, e) = (cs, sn, -sn, cs)
         let ux = -c - tx, uy = -c - ty
         return [a, b, a * ux + b * uy + c,
                 d, e, d * ux + e * uy + c]
@@ -68,13 +77,20 @@ public struct ClipAugmentations: Sendable {
     /// inward by up to distortion·size/2; the warp maps the moved corners back onto the
     /// original ones.
     func randomPerspective(using rng: inout NoiseSource) throws -> [Float] {
+        var fractions: [(Float, Float)] = []
+        for _ in 0..<4 { fractions.append((rng.uniform(0...1), rng.uniform(0...1))) }
+        return try perspectiveHomography(fractions: fractions)
+    }
+
+    /// The output→source homography (`[3, 3]`, row-major) when corner i (top-left, top-right,
+    /// bottom-right, bottom-left) moves inward by `fractions[i]` of distortion·size/2 along x and y.
+    func perspectiveHomography(fractions: [(Float, Float)]) throws -> [Float] {
         let s = Float(outputSize), last = s - 1
         let corners: [(Float, Float)] = [(0, 0), (last, 0), (last, last), (0, last)]
         let directions: [(Float, Float)] = [(1, 1), (-1, 1), (-1, -1), (1, -1)]
         let f = distortion * s / 2
-        var moved: [(Float, Float)] = []
-        for (c, d) in zip(corners, directions) {
-            moved.append((c.0 + f * rng.uniform(0...1) * d.0, c.1 + f * rng.uniform(0...1) * d.1))
+        let moved = (0..<4).map { i in
+            (corners[i].0 + f * fractions[i].0 * directions[i].0, corners[i].1 + f * fractions[i].1 * directions[i].1)
         }
         return try homography(from: moved, to: corners)
     }

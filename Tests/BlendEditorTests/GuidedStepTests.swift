@@ -66,3 +66,23 @@ import BlendTensor
         #expect(unguided.scalars != sample.scalars)
     }
 }
+
+/// The augmentation geometry against kornia's own warps for fixed parameters
+/// (scripts/make-editor-fixtures.py, kornia 0.9 `warp_affine`/`warp_perspective`).
+@Suite struct AugmentationGeometryTests {
+    @Test func affineAndPerspectiveWarpsMatchKornia() throws {
+        let io = try GuidedStepTests.load(GuidedStepTests.here.appendingPathComponent("Fixtures/augmentations.safetensors"))
+        let augment = ClipAugmentations(outputSize: 16, count: 2)
+        let p = io["params"]!.scalars
+        let affine = try Tensor(shape: [1, 2, 3], scalars: augment.affineMatrix(degrees: p[0], tx: p[1], ty: p[2]))
+        let warped = try warpAffine(io["image"]!, matrices: affine, padding: .border)
+        let f = io["fractions"]!.scalars
+        let fractions = (0..<4).map { (f[2 * $0], f[2 * $0 + 1]) }
+        let homography = try Tensor(shape: [1, 3, 3], scalars: augment.perspectiveHomography(fractions: fractions))
+        let perspective = try warpPerspective(io["image"]!, homographies: homography, padding: .zeros)
+        for (got, name) in [(warped, "affine"), (perspective, "perspective")] {
+            let worst = zip(got.scalars, io[name]!.scalars).map { Swift.abs($0 - $1) }.max()!
+            #expect(worst < 1e-4, "\(name): max abs difference \(worst)")
+        }
+    }
+}
