@@ -169,8 +169,14 @@ public enum EditPipeline {
         }
         let editSeconds = Date().timeIntervalSince(editStart)
 
-        // 4. Outputs: full-resolution results with the untouched background pasted back.
-        let ranked = URL(fileURLWithPath: request.outputDirectory).appendingPathComponent("ranked")
+        // 4. Outputs: full-resolution results with the untouched background pasted back. They
+        //    are written into a staging folder and moved into place together at the end, so a
+        //    run that dies here leaves the previous results (or nothing), never a mix.
+        let output = URL(fileURLWithPath: request.outputDirectory)
+        let staging = output.appendingPathComponent(".blend-staging-\(getpid())")
+        try? FileManager.default.removeItem(at: staging)
+        defer { try? FileManager.default.removeItem(at: staging) }
+        let ranked = staging.appendingPathComponent("ranked")
         try FileManager.default.createDirectory(at: ranked, withIntermediateDirectories: true)
         var samples: [EditReport.Sample] = []
         var sheetResults: [(image: RGBImage, score: Float)] = []
@@ -183,7 +189,7 @@ public enum EditPipeline {
                                  iteration: result.iteration, batchIndex: result.batchIndex))
             sheetResults.append((modelResult, result.distance))
         }
-        let sheetPath = URL(fileURLWithPath: request.outputDirectory).appendingPathComponent("contact_sheet.png").path
+        let sheetPath = staging.appendingPathComponent("contact_sheet.png").path
         try ContactSheet(source: modelImage, mask: modelMask, results: sheetResults).write(to: sheetPath)
 
         let report = EditReport(
@@ -199,7 +205,17 @@ public enum EditPipeline {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         encoder.keyEncodingStrategy = .convertToSnakeCase
         let json = try encoder.encode(report)
-        try writeFileAtomically(Array(json) + [0x0A], to: URL(fileURLWithPath: request.outputDirectory).appendingPathComponent("report.json").path)
+        try writeFileAtomically(Array(json) + [0x0A], to: staging.appendingPathComponent("report.json").path)
+        // report.json last: its presence means the run finished.
+        for name in ["ranked", "contact_sheet.png", "report.json"] {
+            let destination = output.appendingPathComponent(name)
+            try? FileManager.default.removeItem(at: destination)
+            do {
+                try FileManager.default.moveItem(at: staging.appendingPathComponent(name), to: destination)
+            } catch {
+                throw OutputError.notWritable(path: destination.path, reason: "the result could not be moved into place")
+            }
+        }
         try events(.wroteOutputs(directory: request.outputDirectory))
         return report
     }

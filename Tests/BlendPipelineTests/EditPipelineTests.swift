@@ -50,6 +50,12 @@ func quickSettings(_ prompt: String = "a red ball") -> EditSettings {
         #expect((json?["settings"] as? [String: Any])?["seed"] as? Int == 404)
         let intermediates = try FileManager.default.contentsOfDirectory(atPath: out.appendingPathComponent("intermediates").path)
         #expect(!intermediates.isEmpty)
+        // A second run into the same folder replaces the results rather than mixing them.
+        var again = request
+        again.settings.samples = 1
+        again.saveIntermediates = false
+        _ = try EditPipeline.run(again)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: out.appendingPathComponent("ranked").path).count == 1)
         // Nothing but the promised outputs (no probe or temporary files).
         #expect(Set(try FileManager.default.contentsOfDirectory(atPath: out.path)) == ["ranked", "contact_sheet.png", "report.json", "intermediates"])
     }
