@@ -146,7 +146,7 @@ public struct BlendedDiffusionEditor: Sendable {
 
     /// One sample's model prediction at step t, conditioned on the guidance gradient.
     func guidedPrediction(_ x: Tensor, t: Int, batch: Int, source: Tensor, mask: Tensor, text: Tensor,
-                                  augment: ClipAugmentations, rng: inout NoiseSource)
+                          augment: ClipAugmentations, rng: inout NoiseSource)
         throws -> (prediction: GaussianDiffusion.Prediction, clipLoss: Float, rangeLoss: Float) {
         // A class-conditional model (the 512x512 one) gets a random ImageNet class at every
         // step, as the reference samples with randomize_class=True.
