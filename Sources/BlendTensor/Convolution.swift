@@ -88,7 +88,7 @@ private func convForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ geo: Conv
         let xn = x.pointer + n * geo.inChannels * geo.inPlane
         if geo.strideH == 1 && geo.strideW == 1 && !geo.isPointwise {
             let taps = kernelTaps(weight, geo, adjoint: false)
-            shiftedConvolution(xn, channels: geo.inChannels, height: geo.height, width: geo.width,
+            stride1Convolution(xn, channels: geo.inChannels, height: geo.height, width: geo.width,
                                padH: geo.padH, padW: geo.padW, kernelH: geo.kernelH, kernelW: geo.kernelW,
                                taps: taps.pointer, outChannels: geo.outChannels, accumulate: bias != nil, into: yn)
             continue
@@ -118,7 +118,7 @@ private func convInputGradient(_ g: Tensor, weight: Tensor, _ geo: ConvGeometry)
             // The input gradient of a stride-1 convolution is the convolution of dY with the
             // flipped, transposed kernel and the complementary padding.
             let taps = kernelTaps(weight, geo, adjoint: true)
-            shiftedConvolution(gn, channels: geo.outChannels, height: geo.outH, width: geo.outW,
+            stride1Convolution(gn, channels: geo.outChannels, height: geo.outH, width: geo.outW,
                                padH: geo.kernelH - 1 - geo.padH, padW: geo.kernelW - 1 - geo.padW,
                                kernelH: geo.kernelH, kernelW: geo.kernelW,
                                taps: taps.pointer, outChannels: geo.inChannels, accumulate: false, into: gxn)
@@ -232,6 +232,22 @@ private func kernelTaps(_ weight: Tensor, _ geo: ConvGeometry, adjoint: Bool) ->
     return taps
 }
 
+/// A stride-1 convolution of one image: Winograd F(2×2, 3×3) for 3×3 kernels, shifted
+/// GEMMs for other sizes. `taps` holds one `[outChannels, channels]` matrix per kernel tap.
+private func stride1Convolution(_ input: UnsafeMutablePointer<Float>, channels: Int, height: Int, width: Int,
+                                padH: Int, padW: Int, kernelH: Int, kernelW: Int,
+                                taps: UnsafeMutablePointer<Float>, outChannels: Int, accumulate: Bool,
+                                into output: UnsafeMutablePointer<Float>) {
+    if kernelH == 3 && kernelW == 3 && height + 2 * padH >= 3 && width + 2 * padW >= 3 {
+        winogradConvolution(input, channels: channels, height: height, width: width, padH: padH, padW: padW,
+                            taps: taps, outChannels: outChannels, accumulate: accumulate, into: output)
+    } else {
+        shiftedConvolution(input, channels: channels, height: height, width: width, padH: padH, padW: padW,
+                           kernelH: kernelH, kernelW: kernelW, taps: taps, outChannels: outChannels,
+                           accumulate: accumulate, into: output)
+    }
+}
+
 /// A stride-1 convolution of one image as kH·kW GEMMs over the zero-padded input.
 ///
 /// In the padded image, the input pixel under tap (ki, kj) for output (oy, ox) sits at
@@ -288,5 +304,154 @@ private func shiftedConvolution(_ input: UnsafeMutablePointer<Float>, channels: 
             }
         }
         row0 += rows
+    }
+}
+
+/// A stride-1 3×3 convolution of one image by Winograd's minimal filtering F(2×2, 3×3)
+/// (Lavin & Gray, 2016): each 2×2 block of outputs comes from a 4×4 input patch with 16
+/// multiplications per channel pair instead of 36. The 16 products are 16 GEMMs
+/// `U[e] · V[e]` through BLAS (U: transformed filters [out, in], V: transformed patches
+/// [in, tiles]); the transforms themselves are additions. Same arguments as
+/// ``shiftedConvolution`` with a 3×3 kernel; tiles are processed in chunks so that V and the
+/// products stay in cache.
+private func winogradConvolution(_ input: UnsafeMutablePointer<Float>, channels: Int, height: Int, width: Int,
+                                 padH: Int, padW: Int, taps: UnsafeMutablePointer<Float>, outChannels: Int,
+                                 accumulate: Bool, into output: UnsafeMutablePointer<Float>) {
+    let ci = channels, co = outChannels
+    let outH = height + 2 * padH - 2, outW = width + 2 * padW - 2
+    let tilesY = (outH + 1) / 2, tilesX = (outW + 1) / 2
+    // Zero-padded so that every tile's 4×4 patch lies inside (odd output sizes get one
+    // extra row or column, computed and discarded).
+    let ph = 2 * tilesY + 2, pw = 2 * tilesX + 2
+    let padded = TensorStorage(uninitializedCount: ci * ph * pw)
+    let pp = padded.pointer
+    parallelFor(ci, grain: 4) { c in
+        let dst = pp + c * ph * pw, src = input + c * height * width
+        dst.initialize(repeating: 0, count: ph * pw)
+        for y in 0..<height { (dst + (y + padH) * pw + padW).update(from: src + y * width, count: width) }
+    }
+
+    // Filter transform U = G·g·Gᵀ, G = [[1, 0, 0], [½, ½, ½], [½, −½, ½], [0, 0, 1]].
+    let u = TensorStorage(uninitializedCount: 16 * co * ci)
+    let up = u.pointer, pairs = co * ci
+    parallelFor(co, grain: 8) { o in
+        for i in 0..<ci {
+            @inline(__always) func g(_ ky: Int, _ kx: Int) -> Float { taps[(ky * 3 + kx) * pairs + o * ci + i] }
+            // Rows of G·g (4 × 3, as SIMD3 over kx), then each row times Gᵀ.
+            let k0 = SIMD3<Float>(g(0, 0), g(0, 1), g(0, 2))
+            let k1 = SIMD3<Float>(g(1, 0), g(1, 1), g(1, 2))
+            let k2 = SIMD3<Float>(g(2, 0), g(2, 1), g(2, 2))
+            let base = o * ci + i
+            @inline(__always) func store(_ r: Int, _ row: SIMD3<Float>) {
+                let q = up + r * 4 * pairs + base
+                q[0] = row[0]
+                q[pairs] = (row[0] + row[1] + row[2]) * 0.5
+                q[2 * pairs] = (row[0] - row[1] + row[2]) * 0.5
+                q[3 * pairs] = row[2]
+            }
+            store(0, k0)
+            store(1, (k0 + k1 + k2) * 0.5)
+            store(2, (k0 - k1 + k2) * 0.5)
+            store(3, k2)
+        }
+    }
+
+    let rowsPerChunk = max(1, min(tilesY, 2048 / max(tilesX, 1)))
+    let maxTiles = rowsPerChunk * tilesX
+    let v = TensorStorage(uninitializedCount: 16 * ci * maxTiles)
+    let m = TensorStorage(uninitializedCount: 16 * co * maxTiles)
+    let vp = v.pointer, mp = m.pointer
+    var tileRow0 = 0
+    while tileRow0 < tilesY {
+        let chunkRows = min(rowsPerChunk, tilesY - tileRow0)
+        let tiles = chunkRows * tilesX
+        // Input transform V = Bᵀ·d·B, Bᵀ = [[1, 0, −1, 0], [0, 1, 1, 0], [0, −1, 1, 0], [0, 1, 0, −1]].
+        parallelFor(ci, grain: 4) { c in
+            let plane = pp + c * ph * pw
+            let stride = ci * tiles
+            for row in 0..<chunkRows {
+                let ty = tileRow0 + row
+                var tx = 0
+                // Eight tiles at a time: their patches start every second column, so the four
+                // patch columns of eight tiles are the even and odd lanes of two 16-wide loads.
+                while tx + 8 <= tilesX {
+                    @inline(__always) func patchRow(_ r: Int) -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
+                        let raw = UnsafeRawPointer(plane + (2 * ty + r) * pw + 2 * tx)
+                        let a = raw.loadUnaligned(as: SIMD16<Float>.self)
+                        let b = raw.loadUnaligned(fromByteOffset: 8, as: SIMD16<Float>.self)
+                        return (a.evenHalf, a.oddHalf, b.evenHalf, b.oddHalf)
+                    }
+                    let d0 = patchRow(0), d1 = patchRow(1), d2 = patchRow(2), d3 = patchRow(3)
+                    let t = row * tilesX + tx
+                    @inline(__always) func store(_ r: Int, _ w: (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>)) {
+                        let q = UnsafeMutableRawPointer(vp + r * 4 * stride + c * tiles + t)
+                        q.storeBytes(of: w.0 - w.2, as: SIMD8<Float>.self)
+                        q.storeBytes(of: w.1 + w.2, toByteOffset: stride * 4, as: SIMD8<Float>.self)
+                        q.storeBytes(of: w.2 - w.1, toByteOffset: 2 * stride * 4, as: SIMD8<Float>.self)
+                        q.storeBytes(of: w.1 - w.3, toByteOffset: 3 * stride * 4, as: SIMD8<Float>.self)
+                    }
+                    store(0, (d0.0 - d2.0, d0.1 - d2.1, d0.2 - d2.2, d0.3 - d2.3))
+                    store(1, (d1.0 + d2.0, d1.1 + d2.1, d1.2 + d2.2, d1.3 + d2.3))
+                    store(2, (d2.0 - d1.0, d2.1 - d1.1, d2.2 - d1.2, d2.3 - d1.3))
+                    store(3, (d1.0 - d3.0, d1.1 - d3.1, d1.2 - d3.2, d1.3 - d3.3))
+                    tx += 8
+                }
+                while tx < tilesX {
+                    let t = row * tilesX + tx
+                    let p = plane + 2 * ty * pw + 2 * tx
+                    // Rows of Bᵀ·d combine the patch rows; then each row times B.
+                    let raw = UnsafeRawPointer(p)
+                    let d0 = raw.loadUnaligned(as: SIMD4<Float>.self)
+                    let d1 = raw.loadUnaligned(fromByteOffset: pw * 4, as: SIMD4<Float>.self)
+                    let d2 = raw.loadUnaligned(fromByteOffset: 2 * pw * 4, as: SIMD4<Float>.self)
+                    let d3 = raw.loadUnaligned(fromByteOffset: 3 * pw * 4, as: SIMD4<Float>.self)
+                    let base = c * tiles + t
+                    @inline(__always) func store(_ r: Int, _ w: SIMD4<Float>) {
+                        let q = vp + r * 4 * stride + base
+                        q[0] = w[0] - w[2]
+                        q[stride] = w[1] + w[2]
+                        q[2 * stride] = w[2] - w[1]
+                        q[3 * stride] = w[1] - w[3]
+                    }
+                    store(0, d0 - d2)
+                    store(1, d1 + d2)
+                    store(2, d2 - d1)
+                    store(3, d1 - d3)
+                    tx += 1
+                }
+            }
+        }
+        for e in 0..<16 {
+            sgemm(m: co, n: tiles, k: ci, a: up + e * pairs, lda: ci, b: vp + e * ci * tiles, ldb: tiles,
+                  c: mp + e * co * tiles, ldc: tiles)
+        }
+        // Output transform Y = Aᵀ·M·A, Aᵀ = [[1, 1, 1, 0], [0, 1, −1, −1]].
+        parallelFor(co, grain: 4) { o in
+            let out = output + o * outH * outW
+            for t in 0..<tiles {
+                let ty = tileRow0 + t / tilesX, tx = t % tilesX
+                @inline(__always) func at(_ r: Int) -> SIMD4<Float> {
+                    let base = o * tiles + t
+                    return SIMD4<Float>(mp[(r * 4) * co * tiles + base], mp[(r * 4 + 1) * co * tiles + base],
+                                        mp[(r * 4 + 2) * co * tiles + base], mp[(r * 4 + 3) * co * tiles + base])
+                }
+                let m0 = at(0), m1 = at(1), m2 = at(2), m3 = at(3)
+                let q0 = m0 + m1 + m2, q1 = m1 - m2 - m3
+                let y = (q0[0] + q0[1] + q0[2], q0[1] - q0[2] - q0[3], q1[0] + q1[1] + q1[2], q1[1] - q1[2] - q1[3])
+                let oy = 2 * ty, ox = 2 * tx
+                let lastRow = oy + 1 < outH, lastCol = ox + 1 < outW
+                let row0 = out + oy * outW + ox
+                if accumulate {
+                    row0[0] += y.0
+                    if lastCol { row0[1] += y.1 }
+                    if lastRow { row0[outW] += y.2; if lastCol { row0[outW + 1] += y.3 } }
+                } else {
+                    row0[0] = y.0
+                    if lastCol { row0[1] = y.1 }
+                    if lastRow { row0[outW] = y.2; if lastCol { row0[outW + 1] = y.3 } }
+                }
+            }
+        }
+        tileRow0 += chunkRows
     }
 }

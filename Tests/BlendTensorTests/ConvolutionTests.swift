@@ -41,6 +41,15 @@ func naiveConv2d(_ x: Tensor, _ w: Tensor, _ b: Tensor?, stride: (Int, Int), pad
         expectClose(y, naiveConv2d(x, w, b, stride: (strideH, strideW), padding: (padH, padW)), tolerance: 1e-5)
     }
 
+    @Test(arguments: [(20, 37, 1), (21, 18, 0), (9, 50, 1)])
+    func winogradTilesMatchDirectConvolution(height: Int, width: Int, padding: Int) throws {
+        // Wide enough for the eight-tile vector path, odd sizes for the discarded edge outputs.
+        let x = randn([1, 5, height, width], seed: 81), w = randn([6, 5, 3, 3], seed: 82), b = randn([6], seed: 83)
+        let y = try conv2d(x, weight: w, bias: b, padding: padding)
+        expectClose(y, naiveConv2d(x, w, b, stride: (1, 1), padding: (padding, padding)), tolerance: 1e-5)
+        try checkGradients([x], maxProbes: 24) { try conv2d($0[0], weight: w, padding: padding) }
+    }
+
     @Test func pointwiseAndConv1d() throws {
         let x = randn([2, 5, 4, 3], seed: 24), w = randn([6, 5, 1, 1], seed: 25), b = randn([6], seed: 26)
         expectClose(try conv2d(x, weight: w, bias: b), naiveConv2d(x, w, b, stride: (1, 1), padding: (0, 0)))
