@@ -128,7 +128,8 @@ private func fusedGroupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Ten
     // The capture list keeps the constants alive for as long as the closure reads their pointers.
     return Tensor.recorded(y, from: [x]) { [x, weight, bias, modulation] g in
         // dx = rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)), where dx̂ = ∂L/∂x̂ = g·silu′(u)·γ·m.
-        // The first pass writes dx̂ into the result buffer; the second turns it into dx.
+        // With SiLU the first pass writes dx̂ into the result buffer (its exp is worth
+        // keeping) and the second turns it into dx; without, the second recomputes it.
         let gx = Tensor(uninitializedShape: x.shape)
         let gp = g.pointer, gxp = gx.pointer
         stats.withUnsafeBufferPointer { st in
@@ -168,9 +169,9 @@ private func fusedGroupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Ten
                             i += 1
                         }
                     } else {
+                        // Without SiLU, dx̂ = g·γ·m is cheaper to recompute than to store.
                         for i in 0..<spatial {
                             let dv = gr[i] * gm
-                            d[i] = dv
                             sd += dv
                             sdx += dv * (src[i] - mean)
                         }
@@ -181,9 +182,18 @@ private func fusedGroupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Ten
                 let meanD = Float(sumD / Double(blockSize)), meanDX = Float(sumDX / Double(blockSize))
                 for j in 0..<perGroup {
                     let src = xp + base + j * spatial, d = gxp + base + j * spatial
-                    for i in 0..<spatial {
-                        let xhat = (src[i] - mean) * rstd
-                        d[i] = rstd * (d[i] - meanD - xhat * meanDX)
+                    if silu {
+                        for i in 0..<spatial {
+                            let xhat = (src[i] - mean) * rstd
+                            d[i] = rstd * (d[i] - meanD - xhat * meanDX)
+                        }
+                    } else {
+                        let gm = (gamma?[(b % groups) * perGroup + j] ?? 1) * (1 + (mScale?[(b / groups) * c + (b % groups) * perGroup + j] ?? 0))
+                        let gr = gp + base + j * spatial
+                        for i in 0..<spatial {
+                            let xhat = (src[i] - mean) * rstd
+                            d[i] = rstd * (gr[i] * gm - meanD - xhat * meanDX)
+                        }
                     }
                 }
             }
