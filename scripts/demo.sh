@@ -37,7 +37,7 @@ if [[ ${#missing[@]} -gt 0 ]]; then
 fi
 
 # Two edits at the reference's settings (it makes 32): on a 2-core CPU each takes about
-# 75 steps of 40 s. Pass --samples to make more.
+# 75 steps of 25-30 s. Pass --samples to make more.
 "$blend" edit examples/photo.png --mask examples/mask.png --prompt "a red ball" \
     --out demo-output --samples 2 --batch 1 --models-dir "$cache" "$@"
 echo "Results: demo-output/ranked/ (best first) and demo-output/contact_sheet.png"
