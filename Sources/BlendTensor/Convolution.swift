@@ -10,6 +10,15 @@ struct ConvGeometry {
     var inPlane: Int { height * width }
     var isPointwise: Bool { kernelH == 1 && kernelW == 1 && strideH == 1 && strideW == 1 && padH == 0 && padW == 0 }
 
+    /// Whether the stride-1 fast paths (Winograd, shifted GEMMs) pay off. They first
+    /// rearrange the whole kernel (16·out·in values for Winograd); on small images with many
+    /// channels — the deep levels of the UNet, which hold most of its weights — that costs more
+    /// than the multiplications it saves (break-even near 600 pixels), and im2col, which
+    /// multiplies the kernel as it is stored, is faster.
+    func usesStride1FastPath(pixels: Int) -> Bool {
+        strideH == 1 && strideW == 1 && !isPointwise && pixels >= 1024
+    }
+
     /// Output rows per im2col tile: enough columns (~2048) to keep the GEMM efficient,
     /// few enough that the column buffer stays in cache-friendly size.
     var rowsPerTile: Int { max(1, min(outH, 2048 / max(outW, 1))) }
@@ -86,7 +95,7 @@ private func convForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ geo: Conv
         }
         let beta: Float = bias == nil ? 0 : 1
         let xn = x.pointer + n * geo.inChannels * geo.inPlane
-        if geo.strideH == 1 && geo.strideW == 1 && !geo.isPointwise {
+        if geo.usesStride1FastPath(pixels: geo.outPlane) {
             let taps = kernelTaps(weight, geo, adjoint: false)
             stride1Convolution(xn, channels: geo.inChannels, height: geo.height, width: geo.width,
                                padH: geo.padH, padW: geo.padW, kernelH: geo.kernelH, kernelW: geo.kernelW,
@@ -113,8 +122,7 @@ private func convInputGradient(_ g: Tensor, weight: Tensor, _ geo: ConvGeometry)
     for n in 0..<geo.batch {
         let gn = g.pointer + n * geo.outChannels * plane
         let gxn = gx.pointer + n * geo.inChannels * geo.inPlane
-        if geo.strideH == 1 && geo.strideW == 1 && !geo.isPointwise
-            && geo.padH < geo.kernelH && geo.padW < geo.kernelW {
+        if geo.usesStride1FastPath(pixels: geo.inPlane) && geo.padH < geo.kernelH && geo.padW < geo.kernelW {
             // The input gradient of a stride-1 convolution is the convolution of dY with the
             // flipped, transposed kernel and the complementary padding.
             let taps = kernelTaps(weight, geo, adjoint: true)
