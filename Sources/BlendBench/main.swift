@@ -198,7 +198,8 @@ for bench in selected {
         times.sort()
         let median = times[times.count / 2]
         if options.json {
-            var line = "{\"name\": \"\(bench.name)\", \"seconds\": \(median), \"runs\": \(times.count), \"peak_rss_gib\": \(peakRSSGiB().isNaN ? "null" : String(peakRSSGiB()))"
+            let peak = peakRSSGiB()
+            var line = "{\"name\": \"\(bench.name)\", \"seconds\": \(median), \"runs\": \(times.count), \"peak_rss_gib\": \(peak.isNaN ? "null" : String(peak))"
             if let flops = bench.flops { line += ", \"gflops\": \(flops / median / 1e9)" }
             print(line + "}")
         } else {

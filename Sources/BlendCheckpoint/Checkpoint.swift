@@ -94,6 +94,16 @@ public final class Checkpoint: @unchecked Sendable {
         return tensor
     }
 
+    /// Every tensor as float32, by name (integer tensors converted, see
+    /// ``tensor(named:convertingIntegers:)``): a state dict, ready for a model to take from.
+    public func tensors(convertingIntegers: Bool = true) throws -> [String: Tensor] {
+        var tensors: [String: Tensor] = [:]
+        for entry in entries {
+            tensors[entry.name] = try tensor(named: entry.name, convertingIntegers: convertingIntegers)
+        }
+        return tensors
+    }
+
     /// The elements of an integer or bool tensor (bool as 0/1), in row-major order.
     public func integers(named name: String) throws -> [Int64] {
         let layout = try self.layout(named: name)

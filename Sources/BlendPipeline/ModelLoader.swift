@@ -57,15 +57,6 @@ public enum ModelLoader {
         }
     }
 
-    /// A checkpoint's tensors as float32, by name.
-    static func tensors(of checkpoint: Checkpoint) throws -> [String: Tensor] {
-        var tensors: [String: Tensor] = [:]
-        for entry in checkpoint.entries {
-            tensors[entry.name] = try checkpoint.tensor(named: entry.name, convertingIntegers: true)
-        }
-        return tensors
-    }
-
     static func open(_ path: String, role: ModelRole) throws -> Checkpoint {
         try requireFile(path, role: role)
         return try CheckpointFile.load(path: path)
@@ -77,7 +68,7 @@ public enum ModelLoader {
     public static func unet(path: String, config: UNetConfig? = nil) throws -> UNetModel {
         let checkpoint = try open(path, role: .diffusion)
         let resolved = try config ?? unetConfig(for: checkpoint, path: path, expected: ModelRole.diffusion.expected)
-        return try UNetModel(config: resolved, weights: ModelWeights(tensors(of: checkpoint), modelName: "guided-diffusion UNet"))
+        return try UNetModel(config: resolved, weights: ModelWeights(checkpoint.tensors(), modelName: "guided-diffusion UNet"))
     }
 
     static func unetConfig(for checkpoint: Checkpoint, path: String, expected: String) throws -> UNetConfig {
@@ -108,15 +99,15 @@ public enum ModelLoader {
             let found = ArchitectureRecognizer.recognize(checkpoint.entries).map(String.init(describing:)) ?? "an unknown model"
             throw ModelLoadingError.notRecognised(path: path, expected: ModelRole.clip.expected, found: found, download: ModelRole.clip.download)
         }
-        return try ClipModel(weights: ModelWeights(tensors(of: checkpoint), modelName: "CLIP"))
+        return try ClipModel(weights: ModelWeights(checkpoint.tensors(), modelName: "CLIP"))
     }
 
     /// LPIPS-VGG from torchvision's VGG16 weights and the lpips package's v0.1 lin layers.
     public static func lpips(vggPath: String, linearPath: String) throws -> LPIPSModel {
         let vgg = try open(vggPath, role: .vgg16)
         let lin = try open(linearPath, role: .lpipsLinear)
-        var all = try tensors(of: vgg)
-        for (key, value) in try tensors(of: lin) { all[key] = value }
+        var all = try vgg.tensors()
+        for (key, value) in try lin.tensors() { all[key] = value }
         return try LPIPSModel(weights: ModelWeights(all, modelName: "LPIPS-VGG"))
     }
 }

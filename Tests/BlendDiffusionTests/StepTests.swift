@@ -12,10 +12,7 @@ import BlendTensor
     let t = 37
 
     init() throws {
-        let checkpoint = try CheckpointFile.load(url: diffusionFixtures.appendingPathComponent("step_t37.safetensors"))
-        var tensors: [String: Tensor] = [:]
-        for entry in checkpoint.entries { tensors[entry.name] = try checkpoint.tensor(named: entry.name) }
-        io = tensors
+        io = try CheckpointFile.load(url: diffusionFixtures.appendingPathComponent("step_t37.safetensors")).tensors()
     }
 
     func expectClose(_ a: Tensor, _ name: String, tolerance: Float = 1e-5, sourceLocation: SourceLocation = #_sourceLocation) {

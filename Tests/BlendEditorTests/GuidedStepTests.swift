@@ -12,10 +12,7 @@ import BlendTensor
     static let here = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
 
     static func load(_ url: URL) throws -> [String: Tensor] {
-        let checkpoint = try CheckpointFile.load(url: url)
-        var tensors: [String: Tensor] = [:]
-        for entry in checkpoint.entries { tensors[entry.name] = try checkpoint.tensor(named: entry.name) }
-        return tensors
+        try CheckpointFile.load(url: url).tensors()
     }
 
     let io: [String: Tensor]

@@ -8,10 +8,7 @@ let modelFixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().
 
 /// Every tensor of a checkpoint file (through the real loader), by name.
 func loadTensors(_ name: String) throws -> [String: Tensor] {
-    let checkpoint = try CheckpointFile.load(url: modelFixtures.appendingPathComponent(name))
-    var tensors: [String: Tensor] = [:]
-    for entry in checkpoint.entries { tensors[entry.name] = try checkpoint.tensor(named: entry.name, convertingIntegers: true) }
-    return tensors
+    try CheckpointFile.load(url: modelFixtures.appendingPathComponent(name)).tensors()
 }
 
 /// Max |a − b| relative to max |b|: the parity measure (1e-4 or better is required).
