@@ -29,7 +29,8 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
-        // zlib from Debian (zlib1g-dev): reads gzip'd files such as CLIP's BPE vocabulary.
+        // zlib from Debian (zlib1g-dev): reads gzip'd files such as CLIP's BPE vocabulary, and
+        // compresses the colour profiles carried into PNG outputs.
         .systemLibrary(
             name: "CZlib",
             providers: [.apt(["zlib1g-dev"])]
@@ -93,7 +94,7 @@ let package = Package(
         // and conversion to and from engine tensors. Knows nothing of the models.
         .target(
             name: "BlendImage",
-            dependencies: ["BlendTensor", "CPNG", "CJPEG"]
+            dependencies: ["BlendTensor", "CPNG", "CJPEG", "CZlib"]
         ),
         // Helpers for the test suites (seeded inputs, finite-difference gradient checks).
         .target(
@@ -108,6 +109,7 @@ let package = Package(
                 "BlendCheckpoint",
                 "BlendModels",
                 "BlendPipeline",
+                "BlendImage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BlendEditor
+import BlendImage
 import BlendModels
 import BlendPipeline
 import Foundation
@@ -9,11 +10,18 @@ struct Edit: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Edit the masked region of a photo to match a text prompt.",
         discussion: """
-            Writes into the output directory: ranked/ (the edits at the photo's full resolution, best \
-            first, named by rank and CLIP distance; outside the mask every pixel is the original's), \
-            contact_sheet.png (source | mask | results with their distances) and report.json \
-            (settings, seed, per-sample distances, timings). Defaults are those of the reference \
-            implementation (omriav/blended-diffusion).
+            Each run writes into its own folder OUT/runs/<id>/, and OUT/latest points at the newest \
+            finished one: samples/ (each edit at the photo's full resolution, written as soon as it \
+            is done), ranked/ (the same, best first, named by rank and CLIP distance; outside the \
+            mask every pixel is the original's), contact_sheet.png and report.json (settings, seed, \
+            region, per-sample distances, timings). An interrupted run keeps its finished samples: \
+            run the same command with --resume to make only the rest. Defaults are those of the \
+            reference implementation (omriav/blended-diffusion).
+
+            Masks: white (above --mask-threshold, default 50 %) edits, black keeps; a mask with \
+            transparency edits its transparent pixels instead; with no --mask, a photo's own \
+            transparent area is edited. A mask of another pixel size with the photo's aspect ratio \
+            is resized to the photo.
 
             Model files are read from the model cache unless given: get them with
               blend models download 256x256_diffusion_uncond
@@ -25,8 +33,20 @@ struct Edit: ParsableCommand {
     @Argument(help: ArgumentHelp("The photo to edit (PNG or JPEG).", valueName: "image"))
     var image: String
 
-    @Option(help: ArgumentHelp("Mask image of the region to change: white (> 0.5) edits, black keeps. Same aspect ratio as the photo.", valueName: "file"))
-    var mask: String
+    @Option(help: ArgumentHelp("Mask image of the region to change: white edits, black keeps (or transparent edits, if it has transparency). Same aspect ratio as the photo. Default: the photo's transparent area.", valueName: "file"))
+    var mask: String?
+
+    @Option(help: ArgumentHelp("Share of white above which a mask pixel is edited (0 = any non-black pixel, the reference's rule).", valueName: "0..1"))
+    var maskThreshold: Float = 0.5
+
+    @Option(help: ArgumentHelp("Part of the photo the model edits: auto (the mask's box with context, as a square), full (the whole photo), or X,Y,W,H in photo pixels.", valueName: "region"))
+    var region: EditRegion = .auto
+
+    @Option(help: ArgumentHelp("Context around the mask's box for --region auto, in photo pixels (default: a quarter of the box's longer side).", valueName: "px"))
+    var regionPadding: Int?
+
+    @Option(help: ArgumentHelp("Fade the edit into the photo over this many pixels inside the mask (0: hard edge). Outside the mask the photo is never changed.", valueName: "px"))
+    var feather = 4
 
     @Option(help: ArgumentHelp("What the masked region should become, e.g. \"a red ball\".", valueName: "text"))
     var prompt: String
@@ -49,8 +69,8 @@ struct Edit: ParsableCommand {
     @Flag(help: "Sample with DDIM (score conditioning) instead of DDPM.")
     var ddim = false
 
-    @Option(help: "Random seed: the same seed gives the same edits.")
-    var seed: UInt64 = 404
+    @Option(parsing: .unconditional, help: ArgumentHelp("Random seed: the same seed gives the same edits; -1 picks a random one (printed and recorded).", valueName: "n"))
+    var seed = "404"
 
     @Flag(help: "Edit outside the mask instead (background replacement).")
     var invertMask = false
@@ -94,6 +114,12 @@ struct Edit: ParsableCommand {
     @Flag(help: "Also save every sample's x0 prediction at a fifth of the steps, in intermediates/.")
     var saveIntermediates = false
 
+    @Flag(help: "Continue the interrupted run of the same command in --out: keep its finished samples, make the rest.")
+    var resume = false
+
+    @Flag(help: "Keep the first 75 tokens of a prompt longer than CLIP reads, instead of stopping.")
+    var truncatePrompt = false
+
     @Flag(name: .shortAndLong, help: "Print only errors.")
     var quiet = false
 
@@ -103,6 +129,9 @@ struct Edit: ParsableCommand {
         }
         if samples < 1 || batch < 1 { throw ValidationError("--samples and --batch must be at least 1") }
         if augmentations < 1 { throw ValidationError("--augmentations must be at least 1") }
+        if seed != "-1" && UInt64(seed) == nil {
+            throw ValidationError("--seed must be a whole number from 0 to \(UInt64.max), or -1 for a random seed; got \(seed)")
+        }
     }
 
     func request() throws -> EditRequest {
@@ -113,7 +142,7 @@ struct Edit: ParsableCommand {
         settings.ddim = ddim
         settings.samples = samples
         settings.batchSize = min(batch, samples)
-        settings.seed = seed
+        settings.seed = UInt64(seed) ?? 0
         settings.clipGuidanceLambda = clipLambda
         settings.rangeLambda = rangeLambda
         settings.lpipsSimLambda = lpipsLambda
@@ -135,6 +164,10 @@ struct Edit: ParsableCommand {
         }
         var request = EditRequest(imagePath: image, maskPath: mask, outputDirectory: out, settings: settings, models: models)
         request.saveIntermediates = saveIntermediates
+        request.maskOptions = MaskOptions(threshold: maskThreshold, region: region, regionPadding: regionPadding, feather: feather)
+        request.resume = resume
+        request.truncatePrompt = truncatePrompt
+        request.randomSeed = seed == "-1"
         return request
     }
 
@@ -142,30 +175,91 @@ struct Edit: ParsableCommand {
         let request = try request()
         let bar = ProgressBar(label: "editing", plainStep: 0)
         var editStart = Date()
-        let report = try EditPipeline.run(request) { event in
+        var runDirectory: String?
+        var finished = 0
+        let interrupt = InterruptSignal.install()
+        defer { interrupt.uninstall() }
+        func say(_ text: String) {
             guard !quiet else { return }
-            switch event {
-            case .checkedInputs:
-                break
-            case .loadingModels:
-                FileHandle.standardError.write(Data("loading models...\n".utf8))
-            case let .loadedModels(seconds):
-                FileHandle.standardError.write(Data(String(format: "models loaded in %.1f s\n", seconds).utf8))
-                editStart = Date()
-            case let .step(p):
-                let done = Double(p.completedSteps), total = Double(p.totalSteps)
-                let elapsed = Date().timeIntervalSince(editStart)
-                let eta = done > 0 ? elapsed / done * (total - done) : .nan
-                bar.show(fraction: done / total,
-                         detail: "step \(p.step)/\(p.steps) of run \(p.iteration + 1)/\(p.iterations), ETA \(duration(eta)), clip loss \(String(format: "%.3f", p.clipLoss))")
-            case .wroteOutputs:
-                bar.finish()
+            FileHandle.standardError.write(Data((text + "\n").utf8))
+        }
+        let report: EditReport
+        do {
+            report = try EditPipeline.run(request) { event in
+                if interrupt.isSet { throw CancellationError() }
+                switch event {
+                case .checkedInputs, .loadingModels:
+                    if case .loadingModels = event { say("loading models...") }
+                case let .notice(text):
+                    FileHandle.standardError.write(Data(((quiet && !text.hasPrefix("warning") ? nil : text).map { $0 + "\n" } ?? "").utf8))
+                case let .planned(plan):
+                    runDirectory = plan.runDirectory
+                    finished = plan.resumedSamples.count
+                    say("editing the region \(plan.region.width)x\(plan.region.height) at \(plan.region.x),\(plan.region.y) at \(plan.modelSize)x\(plan.modelSize); seed \(plan.seed); into \(plan.runDirectory)")
+                case let .loadedModels(seconds):
+                    say(String(format: "models loaded in %.1f s", seconds))
+                    editStart = Date()
+                case let .step(p):
+                    guard !quiet else { return }
+                    let done = Double(p.completedSteps), total = Double(p.totalSteps)
+                    let elapsed = Date().timeIntervalSince(editStart)
+                    let eta = done > 0 ? elapsed / done * (total - done) : .nan
+                    bar.show(fraction: done / total,
+                             detail: "step \(p.step)/\(p.steps) of run \(p.iteration + 1)/\(p.iterations), ETA \(duration(eta)), clip loss \(String(format: "%.3f", p.clipLoss))")
+                case let .sampleFinished(sample):
+                    finished = sample.finished
+                case .wroteOutputs:
+                    if !quiet { bar.finish() }
+                }
             }
+        } catch is CancellationError {
+            if !quiet { bar.finish() }
+            let kept = finished > 0 && runDirectory != nil
+                ? "\(finished) finished sample(s) kept in \(runDirectory!); run the same command with --resume to continue"
+                : "nothing was kept"
+            FileHandle.standardError.write(Data("interrupted: \(kept)\n".utf8))
+            throw ExitCode(130)
         }
         guard !quiet else { return }
-        print("wrote \(report.samples.count) edits to \(request.outputDirectory)/ranked (best: \(report.samples.first.map { String(format: "%.4f", $0.distance) } ?? "-"))")
-        print("contact sheet: \(request.outputDirectory)/contact_sheet.png, report: \(request.outputDirectory)/report.json")
+        let latest = URL(fileURLWithPath: request.outputDirectory).appendingPathComponent("latest").path
+        print("wrote \(report.samples.count) edits to \(latest)/ranked (best: \(report.samples.first.map { String(format: "%.4f", $0.distance) } ?? "-"))")
+        print("contact sheet: \(latest)/contact_sheet.png, report: \(latest)/report.json (run \(report.runId))")
     }
 }
 
 extension EditMethod: ExpressibleByArgument {}
+extension EditRegion: ExpressibleByArgument {}
+
+/// Ctrl-C during an edit: the first asks the run to stop after the current step (keeping
+/// finished samples for --resume, releasing the output folder); a second one quits at once.
+final class InterruptSignal: @unchecked Sendable {
+    private let lock = NSLock()
+    private var set = false
+    private var source: DispatchSourceSignal?
+
+    var isSet: Bool { lock.withLock { set } }
+
+    static func install() -> InterruptSignal {
+        let flag = InterruptSignal()
+        signal(SIGINT, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+        source.setEventHandler { [weak flag] in
+            guard let flag else { return }
+            let again = flag.lock.withLock { () -> Bool in
+                defer { flag.set = true }
+                return flag.set
+            }
+            if again { _exit(130) }
+            FileHandle.standardError.write(Data("\nstopping after this step (Ctrl-C again to quit at once)...\n".utf8))
+        }
+        source.resume()
+        flag.source = source
+        return flag
+    }
+
+    func uninstall() {
+        source?.cancel()
+        source = nil
+        signal(SIGINT, SIG_DFL)
+    }
+}

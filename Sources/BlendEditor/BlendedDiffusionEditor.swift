@@ -19,11 +19,14 @@ public struct EditorModels: Sendable {
 public struct EditProgress: Sendable {
     public var iteration: Int
     public var iterations: Int
+    /// The batch being made (of this call's batches), and how many batches there are.
     /// Denoising steps done in this iteration, and per iteration.
     public var step: Int
     public var steps: Int
     /// The step's timestep index (counting down to 0).
     public var timestep: Int
+    /// The numbers of the samples in this batch (see ``BlendedDiffusionEditor/edit(image:mask:promptEmbedding:sampleIndices:progress:finished:)``).
+    public var sampleIndices: [Int]
     /// The current samples `[B, 3, H, W]` after blending, and their x0 predictions.
     public var sample: Tensor
     public var predictedImage: Tensor
@@ -41,6 +44,9 @@ public struct EditSample: Sendable {
     public var image: Tensor
     /// Unaugmented CLIP distance of the masked result to the prompt (lower is better).
     public var distance: Float
+    /// The sample's number: its noise depends only on the seed and this.
+    public var index: Int
+    /// The batch (of this call) that made it, and its place in that batch.
     public var iteration: Int
     public var batchIndex: Int
 }
@@ -74,10 +80,27 @@ public struct BlendedDiffusionEditor: Sendable {
     }
 
     /// Edits `image` (`[1, 3, S, S]` in [-1, 1], S the UNet's size) where `mask`
-    /// (`[1, 1, S, S]`, 1 = edit) is set, steered towards `promptEmbedding`. Returns
-    /// `batchSize × iterations` samples ranked by CLIP distance (best first).
-    public func edit(image: Tensor, mask: Tensor, promptEmbedding text: Tensor,
-                     progress: (EditProgress) throws -> Void = { _ in }) throws -> [EditSample] {
+    /// (`[1, 1, S, S]`, 1 = edit) is set, steered towards `promptEmbedding`.
+    ///
+    /// Makes the samples numbered `sampleIndices` (default: all of `0..<settings.samples`),
+    /// `batchSize` at a time, and returns them ranked by CLIP distance (best first).
+    /// `finished` is called with each sample as soon as its batch is done, so a caller can
+    /// save it at once; a throw from `progress` or `finished` stops the edit there.
+    ///
+    /// Sample i draws all its randomness (start noise, step noise, augmentations, class
+    /// labels, and the noise of the background it is blended with) from streams that depend
+    /// only on the seed and i (``NoiseSource/sample(seed:index:)``,
+    /// ``NoiseSource/background(seed:sample:timestep:)``). So the same seed gives the same
+    /// sample i whatever the batch size, and a resumed edit that makes only the missing
+    /// indices gives what an uninterrupted one would have. (The reference draws one stream
+    /// for the whole run and shares the background noise within a batch; the distribution of
+    /// every sample is the same.)
+    ///
+    /// - Throws: ``EditError/badInput(_:)`` for tensors of the wrong shape, an empty mask or a
+    ///   negative sample index; whatever `progress` or `finished` throw.
+    public func edit(image: Tensor, mask: Tensor, promptEmbedding text: Tensor, sampleIndices: [Int]? = nil,
+                     progress: (EditProgress) throws -> Void = { _ in },
+                     finished: (EditSample) throws -> Void = { _ in }) throws -> [EditSample] {
         let size = models.unet.config.imageSize
         guard image.shape == [1, 3, size, size] else {
             throw EditError.badInput("the image must be [1, 3, \(size), \(size)] for this diffusion model, got \(image.shape)")
@@ -85,20 +108,32 @@ public struct BlendedDiffusionEditor: Sendable {
         guard mask.shape == [1, 1, size, size] else {
             throw EditError.badInput("the mask must be [1, 1, \(size), \(size)], got \(mask.shape)")
         }
+        let indices = sampleIndices ?? Array(0..<settings.samples)
+        guard indices.allSatisfy({ $0 >= 0 }) else {
+            throw EditError.badInput("sample indices must be 0 or more, got \(indices)")
+        }
         let editMask = settings.invertMask ? 1 - mask : mask
         let maskSum = try editMask.sum().scalar
         guard maskSum > 0 else {
             throw EditError.badInput("the mask selects nothing to edit: mark the region to change in white")
         }
-        var rng = NoiseSource(seed: settings.seed)
         var samples: [EditSample] = []
         let startStep = diffusion.stepCount - settings.skipTimesteps - 1
         let augment = ClipAugmentations(outputSize: models.clip.config.imageResolution, count: settings.augmentations)
+        let batches = stride(from: 0, to: indices.count, by: settings.batchSize).map {
+            Array(indices[$0..<min($0 + settings.batchSize, indices.count)])
+        }
 
-        for iteration in 0..<settings.iterations {
-            let b = min(settings.batchSize, settings.samples - iteration * settings.batchSize)
+        for (iteration, batch) in batches.enumerated() {
+            let b = batch.count
+            var rngs = batch.map { NoiseSource.sample(seed: settings.seed, index: $0) }
+            func perSample(_ draw: (inout NoiseSource) throws -> Tensor) throws -> Tensor {
+                var parts: [Tensor] = []
+                for i in 0..<b { parts.append(try draw(&rngs[i])) }
+                return try Tensor.concatenate(parts, axis: 0)
+            }
             let batchImage = try Tensor.concatenate(Array(repeating: image, count: b), axis: 0)
-            var x = try diffusion.qSample(batchImage, t: startStep, noise: rng.gaussian(batchImage.shape))
+            var x = try diffusion.qSample(batchImage, t: startStep, noise: perSample { try $0.gaussian(image.shape) })
             var predicted = x
             for (stepIndex, t) in (0...startStep).reversed().enumerated() {
                 var means: [Tensor] = [], logVars: [Tensor] = [], preds: [Tensor] = []
@@ -106,7 +141,7 @@ public struct BlendedDiffusionEditor: Sendable {
                 for i in 0..<b {
                     let xi = try x.sliced(i..<i + 1, axis: 0)
                     let g = try guidedPrediction(xi, t: t, batch: b, source: image, mask: editMask, text: text,
-                                                 augment: augment, rng: &rng)
+                                                 augment: augment, rng: &rngs[i])
                     means.append(g.prediction.mean)
                     logVars.append(g.prediction.logVariance)
                     preds.append(g.prediction.predXStart)
@@ -116,32 +151,37 @@ public struct BlendedDiffusionEditor: Sendable {
                 let p = GaussianDiffusion.Prediction(mean: try Tensor.concatenate(means, axis: 0),
                                                      logVariance: try Tensor.concatenate(logVars, axis: 0),
                                                      predXStart: try Tensor.concatenate(preds, axis: 0))
-                let noise = try rng.gaussian(x.shape)
+                let noise = try perSample { try $0.gaussian(image.shape) }
                 x = settings.ddim
                     ? try diffusion.ddimStep(p, xt: x, t: t, noise: noise)
                     : try diffusion.ddpmStep(p, t: t, noise: noise)
                 if settings.method == .blended {
-                    // The reference noises the source to the *current* step's level t (not t − 1),
-                    // with one noise draw shared by the batch.
-                    var backgroundNoise = NoiseSource.background(seed: settings.seed, iteration: iteration, timestep: t)
-                    let background = try diffusion.qSample(image, t: t, noise: backgroundNoise.gaussian(image.shape))
-                    x = try blendBackground(sample: x, background: background, mask: editMask)
+                    // The source noised to the *current* step's level t (not t − 1), as the
+                    // reference does; each sample has its own draw.
+                    var backgrounds: [Tensor] = []
+                    for index in batch {
+                        var backgroundNoise = NoiseSource.background(seed: settings.seed, sample: index, timestep: t)
+                        backgrounds.append(try diffusion.qSample(image, t: t, noise: backgroundNoise.gaussian(image.shape)))
+                    }
+                    x = try blendBackground(sample: x, background: Tensor.concatenate(backgrounds, axis: 0), mask: editMask)
                 }
                 predicted = p.predXStart
-                try progress(EditProgress(iteration: iteration, iterations: settings.iterations, step: stepIndex + 1,
-                                          steps: startStep + 1, timestep: t, sample: x, predictedImage: predicted,
-                                          clipLoss: clipTotal, rangeLoss: rangeTotal))
+                try progress(EditProgress(iteration: iteration, iterations: batches.count, step: stepIndex + 1,
+                                          steps: startStep + 1, timestep: t, sampleIndices: batch, sample: x,
+                                          predictedImage: predicted, clipLoss: clipTotal, rangeLoss: rangeTotal))
             }
             for i in 0..<b {
                 var result = try predicted.sliced(i..<i + 1, axis: 0)
                 if settings.method == .blended && settings.enforceBackground {
                     result = try blendBackground(sample: result, background: image, mask: editMask)
                 }
-                samples.append(EditSample(image: result, distance: try rankingDistance(result, mask: editMask, text: text),
-                                          iteration: iteration, batchIndex: i))
+                let sample = EditSample(image: result, distance: try rankingDistance(result, mask: editMask, text: text),
+                                        index: batch[i], iteration: iteration, batchIndex: i)
+                samples.append(sample)
+                try finished(sample)
             }
         }
-        return samples.sorted { $0.distance < $1.distance }
+        return samples.sorted { ($0.distance, $0.index) < ($1.distance, $1.index) }
     }
 
     /// One sample's model prediction at step t, conditioned on the guidance gradient.

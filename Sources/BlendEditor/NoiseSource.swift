@@ -22,9 +22,16 @@ public struct NoiseSource: RandomNumberGenerator, Sendable {
         generator = SplitMix64(seed: a ^ UInt64(truncatingIfNeeded: timestep) &* 0xC2B2_AE3D_27D4_EB4F)
     }
 
-    /// The stream of the source's noise for blending at `timestep` of `iteration`.
-    public static func background(seed: UInt64, iteration: Int, timestep: Int) -> NoiseSource {
-        NoiseSource(seed: seed, stream: 1, iteration: iteration, timestep: timestep)
+    /// The stream of the source's noise that sample `sample` is blended with at `timestep`.
+    public static func background(seed: UInt64, sample: Int, timestep: Int) -> NoiseSource {
+        NoiseSource(seed: seed, stream: 1, iteration: sample, timestep: timestep)
+    }
+
+    /// Sample `index`'s own stream: its start noise, step noise, augmentations and class
+    /// labels, in the order the editor draws them. Depends only on the seed and the index,
+    /// so sample i is the same whatever the batch size or which samples a run makes.
+    public static func sample(seed: UInt64, index: Int) -> NoiseSource {
+        NoiseSource(seed: seed, stream: 2, iteration: index, timestep: 0)
     }
 
     public mutating func next() -> UInt64 { generator.next() }

@@ -9,6 +9,8 @@ struct JPEGStructure {
     var exif: ArraySlice<UInt8>?
     /// True when the data ends before the EOI marker.
     var isTruncated: Bool
+    /// The APP2 `ICC_PROFILE` segments: sequence number (from 1), segment count, profile bytes.
+    var iccSegments: [(sequence: Int, count: Int, data: ArraySlice<UInt8>)] = []
 
     init(_ bytes: [UInt8]) {
         exif = nil
@@ -40,6 +42,10 @@ struct JPEGStructure {
             if marker == 0xE1, exif == nil, payload.starts(with: JPEGStructure.exifHeader) {
                 exif = payload
             }
+            if marker == 0xE2, payload.count > JPEGStructure.iccHeader.count + 2, payload.starts(with: JPEGStructure.iccHeader) {
+                let base = payload.startIndex + JPEGStructure.iccHeader.count
+                iccSegments.append((Int(payload[base]), Int(payload[base + 1]), payload[(base + 2)...]))
+            }
             if marker == 0xDA {
                 // Entropy-coded data follows the scan header. In it 0xFF is always followed
                 // by 0x00 (a stuffed byte), a restart marker or more 0xFF; any other code is
@@ -57,4 +63,5 @@ struct JPEGStructure {
     }
 
     static let exifHeader: [UInt8] = Array("Exif".utf8) + [0, 0]
+    static let iccHeader: [UInt8] = Array("ICC_PROFILE".utf8) + [0]
 }

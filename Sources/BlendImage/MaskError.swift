@@ -8,6 +8,14 @@ public enum MaskError: Error, Equatable, CustomStringConvertible {
     case aspectMismatch(mask: ImageSize, image: ImageSize)
     /// The mask is not at the size an operation needs.
     case sizeMismatch(mask: ImageSize, expected: ImageSize, operation: String)
+    /// No mask was given and the photo has no transparent pixels to take as one.
+    case noTransparency(source: String)
+    /// A `--region` box that does not lie inside the photo.
+    case regionOutsidePhoto(region: PixelBox, image: ImageSize)
+    /// The marked pixels vanish when the edit region is scaled to the model's size.
+    case tooSmallForModel(marked: PixelBox, region: PixelBox, modelSize: Int)
+    /// A mask option out of range.
+    case invalidOption(String)
 
     public var description: String {
         switch self {
@@ -22,6 +30,18 @@ public enum MaskError: Error, Equatable, CustomStringConvertible {
                 + " image (or one of them is rotated); make the mask from this image, at its size or scaled uniformly"
         case let .sizeMismatch(mask, expected, operation):
             return "\(operation): the mask is \(mask) but must be \(expected); load it with EditMask(image:size:) at that size"
+        case let .noTransparency(source):
+            return "\(source): no mask was given and the photo has no transparent pixels to edit; pass --mask with a mask"
+                + " image (white = edit), or erase the region to change to transparency"
+        case let .regionOutsidePhoto(region, image):
+            return "the region \(region) (x,y,width,height) does not fit inside the \(image) photo; give a box inside it,"
+                + " or --region auto"
+        case let .tooSmallForModel(marked, region, modelSize):
+            return "the marked region (\(marked.width)x\(marked.height) pixels at \(marked.x),\(marked.y)) covers no pixel of the"
+                + " model's \(modelSize)x\(modelSize) image once the \(region.width)x\(region.height) edit region around it is scaled"
+                + " to that size; use --region auto (the default), a smaller --region box around it, or a larger mask"
+        case let .invalidOption(message):
+            return message
         }
     }
 }

@@ -57,26 +57,32 @@ enum PNGCodec {
 
     /// An 8-bit RGB PNG of `image`.
     static func encode(_ image: RGBImage) throws -> [UInt8] {
+        try encode(width: image.width, height: image.height, samples: image.pixels, hasAlpha: false)
+    }
+
+    /// An 8-bit RGB (or RGBA, with `hasAlpha`) PNG of interleaved `samples`.
+    static func encode(width: Int, height: Int, samples: [UInt8], hasAlpha: Bool) throws -> [UInt8] {
+        let channels = hasAlpha ? 4 : 3
         func header() -> png_image {
             var png = png_image()
             png.version = png_uint_32(PNG_IMAGE_VERSION)
-            png.width = png_uint_32(image.width)
-            png.height = png_uint_32(image.height)
-            png.format = png_uint_32(PNG_FORMAT_FLAG_COLOR)   // PNG_FORMAT_RGB
+            png.width = png_uint_32(width)
+            png.height = png_uint_32(height)
+            png.format = png_uint_32(PNG_FORMAT_FLAG_COLOR) | (hasAlpha ? png_uint_32(PNG_FORMAT_FLAG_ALPHA) : 0)
             return png
         }
         // A first guess that fits nearly every image (deflate's worst case is the raw data plus
         // a few bytes per 16 KiB block, plus a filter byte per row and the chunk headers); if
         // libpng needs more it says how much and the second pass uses that.
-        var capacity = image.pixels.count + image.height + image.pixels.count / 1000 + 4096
+        var capacity = samples.count + height + samples.count / 1000 + 4096
         for _ in 0..<2 {
             var png = header()
             var output = [UInt8](repeating: 0, count: capacity)
             var written = png_alloc_size_t(capacity)
-            let ok = image.pixels.withUnsafeBytes { pixels in
+            let ok = samples.withUnsafeBytes { pixels in
                 output.withUnsafeMutableBytes { out in
                     png_image_write_to_memory(&png, out.baseAddress, &written, 0, pixels.baseAddress,
-                                              png_int_32(3 * image.width), nil)
+                                              png_int_32(channels * width), nil)
                 }
             }
             if ok != 0 {

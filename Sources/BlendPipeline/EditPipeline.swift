@@ -6,231 +6,330 @@ import BlendModels
 import BlendTensor
 import Foundation
 
-/// The model files an edit reads.
-public struct EditModelPaths: Sendable {
-    public var diffusion: String
-    /// A JSON config for a diffusion checkpoint that is not an official one.
-    public var diffusionConfig: UNetConfig?
-    public var clip: String
-    public var clipVocabulary: String
-    /// LPIPS, for the local-CLIP baseline only.
-    public var vgg16: String
-    public var lpipsLinear: String
+/// What a run makes, recorded as `job.json` in its folder: `--resume` continues a run only
+/// when this is the same (the batch size aside, which changes nothing in the results).
+struct EditJob: Codable, Equatable {
+    var image: String
+    var imageChecksum: UInt32
+    var mask: String?
+    var maskChecksum: UInt32
+    var settings: EditSettings
+    var maskOptions: MaskOptions
+    var region: PixelBox
+    var modelSize: Int
+    var diffusion: String
+    var clip: String
 
-    public init(diffusion: String, diffusionConfig: UNetConfig? = nil, clip: String, clipVocabulary: String,
-                vgg16: String, lpipsLinear: String) {
-        self.diffusion = diffusion
-        self.diffusionConfig = diffusionConfig
-        self.clip = clip
-        self.clipVocabulary = clipVocabulary
-        self.vgg16 = vgg16
-        self.lpipsLinear = lpipsLinear
-    }
-
-    /// The official files in the model cache (`blend models download ...`).
-    public static func standard(_ files: ModelFiles = .standard()) -> EditModelPaths {
-        EditModelPaths(diffusion: files.diffusion256, diffusionConfig: nil, clip: files.clipViTB16,
-                       clipVocabulary: files.clipVocabulary, vgg16: files.vgg16, lpipsLinear: files.lpipsLinear)
+    func matches(_ other: EditJob, ignoringSeed: Bool) -> Bool {
+        var a = self, b = other
+        a.settings.batchSize = 1
+        b.settings.batchSize = 1
+        if ignoringSeed { b.settings.seed = a.settings.seed }
+        return a == b
     }
 }
 
-/// One edit from files to files.
-public struct EditRequest: Sendable {
-    public var imagePath: String
-    public var maskPath: String
-    public var outputDirectory: String
-    public var settings: EditSettings
-    public var models: EditModelPaths
-    /// Also write each sample's x0 prediction at a fifth of the steps, as the reference shows them.
-    public var saveIntermediates: Bool = false
-
-    public init(imagePath: String, maskPath: String, outputDirectory: String, settings: EditSettings, models: EditModelPaths) {
-        self.imagePath = imagePath
-        self.maskPath = maskPath
-        self.outputDirectory = outputDirectory
-        self.settings = settings
-        self.models = models
-    }
-}
-
-/// What an edit wrote, and how it went: saved as `report.json`.
-public struct EditReport: Codable, Sendable {
-    public struct Sample: Codable, Sendable {
-        public var rank: Int
-        public var file: String
-        public var distance: Float
-        public var iteration: Int
-        public var batchIndex: Int
-    }
-    public struct Timings: Codable, Sendable {
-        public var loadModelsSeconds: Double
-        public var editSeconds: Double
-        public var secondsPerStep: Double
-        public var totalSeconds: Double
-    }
-    public var prompt: String
-    public var image: String
-    public var imageSize: [Int]
-    public var mask: String
-    public var modelSize: Int
-    public var settings: EditSettings
-    public var models: [String: String]
-    public var samples: [Sample]
-    public var contactSheet: String
-    public var timings: Timings
-    public var blendVersion: String
-}
-
-/// What the pipeline is doing, for progress display.
-public enum EditEvent: Sendable {
-    case checkedInputs
-    case loadingModels
-    case loadedModels(seconds: Double)
-    case step(EditProgress)
-    case wroteOutputs(directory: String)
-}
-
-/// Errors about the output location.
-public enum OutputError: Error, Equatable, CustomStringConvertible {
-    case notWritable(path: String, reason: String)
-
-    public var description: String {
-        switch self {
-        case let .notWritable(path, reason):
-            return "cannot write to the output directory \(path) (\(reason)): choose another with --out"
-        }
-    }
+/// The mask and region of an edit, resolved at the photo's and the model's resolutions.
+struct EditGeometry {
+    /// Edited pixels at the photo's size (only inside `region`).
+    var mask: EditMask
+    var region: PixelBox
+    /// The mask of the region at the model's size.
+    var modelMask: EditMask
+    var modelSize: Int
 }
 
 public enum EditPipeline {
-    public static let version = "0.1.0"
+    public static let version = "0.2.0"
 
-    /// Runs `request`: checks every input before loading the (large) models, edits, and
-    /// writes `ranked/` (full-resolution results, best first), `contact_sheet.png` and
-    /// `report.json` into the output directory. Every file is written atomically.
+    /// Runs `request`: reads and checks every input before anything is created or any model
+    /// loaded, then edits in a new run folder `OUT/runs/<id>/` (or the resumed one), writing
+    /// each sample the moment it is finished, and at the end `ranked/`, `contact_sheet.png`
+    /// and `report.json`, and points `OUT/latest` at the run.
+    ///
+    /// Cancelling: a throw from `events` (e.g. `CancellationError()`, at any `.step` or
+    /// `.sampleFinished`) stops the run there and is rethrown. Finished samples stay in the
+    /// run folder, and the same request with `resume = true` continues from them; a run that
+    /// finished no sample is removed. The output folder's lock is released either way.
+    ///
+    /// - Throws: ``ImageError``, ``MaskError``, `ClipTokenizerError`, ``ModelLoadingError``,
+    ///   `EditError` for bad inputs (before anything is written); ``OutputError`` when the
+    ///   output folder is unusable or busy (another run holds its lock); whatever `events` throws.
     public static func run(_ request: EditRequest, events: (EditEvent) throws -> Void = { _ in }) throws -> EditReport {
         let start = Date()
-        let settings = request.settings
+        var settings = request.settings
+        var notices: [String] = []
+        func notice(_ text: String) throws {
+            notices.append(text)
+            try events(.notice(text))
+        }
+
         // 1. Inputs, cheapest first, so that a typo fails in milliseconds rather than after
-        //    loading 2.5 GB of weights.
-        try prepareOutputDirectory(request.outputDirectory)
-        let photo = try RGBImage(contentsOf: request.imagePath)
-        var mask = try EditMask(contentsOf: request.maskPath)
-        try EditMask.checkAspectRatio(mask: mask.size, image: photo.size)
-        if settings.invertMask { mask = mask.inverted() }
-        try mask.requireEditedRegion()
-        if settings.method == .blended { try mask.requireBackground() }
+        //    loading 2.5 GB of weights. Nothing is created until they all pass.
+        try OutputFolder.checkCanCreate(request.outputDirectory)
+        try request.maskOptions.validate()
+        let photo = try Photo(contentsOf: request.imagePath)
+        var soft: SoftMask
+        if let maskPath = request.maskPath {
+            soft = try SoftMask(contentsOf: maskPath, photoSize: photo.size)
+            if soft.origin == .maskTransparency {
+                try notice("\(maskPath) has transparent pixels: they mark the region to edit (transparent = edit, opaque = keep)")
+            }
+            if photo.alpha != nil {
+                try notice("the photo has transparent pixels: the mask decides what is edited; outside it the photo keeps its transparency")
+            }
+        } else {
+            soft = try SoftMask(transparencyOf: photo, source: request.imagePath)
+            try notice("no mask given: the photo's transparent area is edited")
+        }
+        if settings.invertMask { soft = soft.inverted() }
+        let fullMask = soft.thresholded(request.maskOptions.threshold)
+        try fullMask.requireEditedRegion()
+        if settings.method == .blended { try fullMask.requireBackground() }
+        let editedFraction = Double(fullMask.editedPixelCount) / Double(fullMask.size.pixelCount)
+        if editedFraction > 0.9 {
+            try notice(String(format: "warning: the mask marks %.1f %% of the photo for editing; is it inverted (--invert-mask), or not a mask?",
+                              editedFraction * 100))
+        }
+        if soft.midToneFraction > 0.2 {
+            try notice(String(format: "warning: %.0f %% of the mask is neither black nor white: is it really a mask? It is cut at %g %% (--mask-threshold)",
+                              soft.midToneFraction * 100, request.maskOptions.threshold * 100))
+        }
         let tokenizer = try ClipTokenizer(vocabularyFile: request.models.clipVocabulary)
-        let tokens = try tokenizer.tokenize(settings.prompt)
+        let tokens: [Int]
+        do {
+            tokens = try tokenizer.tokenize(settings.prompt)
+        } catch ClipTokenizerError.promptTooLong(let count, let context) where request.truncatePrompt {
+            tokens = try tokenizer.tokenize(settings.prompt, truncate: true)
+            try notice("the prompt is \(count) tokens long; CLIP reads \(context): only its first \(context - 2) tokens are used")
+        } catch ClipTokenizerError.promptTooLong(let count, let context) {
+            throw EditError.badInput("the prompt is \(count) tokens long, counting the start and end markers, but CLIP reads at most"
+                + " \(context): shorten it, or pass --truncate-prompt to keep its first \(context - 2) tokens")
+        }
         try settings.validate(totalSteps: try spacedTimesteps(original: 1000, spec: settings.timestepRespacing).count)
         try ModelLoader.requireFile(request.models.diffusion, role: .diffusion)
         try ModelLoader.requireFile(request.models.clip, role: .clip)
-        if settings.method == .localClip && settings.lpipsSimLambda != 0 {
+        let needsLPIPS = settings.method == .localClip && settings.lpipsSimLambda != 0
+        if needsLPIPS {
             try ModelLoader.requireFile(request.models.vgg16, role: .vgg16)
             try ModelLoader.requireFile(request.models.lpipsLinear, role: .lpipsLinear)
         }
+        // The region needs the model's size: known now for a given config or an official file
+        // name, else once the UNet is loaded.
+        let stem = URL(fileURLWithPath: request.models.diffusion).deletingPathExtension().lastPathComponent
+        var geometry = try (request.models.diffusionConfig ?? UNetConfig.presets[stem]).map {
+            try resolveGeometry(mask: fullMask, photo: photo.size, options: request.maskOptions, modelSize: $0.imageSize)
+        }
         try events(.checkedInputs)
 
-        // 2. Models.
-        try events(.loadingModels)
-        let loadStart = Date()
-        let unet = try ModelLoader.unet(path: request.models.diffusion, config: request.models.diffusionConfig)
-        let clip = try ModelLoader.clip(path: request.models.clip)
-        let lpips = settings.method == .localClip && settings.lpipsSimLambda != 0
-            ? try ModelLoader.lpips(vggPath: request.models.vgg16, linearPath: request.models.lpipsLinear) : nil
-        let loadSeconds = Date().timeIntervalSince(loadStart)
-        try events(.loadedModels(seconds: loadSeconds))
-
-        // 3. The edit at the model's resolution. The editor gets the mask as the user gave it;
-        //    inversion has already been applied here.
-        var editorSettings = settings
-        editorSettings.invertMask = false
-        let size = unet.config.imageSize
-        let modelImage = try photo.resizedLanczos(width: size, height: size)
-        let modelMask = try mask.resized(to: ImageSize(width: size, height: size))
-        let editor = try BlendedDiffusionEditor(models: EditorModels(unet: unet, clip: clip, lpips: lpips), settings: editorSettings)
-        let text = try editor.promptEmbedding(tokens: tokens)
-        let editStart = Date()
-        let intermediates = URL(fileURLWithPath: request.outputDirectory).appendingPathComponent("intermediates")
-        if request.saveIntermediates {
-            try FileManager.default.createDirectory(at: intermediates, withIntermediateDirectories: true)
+        if request.resume && OutputFolder.unfinishedRunNames(in: request.outputDirectory).isEmpty {
+            throw OutputError.nothingToResume(path: request.outputDirectory, reason: "it holds no unfinished run")
         }
-        var stepsDone = 0
-        let results = try editor.edit(image: modelImage.tensor(), mask: modelMask.tensor(), promptEmbedding: text) { progress in
-            stepsDone += 1
-            if request.saveIntermediates && (progress.step % max(1, progress.steps / 5) == 0 || progress.step == progress.steps) {
-                for b in 0..<progress.predictedImage.dim(0) {
-                    let image = try RGBImage(tensor: progress.predictedImage.sliced(b..<b + 1, axis: 0))
-                    try image.write(to: intermediates.appendingPathComponent(
-                        String(format: "iteration%02d_sample%02d_step%03d.png", progress.iteration + 1, b + 1, progress.step)).path)
-                }
+
+        // 2. The output folder: locked, cleaned of what killed runs left, and a run folder.
+        let existed = FileManager.default.fileExists(atPath: request.outputDirectory)
+        let folder = try OutputFolder(path: request.outputDirectory, hook: request.fileOperationHook)
+        // Declared before the run folder's cleanup, so it runs after it: a run that failed
+        // into a folder it created, keeping nothing, removes the folder too.
+        var keptSomething = false
+        defer {
+            folder.unlock()
+            if !existed && !keptSomething { try? FileManager.default.removeItem(at: folder.root) }
+        }
+        let photoChecksum = contentChecksum(photo.image.pixels + (photo.alpha ?? []))
+        func job(_ geometry: EditGeometry) -> EditJob {
+            EditJob(image: request.imagePath, imageChecksum: photoChecksum, mask: request.maskPath,
+                    maskChecksum: contentChecksum(soft.values), settings: settings, maskOptions: request.maskOptions,
+                    region: geometry.region, modelSize: geometry.modelSize, diffusion: request.models.diffusion,
+                    clip: request.models.clip)
+        }
+        var resumed: RunFolder?
+        if request.resume {
+            let candidates = folder.runs().filter { !$0.isFinished }
+            guard !candidates.isEmpty else {
+                throw OutputError.nothingToResume(path: request.outputDirectory, reason: "it holds no unfinished run")
             }
-            try events(.step(progress))
+            // Newest first. Without the model's size yet, the recorded region is taken as is.
+            resumed = candidates.reversed().first { run in
+                guard let recorded = run.job(EditJob.self) else { return false }
+                let mine = job(geometry ?? EditGeometry(mask: fullMask, region: recorded.region, modelMask: fullMask,
+                                                         modelSize: recorded.modelSize))
+                return recorded.matches(mine, ignoringSeed: request.randomSeed)
+            }
+            guard let resumed, let recorded = resumed.job(EditJob.self) else {
+                throw OutputError.nothingToResume(path: request.outputDirectory,
+                                                  reason: "its unfinished runs were made from other inputs or settings")
+            }
+            settings.seed = recorded.settings.seed
+        } else if request.randomSeed {
+            settings.seed = UInt64.random(in: 0...UInt64(Int64.max))
         }
-        let editSeconds = Date().timeIntervalSince(editStart)
+        if request.randomSeed { try notice("random seed: \(settings.seed)") }
+        let kept = try folder.removeStale(keeping: resumed)
+        for run in kept {
+            try notice("the unfinished run \(run.id) (\(run.finishedSamples().count) samples) is kept in"
+                + " \(folder.runsDirectory.path): --resume with its inputs and settings continues it")
+        }
+        let run = try resumed ?? folder.createRun()
+        run.removeTemporaryFiles()
+        var done = resumed?.finishedSamples().filter { $0.key < settings.samples } ?? [:]
+        if resumed != nil { try notice("resuming \(run.id): \(done.count) of \(settings.samples) samples already finished") }
+        var finishedAnything = !done.isEmpty
+        // A failed or cancelled run that finished nothing leaves nothing.
+        var completed = false
+        defer {
+            if !completed && !finishedAnything && resumed == nil { try? FileManager.default.removeItem(at: run.directory) }
+            keptSomething = completed || finishedAnything || resumed != nil
+        }
+        if resumed == nil, let geometry { try run.writeJSON(job(geometry), to: run.jobFile, step: "write job.json") }
 
-        // 4. Outputs: full-resolution results with the untouched background pasted back. They
-        //    are written into a staging folder and moved into place together at the end, so a
-        //    run that dies here leaves the previous results (or nothing), never a mix.
-        let output = URL(fileURLWithPath: request.outputDirectory)
-        let staging = output.appendingPathComponent(".blend-staging-\(getpid())")
-        try? FileManager.default.removeItem(at: staging)
-        defer { try? FileManager.default.removeItem(at: staging) }
-        let ranked = staging.appendingPathComponent("ranked")
-        try FileManager.default.createDirectory(at: ranked, withIntermediateDirectories: true)
+        // 3. Models (not needed when a resumed run has every sample).
+        let remaining = (0..<settings.samples).filter { done[$0] == nil }
+        var loadSeconds = 0.0, editSeconds = 0.0, stepsDone = 0
+        var thumbnails: [Int: RGBImage] = [:]
+        let tileHeight = 256
+        if let geometry {
+            try events(.planned(EditPlan(runDirectory: run.directory.path, region: geometry.region, modelSize: geometry.modelSize,
+                                         editedFraction: editedFraction, seed: settings.seed, resumedSamples: done.keys.sorted(),
+                                         totalSamples: settings.samples)))
+        }
+        if !remaining.isEmpty || geometry == nil {
+            try events(.loadingModels)
+            let loadStart = Date()
+            let unet = try ModelLoader.unet(path: request.models.diffusion, config: request.models.diffusionConfig)
+            if geometry == nil {
+                let resolved = try resolveGeometry(mask: fullMask, photo: photo.size, options: request.maskOptions,
+                                                   modelSize: unet.config.imageSize)
+                geometry = resolved
+                if resumed == nil { try run.writeJSON(job(resolved), to: run.jobFile, step: "write job.json") }
+                try events(.planned(EditPlan(runDirectory: run.directory.path, region: resolved.region, modelSize: resolved.modelSize,
+                                             editedFraction: editedFraction, seed: settings.seed, resumedSamples: done.keys.sorted(),
+                                             totalSamples: settings.samples)))
+            }
+            let clip = try ModelLoader.clip(path: request.models.clip)
+            let lpips = needsLPIPS ? try ModelLoader.lpips(vggPath: request.models.vgg16, linearPath: request.models.lpipsLinear) : nil
+            loadSeconds = Date().timeIntervalSince(loadStart)
+            try events(.loadedModels(seconds: loadSeconds))
+
+            // 4. The edit at the model's resolution; the editor gets the mask already inverted.
+            let geometry = geometry!
+            var editorSettings = settings
+            editorSettings.invertMask = false
+            let size = geometry.modelSize
+            let regionImage = try photo.flattened(over: RGBColor(red: 128, green: 128, blue: 128)).cropped(to: geometry.region)
+            let modelImage = try regionImage.resizedLanczos(width: size, height: size)
+            let editor = try BlendedDiffusionEditor(models: EditorModels(unet: unet, clip: clip, lpips: lpips), settings: editorSettings)
+            let text = try editor.promptEmbedding(tokens: tokens)
+            let weights = settings.method == .blended && settings.enforceBackground
+                ? pasteWeights(mask: geometry.mask, soft: soft, threshold: request.maskOptions.threshold, feather: request.maskOptions.feather)
+                : regionWeights(geometry.region, photo: photo.size)
+            let intermediates = run.directory.appendingPathComponent("intermediates")
+            if request.saveIntermediates {
+                try folder.step("create intermediates")
+                try FileManager.default.createDirectory(at: intermediates, withIntermediateDirectories: true)
+            }
+            let editStart = Date()
+            _ = try editor.edit(image: modelImage.tensor(), mask: geometry.modelMask.tensor(), promptEmbedding: text,
+                                sampleIndices: remaining, progress: { progress in
+                stepsDone += 1
+                if request.saveIntermediates && (progress.step % max(1, progress.steps / 5) == 0 || progress.step == progress.steps) {
+                    for (b, index) in progress.sampleIndices.enumerated() {
+                        let image = try RGBImage(tensor: progress.predictedImage.sliced(b..<b + 1, axis: 0))
+                        let name = String(format: "sample_%04d_step%03d.png", index + 1, progress.step)
+                        try folder.step("write intermediates/\(name)")
+                        try Photo(image: image, colorProfile: photo.colorProfile).writePNG(to: intermediates.appendingPathComponent(name).path)
+                    }
+                }
+                try events(.step(progress))
+            }, finished: { sample in
+                let full = try pasteEdit(RGBImage(tensor: sample.image), into: photo, region: geometry.region, weights: weights)
+                let file = RunFolder.sampleFileName(sample.index)
+                try folder.step("write \(file)")
+                try full.writePNG(to: run.directory.appendingPathComponent(file).path)
+                let entry = RunFolder.Progress(index: sample.index, file: file, distance: sample.distance)
+                try run.appendProgress(entry)
+                done[sample.index] = entry
+                finishedAnything = true
+                thumbnails[sample.index] = try thumbnail(full.image, height: tileHeight)
+                try events(.sampleFinished(FinishedSample(index: sample.index, file: run.directory.appendingPathComponent(file).path,
+                                                          distance: sample.distance, finished: done.count, total: settings.samples)))
+            })
+            editSeconds = Date().timeIntervalSince(editStart)
+        }
+        let geometryUsed = geometry!
+
+        // 5. Ranked results, the contact sheet, the report; then `latest`.
+        let ranking = done.values.sorted { ($0.distance, $0.index) < ($1.distance, $1.index) }
         var samples: [EditReport.Sample] = []
         var sheetResults: [(image: RGBImage, score: Float)] = []
-        for (rank, result) in results.enumerated() {
-            let modelResult = try RGBImage(tensor: result.image)
-            let full = try pasteEdit(modelResult, into: photo, mask: mask)
-            let name = String(format: "%02d_distance_%.4f.png", rank + 1, result.distance)
-            try full.write(to: ranked.appendingPathComponent(name).path)
-            samples.append(.init(rank: rank + 1, file: "ranked/\(name)", distance: result.distance,
-                                 iteration: result.iteration, batchIndex: result.batchIndex))
-            sheetResults.append((modelResult, result.distance))
+        for (rank, entry) in ranking.enumerated() {
+            let name = String(format: "%02d_distance_%.4f.png", rank + 1, entry.distance)
+            try run.link(sample: entry.file, asRanked: name)
+            samples.append(.init(rank: rank + 1, file: "ranked/\(name)", sampleFile: entry.file, index: entry.index, distance: entry.distance))
+            let image = try thumbnails[entry.index]
+                ?? thumbnail(RGBImage(contentsOf: run.directory.appendingPathComponent(entry.file).path), height: tileHeight)
+            sheetResults.append((image, entry.distance))
         }
-        let sheetPath = staging.appendingPathComponent("contact_sheet.png").path
-        try ContactSheet(source: modelImage, mask: modelMask, results: sheetResults).write(to: sheetPath)
+        let sheet = try ContactSheet(source: thumbnail(photo.flattened(over: .white), height: tileHeight),
+                                     mask: geometryUsed.mask, results: sheetResults, tileHeight: tileHeight).render()
+        try folder.step("write contact_sheet.png")
+        try Photo(image: sheet, colorProfile: photo.colorProfile).writePNG(to: run.directory.appendingPathComponent("contact_sheet.png").path)
 
         let report = EditReport(
-            prompt: settings.prompt, image: request.imagePath, imageSize: [photo.width, photo.height], mask: request.maskPath,
-            modelSize: size, settings: settings,
+            prompt: settings.prompt, image: request.imagePath, imageSize: [photo.size.width, photo.size.height],
+            mask: request.maskPath, maskRule: soft.origin, maskOptions: request.maskOptions, editedFraction: editedFraction,
+            region: geometryUsed.region, modelSize: geometryUsed.modelSize, settings: settings,
             models: ["diffusion": request.models.diffusion, "clip": request.models.clip],
-            samples: samples, contactSheet: "contact_sheet.png",
+            samples: samples, contactSheet: "contact_sheet.png", notices: notices, runId: run.id, directory: run.directory.path,
+            resumedSamples: settings.samples - remaining.count,
             timings: .init(loadModelsSeconds: loadSeconds, editSeconds: editSeconds,
                            secondsPerStep: stepsDone > 0 ? editSeconds / Double(stepsDone) : 0,
                            totalSeconds: Date().timeIntervalSince(start)),
             blendVersion: version)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        let json = try encoder.encode(report)
-        try writeFileAtomically(Array(json) + [0x0A], to: staging.appendingPathComponent("report.json").path)
         // report.json last: its presence means the run finished.
-        for name in ["ranked", "contact_sheet.png", "report.json"] {
-            let destination = output.appendingPathComponent(name)
-            try? FileManager.default.removeItem(at: destination)
-            do {
-                try FileManager.default.moveItem(at: staging.appendingPathComponent(name), to: destination)
-            } catch {
-                throw OutputError.notWritable(path: destination.path, reason: "the result could not be moved into place")
-            }
-        }
-        try events(.wroteOutputs(directory: request.outputDirectory))
+        try run.writeJSON(report, to: run.reportFile, step: "write report.json")
+        try folder.publish(run)
+        completed = true
+        try events(.wroteOutputs(directory: run.directory.path))
         return report
     }
 
-    /// Creates the output directory if needed and proves it writable with a probe file.
-    static func prepareOutputDirectory(_ path: String) throws {
-        do {
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        } catch {
-            throw OutputError.notWritable(path: path, reason: "it cannot be created")
+    /// The edit region for `mask` and its mask at the model's size.
+    /// - Throws: ``MaskError/tooSmallForModel(marked:region:modelSize:)`` when the marked
+    ///   pixels vanish at the model's size; the errors of ``EditRegion/resolve(mask:photo:padding:minimumSide:)``.
+    static func resolveGeometry(mask: EditMask, photo: ImageSize, options: MaskOptions, modelSize: Int) throws -> EditGeometry {
+        let region = try options.region.resolve(mask: mask, photo: photo, padding: options.regionPadding, minimumSide: modelSize)
+        let inside = mask.restricted(to: region)
+        guard inside.editedPixelCount > 0 else {
+            throw MaskError.empty(source: "\(mask.source) inside the region \(region)")
         }
-        let probe = URL(fileURLWithPath: path).appendingPathComponent(".blend-write-test-\(getpid())").path
-        guard FileManager.default.createFile(atPath: probe, contents: Data()) else {
-            throw OutputError.notWritable(path: path, reason: "permission denied")
+        let modelMask = try inside.cropped(to: region).resized(to: ImageSize(width: modelSize, height: modelSize))
+        guard modelMask.editedPixelCount > 0 else {
+            throw MaskError.tooSmallForModel(marked: inside.boundingBox!, region: region, modelSize: modelSize)
         }
-        try? FileManager.default.removeItem(atPath: probe)
+        return EditGeometry(mask: inside, region: region, modelMask: modelMask, modelSize: modelSize)
+    }
+
+    /// Weight 1 over the whole region: the model's own output there, background included
+    /// (`enforceBackground` off, or the local-CLIP baseline).
+    static func regionWeights(_ region: PixelBox, photo: ImageSize) -> [Float] {
+        var weights = [Float](repeating: 0, count: photo.pixelCount)
+        for y in region.y..<region.y + region.height {
+            for x in region.x..<region.x + region.width { weights[y * photo.width + x] = 1 }
+        }
+        return weights
+    }
+
+    /// `image` scaled (Lanczos) to `height`, keeping its aspect ratio.
+    static func thumbnail(_ image: RGBImage, height: Int) throws -> RGBImage {
+        let width = max(1, (image.width * height * 2 + image.height) / (2 * image.height))
+        return try image.resizedLanczos(width: width, height: height)
+    }
+
+    static func encodeJSON<Value: Encodable>(_ value: Value) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        return try encoder.encode(value)
     }
 }

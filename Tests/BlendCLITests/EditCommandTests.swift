@@ -41,7 +41,9 @@ import BlendPipeline
         #expect(throws: (any Error).self) { try Edit.parse(["photo.png", "--mask", "m.png", "--prompt", "  "]) }
         #expect(throws: (any Error).self) { try Edit.parse(["photo.png", "--mask", "m.png", "--prompt", "x", "--samples", "0"]) }
         #expect(throws: (any Error).self) { try Edit.parse(["photo.png", "--mask", "m.png", "--prompt", "x", "--method", "magic"]) }
-        #expect(throws: (any Error).self) { try Edit.parse(["photo.png", "--prompt", "x"]) }
+        #expect(throws: (any Error).self) { try Edit.parse(["photo.png", "--mask", "m.png", "--prompt", "x", "--seed", "-2"]) }
+        #expect(throws: (any Error).self) { try Edit.parse(["photo.png", "--mask", "m.png", "--prompt", "x", "--region", "1,2,3"]) }
+        #expect(throws: (any Error).self) { try Edit.parse(["photo.png", "--prompt", "x", "--region", "0,0,0,5"]) }
         let message = Edit.message(for: ValidationError("the prompt is empty: say what the masked region should become"))
         #expect(message.contains("prompt is empty"))
     }

@@ -77,10 +77,10 @@ let promptTokens = [98] + [5, 17, 42] + [99] + Array(repeating: 0, count: 72)
         let text = try editor.promptEmbedding(tokens: promptTokens)
         var checked = 0
         _ = try editor.edit(image: image, mask: mask, promptEmbedding: text) { p in
-            var noise = NoiseSource.background(seed: settings.seed, iteration: p.iteration, timestep: p.timestep)
-            let expected = try editor.diffusion.qSample(image, t: p.timestep, noise: noise.gaussian(image.shape)).scalars
             let m = mask.scalars
-            for b in 0..<settings.batchSize {
+            for (b, index) in p.sampleIndices.enumerated() {
+                var noise = NoiseSource.background(seed: settings.seed, sample: index, timestep: p.timestep)
+                let expected = try editor.diffusion.qSample(image, t: p.timestep, noise: noise.gaussian(image.shape)).scalars
                 let got = try p.sample.sliced(b..<b + 1, axis: 0).scalars
                 for c in 0..<3 { for i in 0..<256 where m[i] == 0 { #expect(got[c * 256 + i] == expected[c * 256 + i]) } }
             }
@@ -101,6 +101,31 @@ let promptTokens = [98] + [5, 17, 42] + [99] + Array(repeating: 0, count: 72)
         #expect(results.count == 3)
         #expect(batches == [0: 2, 1: 1])
         #expect(Set(results.map { "\($0.iteration)-\($0.batchIndex)" }) == ["0-0", "0-1", "1-0"])
+    }
+
+    @Test func sampleIDependsOnlyOnTheSeedAndI() throws {
+        // The batch size is only a speed knob, and making a subset of the samples (a
+        // resumed run) gives exactly those samples of the full run.
+        var settings = fastSettings()
+        settings.samples = 3
+        settings.batchSize = 3
+        let (image, mask) = try sourceAndMask()
+        let together = try BlendedDiffusionEditor(models: tinyModels(), settings: settings)
+        let text = try together.promptEmbedding(tokens: promptTokens)
+        var finishedOrder: [Int] = []
+        let all = try together.edit(image: image, mask: mask, promptEmbedding: text, finished: { finishedOrder.append($0.index) })
+        #expect(finishedOrder == [0, 1, 2])
+        settings.batchSize = 1
+        let oneByOne = try BlendedDiffusionEditor(models: tinyModels(), settings: settings)
+        let single = try oneByOne.edit(image: image, mask: mask, promptEmbedding: text)
+        let subset = try oneByOne.edit(image: image, mask: mask, promptEmbedding: text, sampleIndices: [2])
+        func byIndex(_ samples: [EditSample]) -> [Int: [Float]] {
+            Dictionary(uniqueKeysWithValues: samples.map { ($0.index, $0.image.scalars) })
+        }
+        #expect(byIndex(all) == byIndex(single))
+        #expect(subset.count == 1 && subset[0].image.scalars == byIndex(all)[2])
+        #expect(byIndex(all)[0] != byIndex(all)[1])
+        #expect(throws: EditError.self) { try oneByOne.edit(image: image, mask: mask, promptEmbedding: text, sampleIndices: [-1]) }
     }
 
     @Test func ddimAndBaselineRun() throws {

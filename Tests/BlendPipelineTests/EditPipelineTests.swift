@@ -24,14 +24,24 @@ func quickSettings(_ prompt: String = "a red ball") -> EditSettings {
         var request = EditRequest(imagePath: photo, maskPath: mask, outputDirectory: out.path, settings: quickSettings(), models: models.paths)
         request.saveIntermediates = true
         var steps = 0
-        let report = try EditPipeline.run(request) { if case .step = $0 { steps += 1 } }
+        var finished: [FinishedSample] = []
+        let report = try EditPipeline.run(request) { event in
+            if case .step = event { steps += 1 }
+            if case let .sampleFinished(sample) = event {
+                // Written the moment it is finished.
+                #expect(FileManager.default.fileExists(atPath: sample.file))
+                finished.append(sample)
+            }
+        }
         #expect(steps == 2 * 3)
+        #expect(finished.map(\.index) == [0, 1, 2] && finished.map(\.finished) == [1, 2, 3] && finished.allSatisfy { $0.total == 3 })
+        let latest = out.appendingPathComponent("latest")
         #expect(report.samples.count == 3)
         #expect(report.samples.map(\.distance) == report.samples.map(\.distance).sorted())
         let original = try RGBImage(contentsOf: photo)
         let editMask = try EditMask(contentsOf: mask)
         for sample in report.samples {
-            let result = try RGBImage(contentsOf: out.appendingPathComponent(sample.file).path)
+            let result = try RGBImage(contentsOf: latest.appendingPathComponent(sample.file).path)
             #expect(result.width == 40 && result.height == 30)
             var changedInside = false
             for i in 0..<1200 {
@@ -44,20 +54,32 @@ func quickSettings(_ prompt: String = "a red ball") -> EditSettings {
             }
             #expect(changedInside)
         }
-        #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("contact_sheet.png").path))
-        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("report.json"))) as? [String: Any]
+        // The contact sheet shows full-resolution results in the photo's 4:3 shape:
+        // source, mask and 3 results, each 341x256.
+        let sheet = try RGBImage(contentsOf: latest.appendingPathComponent("contact_sheet.png").path)
+        #expect(sheet.width == 8 + 5 * (341 + 8))
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: latest.appendingPathComponent("report.json"))) as? [String: Any]
         #expect((json?["samples"] as? [Any])?.count == 3)
         #expect((json?["settings"] as? [String: Any])?["seed"] as? Int == 404)
-        let intermediates = try FileManager.default.contentsOfDirectory(atPath: out.appendingPathComponent("intermediates").path)
+        #expect(json?["region"] as? [String: Int] == ["x": 4, "y": 0, "width": 32, "height": 30])
+        #expect(abs((json?["edited_fraction"] as? Double ?? 0) - 16.0 * 14 / 1200) < 1e-9)
+        let intermediates = try FileManager.default.contentsOfDirectory(atPath: latest.appendingPathComponent("intermediates").path)
         #expect(!intermediates.isEmpty)
-        // A second run into the same folder replaces the results rather than mixing them.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: latest.appendingPathComponent("samples").path).count == 3)
+        let progressLines = try String(contentsOf: latest.appendingPathComponent("progress.jsonl"), encoding: .utf8).split(separator: "\n")
+        #expect(progressLines.count == 3)
+        // A second run into the same folder makes a new run folder and moves `latest` to it.
         var again = request
         again.settings.samples = 1
         again.saveIntermediates = false
-        _ = try EditPipeline.run(again)
-        #expect(try FileManager.default.contentsOfDirectory(atPath: out.appendingPathComponent("ranked").path).count == 1)
+        let second = try EditPipeline.run(again)
+        #expect(second.runId != report.runId)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: latest.appendingPathComponent("ranked").path).count == 1)
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: latest.path) == "runs/\(second.runId)")
         // Nothing but the promised outputs (no probe or temporary files).
-        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: out.path)) == ["ranked", "contact_sheet.png", "report.json", "intermediates"])
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: out.path)) == [".lock", "latest", "runs"])
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: report.directory))
+                == ["job.json", "progress.jsonl", "samples", "ranked", "contact_sheet.png", "report.json", "intermediates"])
     }
 
     @Test func sameSeedSameEdits() throws {
@@ -69,7 +91,7 @@ func quickSettings(_ prompt: String = "a red ball") -> EditSettings {
             let out = models.directory.appendingPathComponent("out\(run)").path
             let report = try EditPipeline.run(EditRequest(imagePath: photo, maskPath: mask, outputDirectory: out,
                                                           settings: quickSettings(), models: models.paths))
-            files.append(Array(try Data(contentsOf: URL(fileURLWithPath: out).appendingPathComponent(report.samples[0].file))))
+            files.append(Array(try Data(contentsOf: URL(fileURLWithPath: report.directory).appendingPathComponent(report.samples[0].file))))
         }
         #expect(files[0] == files[1])
     }
@@ -108,8 +130,11 @@ func quickSettings(_ prompt: String = "a red ball") -> EditSettings {
         let (_, fullMask) = try writePhotoAndMask(in: models.directory.appendingPathComponent("full"), maskValue: { _, _ in 255 })
         #expect(throws: MaskError.self) { try run { $0.maskPath = fullMask } }
         #expect(throws: MaskError.self) { try run { $0.maskPath = fullMask; $0.settings.invertMask = true; $0.settings.method = .localClip } }
-        #expect(throws: ClipTokenizerError.self) {
+        do {
             try run { $0.settings.prompt = Array(repeating: "a very long prompt", count: 40).joined(separator: " ") }
+            Issue.record("expected an error")
+        } catch let error as EditError {
+            #expect(String(describing: error).contains("--truncate-prompt"))
         }
         #expect(throws: EditError.self) { try run { $0.settings.skipTimesteps = 10 } }
         #expect(throws: ModelLoadingError.self) { try run { $0.settings.method = .localClip } }
@@ -117,8 +142,12 @@ func quickSettings(_ prompt: String = "a red ball") -> EditSettings {
         let blocker = models.directory.appendingPathComponent("blocker")
         try Data().write(to: blocker)
         #expect(throws: OutputError.self) { try run { $0.outputDirectory = blocker.appendingPathComponent("out").path } }
-        // None of the failed runs wrote results.
-        let written = (try? FileManager.default.contentsOfDirectory(atPath: out)) ?? []
-        #expect(written.isEmpty)
+        #expect(throws: MaskError.self) { try run { $0.maskOptions.threshold = 1 } }
+        #expect(throws: MaskError.self) { try run { $0.maskOptions.feather = -1 } }
+        #expect(throws: MaskError.self) { try run { $0.maskOptions.region = .box(PixelBox(x: 30, y: 0, width: 20, height: 10)) } }
+        #expect(throws: MaskError.self) { try run { $0.maskPath = nil } }   // an opaque photo and no mask
+        #expect(throws: OutputError.self) { try run { $0.resume = true } }
+        // None of the failed runs created anything, not even the output folder.
+        #expect(!FileManager.default.fileExists(atPath: out))
     }
 }

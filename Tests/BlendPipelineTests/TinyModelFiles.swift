@@ -18,7 +18,7 @@ struct TinyModelFiles {
     static let clipConfig = ClipConfig(embedDim: 16, imageResolution: 16, visionLayers: 1, visionWidth: 64, visionPatchSize: 8,
                                        transformerWidth: 64, transformerHeads: 1, transformerLayers: 1)
 
-    init() throws {
+    init(unetConfig: UNetConfig = TinyModelFiles.unetConfig) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("blend-tiny-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var seed: UInt64 = 11
@@ -36,7 +36,7 @@ struct TinyModelFiles {
             try build(weights)
             return try made.map { try SafetensorsTensor(name: $0.0, tensor: $0.1, as: .float16) }
         }
-        let unet = try collect { _ = try UNetModel(config: Self.unetConfig, weights: $0) }
+        let unet = try collect { _ = try UNetModel(config: unetConfig, weights: $0) }
         let clip = try collect { _ = try ClipModel(weights: $0, config: Self.clipConfig) }
         let unetPath = directory.appendingPathComponent("tiny_unet.safetensors")
         let clipPath = directory.appendingPathComponent("tiny_clip.safetensors")
@@ -44,7 +44,7 @@ struct TinyModelFiles {
         try SafetensorsWriter.write(clip, to: clipPath)
         let vocab = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("BlendModelsTests/Fixtures/clip_vocab_head.txt.gz")
-        paths = EditModelPaths(diffusion: unetPath.path, diffusionConfig: Self.unetConfig, clip: clipPath.path,
+        paths = EditModelPaths(diffusion: unetPath.path, diffusionConfig: unetConfig, clip: clipPath.path,
                                clipVocabulary: vocab.path, vgg16: directory.appendingPathComponent("missing-vgg16.pth").path,
                                lpipsLinear: directory.appendingPathComponent("missing-vgg.pth").path)
     }

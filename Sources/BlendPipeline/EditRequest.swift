@@ -1,0 +1,192 @@
+import BlendEditor
+import BlendImage
+import BlendModels
+import Foundation
+
+/// The model files an edit reads.
+public struct EditModelPaths: Codable, Equatable, Sendable {
+    public var diffusion: String
+    /// A JSON config for a diffusion checkpoint that is not an official one.
+    public var diffusionConfig: UNetConfig?
+    public var clip: String
+    public var clipVocabulary: String
+    /// LPIPS, for the local-CLIP baseline only.
+    public var vgg16: String
+    public var lpipsLinear: String
+
+    public init(diffusion: String, diffusionConfig: UNetConfig? = nil, clip: String, clipVocabulary: String,
+                vgg16: String, lpipsLinear: String) {
+        self.diffusion = diffusion
+        self.diffusionConfig = diffusionConfig
+        self.clip = clip
+        self.clipVocabulary = clipVocabulary
+        self.vgg16 = vgg16
+        self.lpipsLinear = lpipsLinear
+    }
+
+    /// The official files in the model cache (`blend models download ...`).
+    public static func standard(_ files: ModelFiles = .standard()) -> EditModelPaths {
+        EditModelPaths(diffusion: files.diffusion256, diffusionConfig: nil, clip: files.clipViTB16,
+                       clipVocabulary: files.clipVocabulary, vgg16: files.vgg16, lpipsLinear: files.lpipsLinear)
+    }
+}
+
+/// How the mask is read and the edit put back: plain values, the same for every front end.
+public struct MaskOptions: Codable, Equatable, Sendable {
+    /// A mask pixel is edited where its value is above this share of white (0 ≤ t < 1).
+    /// 0 is the reference's rule (any non-black value edits). `--mask-threshold`.
+    public var threshold: Float = 0.5
+    /// The part of the photo the model sees (see ``EditRegion``). `--region`.
+    public var region: EditRegion = .auto
+    /// Context margin around the mask for `region == .auto`, in photo pixels; nil for
+    /// ``EditRegion/defaultPadding(for:)``. `--region-padding`.
+    public var regionPadding: Int? = nil
+    /// Width in photo pixels of the fade from the edit into the photo, inside the mask
+    /// (0: a hard edge). `--feather`.
+    public var feather: Int = 4
+
+    public init(threshold: Float = 0.5, region: EditRegion = .auto, regionPadding: Int? = nil, feather: Int = 4) {
+        self.threshold = threshold
+        self.region = region
+        self.regionPadding = regionPadding
+        self.feather = feather
+    }
+
+    /// - Throws: ``MaskError/invalidOption(_:)`` for values out of range.
+    public func validate() throws {
+        guard threshold >= 0, threshold < 1 else {
+            throw MaskError.invalidOption("the mask threshold must be at least 0 and below 1 (a share of white), got \(threshold)")
+        }
+        guard feather >= 0, feather <= 1000 else {
+            throw MaskError.invalidOption("the feather must be 0 to 1000 pixels, got \(feather)")
+        }
+        if let regionPadding, regionPadding < 0 {
+            throw MaskError.invalidOption("the region padding must be 0 or more pixels, got \(regionPadding)")
+        }
+    }
+}
+
+/// One edit from files to files.
+public struct EditRequest: Sendable {
+    public var imagePath: String
+    /// The mask image; nil to edit the photo's transparent area.
+    public var maskPath: String?
+    /// The output folder (see the layout in README "Outputs"): results go to
+    /// `runs/<id>/`, and `latest` points at the newest finished run.
+    public var outputDirectory: String
+    public var settings: EditSettings
+    public var maskOptions = MaskOptions()
+    public var models: EditModelPaths
+    /// Also write each sample's x0 prediction at a fifth of the steps, as the reference shows them.
+    public var saveIntermediates: Bool = false
+    /// Continue the unfinished run of the same inputs and settings in `outputDirectory`:
+    /// keep its finished samples and make only the others. The result is the one an
+    /// uninterrupted run would have given (the batch size may differ).
+    public var resume: Bool = false
+    /// Keep the prompt's first 75 tokens when it is longer than CLIP reads, instead of failing.
+    public var truncatePrompt: Bool = false
+    /// Ignore `settings.seed` and draw a random one; it is announced (``EditEvent/notice(_:)``)
+    /// and recorded in the report. A resumed run keeps the seed of the run it continues.
+    public var randomSeed: Bool = false
+    /// For tests: called with a name before every file operation of the output folder.
+    var fileOperationHook: (@Sendable (String) throws -> Void)? = nil
+
+    public init(imagePath: String, maskPath: String?, outputDirectory: String, settings: EditSettings, models: EditModelPaths) {
+        self.imagePath = imagePath
+        self.maskPath = maskPath
+        self.outputDirectory = outputDirectory
+        self.settings = settings
+        self.models = models
+    }
+}
+
+/// What an edit is about to do, once its inputs are checked and its run folder exists.
+public struct EditPlan: Sendable {
+    /// The run's folder (absolute); it becomes `OUT/latest` when the run finishes.
+    public var runDirectory: String
+    /// The part of the photo the model edits, and the model's square size.
+    public var region: PixelBox
+    public var modelSize: Int
+    /// The share of the photo's pixels marked for editing.
+    public var editedFraction: Double
+    public var seed: UInt64
+    /// Sample numbers already finished by the run this one resumes.
+    public var resumedSamples: [Int]
+    public var totalSamples: Int
+}
+
+/// A sample written to disk.
+public struct FinishedSample: Sendable {
+    /// The sample's number (0-based): its noise depends only on the seed and this.
+    public var index: Int
+    /// Its file (absolute path) at the photo's resolution, in the run's `samples/`.
+    public var file: String
+    /// CLIP distance of the edited region to the prompt (lower is better).
+    public var distance: Float
+    /// Samples finished so far (resumed ones included), and in all.
+    public var finished: Int
+    public var total: Int
+}
+
+/// What the pipeline is doing, in order. The `events` callback of ``EditPipeline/run(_:events:)``
+/// gets every one; a throw from it cancels the run at that point (see there).
+public enum EditEvent: Sendable {
+    /// Every input is read and checked; nothing has been created yet.
+    case checkedInputs
+    /// Something the user should know: the mask rule used, a suspicious mask, a
+    /// truncated prompt, the random seed, a resumed or kept run.
+    case notice(String)
+    /// The run folder exists and the work is fixed.
+    case planned(EditPlan)
+    case loadingModels
+    case loadedModels(seconds: Double)
+    case step(EditProgress)
+    /// One sample is on disk (file and a line in `progress.jsonl`).
+    case sampleFinished(FinishedSample)
+    /// The run is complete and `OUT/latest` points at it (`directory` is the run's folder).
+    case wroteOutputs(directory: String)
+}
+
+/// What an edit wrote, and how it went: saved as `report.json` in the run's folder.
+public struct EditReport: Codable, Sendable {
+    public struct Sample: Codable, Sendable {
+        public var rank: Int
+        /// `ranked/NN_distance_D.png`, relative to the run folder.
+        public var file: String
+        /// The same image under `samples/`, named by its number.
+        public var sampleFile: String
+        public var index: Int
+        public var distance: Float
+    }
+    public struct Timings: Codable, Sendable {
+        public var loadModelsSeconds: Double
+        public var editSeconds: Double
+        public var secondsPerStep: Double
+        public var totalSeconds: Double
+    }
+    public var prompt: String
+    public var image: String
+    public var imageSize: [Int]
+    /// The mask file; nil when the photo's transparency was the mask.
+    public var mask: String?
+    /// Which mask rule applied: brightness, mask-transparency or photo-transparency.
+    public var maskRule: SoftMask.Origin
+    public var maskOptions: MaskOptions
+    /// The share of the photo's pixels edited (after the threshold and any inversion).
+    public var editedFraction: Double
+    /// The part of the photo the model edited.
+    public var region: PixelBox
+    public var modelSize: Int
+    public var settings: EditSettings
+    public var models: [String: String]
+    public var samples: [Sample]
+    public var contactSheet: String
+    public var notices: [String]
+    /// The run's id (its folder under `runs/`) and its absolute path.
+    public var runId: String
+    public var directory: String
+    /// Samples taken over from the interrupted run this one resumed.
+    public var resumedSamples: Int
+    public var timings: Timings
+    public var blendVersion: String
+}
