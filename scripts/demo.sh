@@ -40,4 +40,4 @@ fi
 # 75 steps of 25-30 s. Pass --samples to make more.
 "$blend" edit examples/photo.png --mask examples/mask.png --prompt "a red ball" \
     --out demo-output --samples 2 --batch 1 --models-dir "$cache" "$@"
-echo "Results: demo-output/ranked/ (best first) and demo-output/contact_sheet.png"
+echo "Results: demo-output/latest/ranked/ (best first) and demo-output/latest/contact_sheet.png"
