@@ -8,11 +8,15 @@ import Darwin
 public enum DiffusionError: Error, Equatable, CustomStringConvertible {
     case invalidRespacing(String)
     case invalidTimestep(Int, count: Int)
+    case invalidSchedule(String)
+    case invalidSampling(String)
 
     public var description: String {
         switch self {
         case let .invalidRespacing(message): return "invalid timestep respacing: \(message)"
         case let .invalidTimestep(t, count): return "timestep \(t) is outside 0..<\(count)"
+        case let .invalidSchedule(message): return "invalid noise schedule: \(message)"
+        case let .invalidSampling(message): return "invalid sampling setting: \(message)"
         }
     }
 }

@@ -189,10 +189,12 @@ public final class ClipTokenizer: Sendable {
     }
 
     /// Exactly `contextLength` ids, as `clip.tokenize` gives them: `<|startoftext|>`, the
-    /// text's tokens, `<|endoftext|>`, then zeros. A text too long for the context throws
+    /// text's tokens, `<|endoftext|>`, then `padToken` (0, as in `clip.tokenize` and SD 2.x's
+    /// tokenizer; SD 1.x's pads with `<|endoftext|>`). A text too long for the context throws
     /// `promptTooLong`, unless `truncate`, which keeps the first `contextLength` ids and makes
-    /// the last of them `<|endoftext|>`.
-    public func tokenize(_ text: String, contextLength: Int = ClipTokenizer.defaultContextLength, truncate: Bool = false) throws -> [Int] {
+    /// the last of them `<|endoftext|>` (as transformers' `CLIPTokenizer` with `truncation=True`).
+    public func tokenize(_ text: String, contextLength: Int = ClipTokenizer.defaultContextLength, truncate: Bool = false,
+                         padToken: Int = 0) throws -> [Int] {
         guard contextLength >= 2 else { throw ClipTokenizerError.contextTooShort(contextLength) }
         var ids = [startOfTextToken] + encode(text) + [endOfTextToken]
         if ids.count > contextLength {
@@ -202,7 +204,7 @@ public final class ClipTokenizer: Sendable {
             ids.removeLast(ids.count - contextLength)
             ids[contextLength - 1] = endOfTextToken
         }
-        return ids + [Int](repeating: 0, count: contextLength - ids.count)
+        return ids + [Int](repeating: padToken, count: contextLength - ids.count)
     }
 
     /// Where the text encoder reads a tokenized prompt's features: the position of the largest

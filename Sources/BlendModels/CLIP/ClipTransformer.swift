@@ -1,7 +1,23 @@
 import BlendTensor
 
-/// CLIP's `ResidualAttentionBlock`: pre-LayerNorm multi-head self-attention and a
-/// QuickGELU MLP, each added to the residual stream. Sequences are `[N, L, width]`.
+/// The MLP non-linearity of a CLIP transformer.
+public enum ClipActivation: String, Codable, Sendable {
+    /// `x·sigmoid(1.702x)`: OpenAI CLIP (and so SD 1.x's text encoder), transformers' "quick_gelu".
+    case quickGELU = "quick_gelu"
+    /// The exact erf GELU: OpenCLIP's ViT-H/14 (SD 2.x's text encoder), transformers' "gelu".
+    case gelu
+
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        switch self {
+        case .quickGELU: return x.quickGELU()
+        case .gelu: return x.gelu()
+        }
+    }
+}
+
+/// CLIP's `ResidualAttentionBlock`: pre-LayerNorm multi-head self-attention and an MLP
+/// (QuickGELU in OpenAI CLIP, erf GELU in OpenCLIP ViT-H), each added to the residual
+/// stream. Sequences are `[N, L, width]`.
 public struct ClipResidualBlock: Sendable {
     let ln1: LayerNormLayer
     /// `nn.MultiheadAttention`'s packed projection: rows 0..<w are q, w..<2w k, 2w..<3w v.
@@ -11,10 +27,11 @@ public struct ClipResidualBlock: Sendable {
     let fc: LinearLayer
     let proj: LinearLayer
     let heads: Int
+    var activation: ClipActivation = .quickGELU
 
     func callAsFunction(_ x: Tensor, causal: Bool) throws -> Tensor {
         let h = try x + attention(ln1(x), causal: causal)
-        return try h + proj(fc(ln2(h)).quickGELU())
+        return try h + proj(activation(fc(ln2(h))))
     }
 
     private func attention(_ x: Tensor, causal: Bool) throws -> Tensor {
