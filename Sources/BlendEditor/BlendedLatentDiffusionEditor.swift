@@ -20,14 +20,14 @@ public struct LatentNoise: Sendable {
         self.make = make
     }
 
-    /// Seeded ``NoiseSource`` streams: one per sample and purpose (stream 2 for the initial
-    /// latent, stream 3 with the step index for blending).
+    /// Seeded ``NoiseSource`` streams: one per sample and purpose (stream 3 for the initial
+    /// latent, stream 4 with the step index for blending; the pixel method uses 1 and 2).
     public static func seeded(_ seed: UInt64) -> LatentNoise {
         LatentNoise { purpose, sample, shape in
             var source: NoiseSource
             switch purpose {
-            case .initial: source = NoiseSource(seed: seed, stream: 2, iteration: sample, timestep: 0)
-            case let .background(step): source = NoiseSource(seed: seed, stream: 3, iteration: sample, timestep: step)
+            case .initial: source = NoiseSource(seed: seed, stream: 3, iteration: sample, timestep: 0)
+            case let .background(step): source = NoiseSource(seed: seed, stream: 4, iteration: sample, timestep: step)
             }
             return try source.gaussian(shape)
         }
