@@ -111,6 +111,19 @@ import BlendTensor
         #expect(try NoiseSchedule.addNoise(x0, noise: runs["add_noise/noise"]!, alphaBar: 1).scalars == x0.scalars)
     }
 
+    @Test func solverKindsAreNamedAsTheCommandLineNamesThem() throws {
+        #expect(LatentSolverKind(rawValue: "dpm++2m") == .dpmSolverPlusPlus2M)
+        #expect(LatentSolverKind(rawValue: "ddim") == .ddim)
+        #expect(PredictionType(rawValue: "v_prediction") == .vPrediction)
+        let v = try LatentSolverKind.ddim.makeSolver(steps: 5, predictionType: .vPrediction)
+        #expect(v.predictionType == .vPrediction && v is DDIMSolver)
+        // DDIM steps back by T/steps whatever the spacing, as diffusers does.
+        let trailing = try DDIMSolver(schedule: v.schedule, steps: 4, spacing: .trailing)
+        #expect(trailing.timesteps == [999, 749, 499, 249])
+        #expect(try trailing.outputAlphaBar(at: 2) == trailing.schedule.alphasCumprod[249])
+        #expect(try trailing.outputAlphaBar(at: 3) == trailing.finalAlphaCumprod)
+    }
+
     @Test func strengthPicksTheImg2ImgStart() throws {
         let solver = try LatentSolverKind.ddim.makeSolver(steps: 50, predictionType: .epsilon)
         #expect(try solver.startIndex(strength: 0.75) == 13)   // int(37.5) = 37 steps run

@@ -39,6 +39,19 @@ import BlendTensor
         #expect(relativeError(hidden, io["sd1_hidden"]!) < 1e-5)
     }
 
+    @Test func oldestSD1NamesWithoutTextModelLoad() throws {
+        // transformers before 4.x saved CLIPTextModel without the "text_model." level.
+        let renamed = Dictionary(uniqueKeysWithValues: try loadTensors("sd/text_sd1_compvis.safetensors").map { key, value in
+            (key.replacingOccurrences(of: "transformer.text_model.", with: "transformer."), value)
+        })
+        let layout = try #require(SDTextEncoderKeyLayout.detect(keys: renamed.keys))
+        #expect(layout == .transformers(prefix: "cond_stage_model.transformer."))
+        var config = try SDTextEncoderConfig.inferred(from: ModelWeights(renamed, modelName: "SD text encoder"), layout: layout)
+        config.numAttentionHeads = 2
+        let encoder = try SDTextEncoder(weights: ModelWeights(renamed, modelName: "SD text encoder"), config: config, layout: layout)
+        #expect(relativeError(try encoder(tokens("sd1_tokens")), io["sd1_hidden"]!) < 1e-5)
+    }
+
     @Test func sd1DiffusersFolderMatchesTransformers() throws {
         let (config, weights) = try folder("text_sd1_diffusers")
         #expect(config.hiddenAct == .quickGELU && config.numAttentionHeads == 2 && config.numHiddenLayers == 3)
