@@ -96,7 +96,8 @@ let package = Package(
             name: "BlendImage",
             dependencies: ["BlendTensor", "CPNG", "CJPEG", "CZlib"]
         ),
-        // Helpers for the test suites (seeded inputs, finite-difference gradient checks).
+        // Helpers for the test suites (seeded inputs, finite-difference gradient checks, a JPEG
+        // with a colour profile).
         .target(
             name: "BlendTestSupport",
             dependencies: ["BlendTensor"]
@@ -135,13 +136,13 @@ let package = Package(
         ),
         .testTarget(
             name: "BlendImageTests",
-            dependencies: ["BlendImage", "BlendTensor"],
+            dependencies: ["BlendImage", "BlendTensor", "BlendTestSupport"],
             // Read in place through #filePath: written by scripts/make-image-fixtures.py.
             exclude: ["Fixtures"]
         ),
         .testTarget(
             name: "BlendPipelineTests",
-            dependencies: ["BlendPipeline", "BlendEditor", "BlendImage", "BlendModels", "BlendCheckpoint", "BlendTensor"]
+            dependencies: ["BlendPipeline", "BlendEditor", "BlendImage", "BlendModels", "BlendCheckpoint", "BlendTensor", "BlendTestSupport"]
         ),
         .testTarget(
             name: "BlendCLITests",

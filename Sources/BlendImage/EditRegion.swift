@@ -17,7 +17,8 @@ public struct PixelBox: Codable, Sendable, Hashable, CustomStringConvertible {
     /// `"X,Y,W,H"`, as `--region` takes it.
     public var description: String { "\(x),\(y),\(width),\(height)" }
 
-    func contains(x px: Int, y py: Int) -> Bool { px >= x && px < x + width && py >= y && py < y + height }
+    /// Whether pixel (`px`, `py`) lies inside.
+    public func contains(x px: Int, y py: Int) -> Bool { px >= x && px < x + width && py >= y && py < y + height }
 }
 
 /// Which part of the photo the model edits (`--region`).

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import BlendImage
+import BlendTestSupport
 
 /// A grey mask image from a function of the pixel position.
 func greyImage(width: Int, height: Int, _ value: (Int, Int) -> UInt8) -> RGBImage {
@@ -16,19 +17,9 @@ func rgbaPNG(width: Int, height: Int, color: (Int, Int) -> [UInt8], alpha: (Int,
     return try PNGCodec.encode(width: width, height: height, samples: samples, hasAlpha: true)
 }
 
-/// A small made-up ICC profile: the bytes only need to survive the trip.
-let testProfile = ColorProfile(name: "Test RGB", data: (0..<3000).map { UInt8(truncatingIfNeeded: $0 * 7 + $0 / 13) })
+let profileForTests = ColorProfile(name: "Test RGB", data: iccProfileForTests)
 
-/// `jpeg` with `profile` in APP2 ICC_PROFILE segments (split in two, as large profiles are).
-func jpegWithProfile(_ jpeg: [UInt8], _ profile: ColorProfile) -> [UInt8] {
-    let half = profile.data.count / 2
-    var segments: [UInt8] = []
-    for (sequence, part) in [profile.data[..<half], profile.data[half...]].enumerated() {
-        let payload = Array("ICC_PROFILE".utf8) + [0, UInt8(sequence + 1), 2] + part
-        segments += [0xFF, 0xE2, UInt8((payload.count + 2) >> 8), UInt8((payload.count + 2) & 0xFF)] + payload
-    }
-    return Array(jpeg[..<2]) + segments + Array(jpeg[2...])
-}
+func jpegWithProfile(_ jpeg: [UInt8], _ profile: ColorProfile) -> [UInt8] { jpegWithICCProfile(jpeg, profile: profile.data) }
 
 @Suite struct MaskRulesTests {
     @Test func aMaskOfAnotherPixelSizeIsResizedToThePhoto() throws {
@@ -107,19 +98,19 @@ func jpegWithProfile(_ jpeg: [UInt8], _ profile: ColorProfile) -> [UInt8] {
 
     @Test func colourProfilesSurviveFromPNGAndJPEGIntoPNG() throws {
         let image = patternImage(width: 24, height: 16)
-        let png = try Photo(image: image, colorProfile: testProfile).encodedPNG()
+        let png = try Photo(image: image, colorProfile: profileForTests).encodedPNG()
         let fromPNG = try Photo(encoded: png)
-        #expect(fromPNG.colorProfile == testProfile)
+        #expect(fromPNG.colorProfile == profileForTests)
         #expect(fromPNG.image == image)   // the label changes no pixel
-        let jpeg = jpegWithProfile(try image.encoded(as: .jpeg), testProfile)
+        let jpeg = jpegWithProfile(try image.encoded(as: .jpeg), profileForTests)
         let fromJPEG = try Photo(encoded: jpeg)
-        #expect(fromJPEG.colorProfile?.data == testProfile.data)
+        #expect(fromJPEG.colorProfile?.data == profileForTests.data)
         #expect(fromJPEG.image == (try RGBImage(encoded: jpeg)))
         let again = try Photo(encoded: fromJPEG.encodedPNG())
-        #expect(again.colorProfile?.data == testProfile.data && again.image == fromJPEG.image)
+        #expect(again.colorProfile?.data == profileForTests.data && again.image == fromJPEG.image)
         // No profile, no chunk; a damaged one is ignored rather than failing the photo.
         #expect(try Photo(encoded: PNGCodec.encode(image)).colorProfile == nil)
-        var broken = jpegWithProfile(try image.encoded(as: .jpeg), testProfile)
+        var broken = jpegWithProfile(try image.encoded(as: .jpeg), profileForTests)
         broken[2 + 4 + 13] = 9   // a sequence number outside 1...2
         #expect(try Photo(encoded: broken).colorProfile == nil)
     }
@@ -180,12 +171,12 @@ func jpegWithProfile(_ jpeg: [UInt8], _ profile: ColorProfile) -> [UInt8] {
                               alpha: { x, y in UInt8(100 + x + y) })
         let photo = try Photo(encoded: png)
         var withProfile = photo
-        withProfile.colorProfile = testProfile
+        withProfile.colorProfile = profileForTests
         let mask = try EditMask(width: 16, height: 12, isEdited: (0..<192).map { (4..<12).contains($0 % 16) && (2..<10).contains($0 / 16) })
         let weights = pasteWeights(mask: mask, feather: 2)
         let edit = try RGBImage(width: 8, height: 8, filledWith: RGBColor(red: 255, green: 0, blue: 0))
         let result = try pasteEdit(edit, into: withProfile, region: PixelBox(x: 4, y: 2, width: 8, height: 8), weights: weights)
-        #expect(result.colorProfile == testProfile)
+        #expect(result.colorProfile == profileForTests)
         for i in 0..<192 where !mask.isEdited[i] {
             #expect(result.image.pixels[3 * i..<3 * i + 3] == photo.image.pixels[3 * i..<3 * i + 3])
             #expect(result.alpha?[i] == photo.alpha?[i])

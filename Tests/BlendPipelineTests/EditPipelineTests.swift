@@ -17,7 +17,7 @@ func quickSettings(_ prompt: String = "a red ball") -> EditSettings {
 
 @Suite(.serialized) struct EditPipelineTests {
     @Test func editsEndToEndAtFullResolution() throws {
-        let models = try TinyModelFiles()
+        let models = try TinyModelFiles.scratch()
         defer { models.remove() }
         let (photo, mask) = try writePhotoAndMask(in: models.directory)
         let out = models.directory.appendingPathComponent("out")
@@ -83,7 +83,7 @@ func quickSettings(_ prompt: String = "a red ball") -> EditSettings {
     }
 
     @Test func sameSeedSameEdits() throws {
-        let models = try TinyModelFiles()
+        let models = try TinyModelFiles.scratch()
         defer { models.remove() }
         let (photo, mask) = try writePhotoAndMask(in: models.directory)
         var files: [[UInt8]] = []
@@ -97,7 +97,7 @@ func quickSettings(_ prompt: String = "a red ball") -> EditSettings {
     }
 
     @Test func badInputsFailFastWithClearErrorsAndWriteNothing() throws {
-        let models = try TinyModelFiles()
+        let models = try TinyModelFiles.scratch()
         defer { models.remove() }
         let (photo, mask) = try writePhotoAndMask(in: models.directory)
         let out = models.directory.appendingPathComponent("out").path

@@ -59,7 +59,7 @@ func expectLatestIsWhole(_ out: URL, context: String) {
     }
 
     @Test func anInterruptedRunResumesToWhatAnUninterruptedRunGives() throws {
-        let models = try TinyModelFiles()
+        let models = try TinyModelFiles.scratch()
         defer { models.remove() }
         let reference = try EditPipeline.run(request(models, out: models.directory.appendingPathComponent("whole")))
         let out = models.directory.appendingPathComponent("out")
@@ -97,7 +97,7 @@ func expectLatestIsWhole(_ out: URL, context: String) {
     }
 
     @Test func resumeRefusesOtherSettingsAndKeepsTheRunForLater() throws {
-        let models = try TinyModelFiles()
+        let models = try TinyModelFiles.scratch()
         defer { models.remove() }
         let out = models.directory.appendingPathComponent("out")
         _ = try? EditPipeline.run(request(models, out: out)) { event in
@@ -122,7 +122,7 @@ func expectLatestIsWhole(_ out: URL, context: String) {
     }
 
     @Test func aSecondRunIntoABusyFolderIsRefused() throws {
-        let models = try TinyModelFiles()
+        let models = try TinyModelFiles.scratch()
         defer { models.remove() }
         let out = models.directory.appendingPathComponent("out")
         let holder = try OutputFolder(path: out.path, hook: nil)
@@ -138,7 +138,7 @@ func expectLatestIsWhole(_ out: URL, context: String) {
     }
 
     @Test func staleStagingIsRemoved() throws {
-        let models = try TinyModelFiles()
+        let models = try TinyModelFiles.scratch()
         defer { models.remove() }
         let out = models.directory.appendingPathComponent("out")
         let fm = FileManager.default
@@ -153,7 +153,7 @@ func expectLatestIsWhole(_ out: URL, context: String) {
     }
 
     @Test func noKillBetweenAnyTwoFileOperationsLeavesAMix() throws {
-        let models = try TinyModelFiles()
+        let models = try TinyModelFiles.scratch()
         defer { models.remove() }
         let out = models.directory.appendingPathComponent("out")
         // A first finished run, so that `latest` exists and a mix would be possible.

@@ -5,6 +5,15 @@ import BlendModels
 import BlendPipeline
 import BlendTensor
 
+/// Model files shared by the pipeline suites (made once; removed when the test process exits).
+let sharedTinyModels: TinyModelFiles = {
+    let models = try! TinyModelFiles()
+    sharedTinyModelsDirectory = models.directory
+    atexit { if let directory = sharedTinyModelsDirectory { try? FileManager.default.removeItem(at: directory) } }
+    return models
+}()
+nonisolated(unsafe) var sharedTinyModelsDirectory: URL?
+
 /// Tiny random-weight model files written with our own safetensors writer, under the
 /// official key names: a 16x16 UNet (with its JSON config), a CLIP with the full
 /// 49,408-token vocabulary but 64-wide layers, and the head of CLIP's BPE vocabulary.
@@ -18,7 +27,22 @@ struct TinyModelFiles {
     static let clipConfig = ClipConfig(embedDim: 16, imageResolution: 16, visionLayers: 1, visionWidth: 64, visionPatchSize: 8,
                                        transformerWidth: 64, transformerHeads: 1, transformerLayers: 1)
 
-    init(unetConfig: UNetConfig = TinyModelFiles.unetConfig) throws {
+    /// A working folder of its own (removed by ``remove()``) for a test that uses the shared
+    /// model files: making the models is the slow part of a pipeline test.
+    static func scratch() throws -> TinyModelFiles {
+        let shared = sharedTinyModels
+        let directory = shared.directory.appendingPathComponent("scratch-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        return TinyModelFiles(directory: directory, paths: shared.paths)
+    }
+
+    private init(directory: URL, paths: EditModelPaths) {
+        self.directory = directory
+        self.paths = paths
+    }
+
+    /// New model files; with `sharingClipWith`, only a new UNet (CLIP and its vocabulary are that one's).
+    init(unetConfig: UNetConfig = TinyModelFiles.unetConfig, sharingClipWith shared: TinyModelFiles? = nil) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("blend-tiny-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var seed: UInt64 = 11
@@ -37,11 +61,15 @@ struct TinyModelFiles {
             return try made.map { try SafetensorsTensor(name: $0.0, tensor: $0.1, as: .float16) }
         }
         let unet = try collect { _ = try UNetModel(config: unetConfig, weights: $0) }
-        let clip = try collect { _ = try ClipModel(weights: $0, config: Self.clipConfig) }
         let unetPath = directory.appendingPathComponent("tiny_unet.safetensors")
-        let clipPath = directory.appendingPathComponent("tiny_clip.safetensors")
         try SafetensorsWriter.write(unet, to: unetPath)
-        try SafetensorsWriter.write(clip, to: clipPath)
+        var clipPath = directory.appendingPathComponent("tiny_clip.safetensors")
+        if let shared {
+            clipPath = URL(fileURLWithPath: shared.paths.clip)
+        } else {
+            let clip = try collect { _ = try ClipModel(weights: $0, config: Self.clipConfig) }
+            try SafetensorsWriter.write(clip, to: clipPath)
+        }
         let vocab = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("BlendModelsTests/Fixtures/clip_vocab_head.txt.gz")
         paths = EditModelPaths(diffusion: unetPath.path, diffusionConfig: unetConfig, clip: clipPath.path,

@@ -1,0 +1,228 @@
+import Foundation
+import Testing
+import BlendEditor
+import BlendImage
+import BlendModels
+import BlendTestSupport
+@testable import BlendPipeline
+
+/// The 40x30 test photo as RGBA (its left quarter fully transparent) or with a colour profile.
+func writeVariant(of photoPath: String, in directory: URL, name: String, alpha: ((Int, Int) -> UInt8)? = nil,
+                  profile: ColorProfile? = nil) throws -> String {
+    let image = try RGBImage(contentsOf: photoPath)
+    let values = alpha.map { a in (0..<image.width * image.height).map { a($0 % image.width, $0 / image.width) } }
+    let path = directory.appendingPathComponent(name).path
+    try Photo(image: image, alpha: values, colorProfile: profile).writePNG(to: path)
+    return path
+}
+
+@Suite(.serialized) struct PhotoInputTests {
+    let models: TinyModelFiles
+
+    init() throws { models = try TinyModelFiles.scratch() }
+
+    func request(_ name: String, samples: Int = 1, change: (inout EditRequest, URL) throws -> Void = { _, _ in }) throws -> EditRequest {
+        let directory = models.directory.appendingPathComponent(name)
+        let (photo, mask) = try writePhotoAndMask(in: directory)
+        var settings = quickSettings()
+        settings.samples = samples
+        var request = EditRequest(imagePath: photo, maskPath: mask, outputDirectory: directory.appendingPathComponent("out").path,
+                                  settings: settings, models: models.paths)
+        try change(&request, directory)
+        return request
+    }
+
+    /// Runs until the inputs are checked, returning the notices (nothing is created).
+    func notices(_ request: EditRequest) throws -> [String] {
+        var notices: [String] = []
+        do {
+            _ = try EditPipeline.run(request) { event in
+                if case let .notice(text) = event { notices.append(text) }
+                if case .checkedInputs = event { throw CancellationError() }
+            }
+        } catch is CancellationError {}
+        #expect(!FileManager.default.fileExists(atPath: request.outputDirectory))
+        return notices
+    }
+
+    func expectOutsideUnchanged(_ file: String, original: Photo, mask: EditMask) throws {
+        let result = try Photo(contentsOf: file)
+        #expect(result.size == original.size)
+        for i in 0..<mask.isEdited.count where !mask.isEdited[i] {
+            #expect(result.image.pixels[3 * i..<3 * i + 3] == original.image.pixels[3 * i..<3 * i + 3], "pixel \(i)")
+            #expect(result.alpha?[i] == original.alpha?[i])
+        }
+    }
+
+    @Test func anAlphaMaskOfAnotherPixelSizeIsResizedAndItsTransparencyEdits() throws {
+        var maskPath = ""
+        let request = try request("alpha-mask") { request, directory in
+            // 80x60 for a 40x30 photo; uniform white colour, the region in the alpha channel.
+            var samples: [UInt8] = []
+            for y in 0..<60 { for x in 0..<80 { samples += [255, 255, 255, (24..<56).contains(x) && (16..<44).contains(y) ? 0 : 255] } }
+            maskPath = directory.appendingPathComponent("alpha-mask.png").path
+            try Photo(image: RGBImage(width: 80, height: 60, pixels: samples.enumerated().filter { $0.offset % 4 != 3 }.map(\.element)),
+                      alpha: (0..<4800).map { samples[4 * $0 + 3] }).writePNG(to: maskPath)
+            request.maskPath = maskPath
+        }
+        var notices: [String] = []
+        let report = try EditPipeline.run(request) { if case let .notice(text) = $0 { notices.append(text) } }
+        #expect(report.maskRule == .maskTransparency)
+        #expect(notices.contains { $0.contains("transparent = edit") })
+        let expected = try SoftMask(contentsOf: maskPath, photoSize: ImageSize(width: 40, height: 30)).thresholded(0.5)
+        #expect(expected.boundingBox == PixelBox(x: 12, y: 8, width: 16, height: 14))
+        #expect(abs(report.editedFraction - 16.0 * 14 / 1200) < 1e-9)
+        try expectOutsideUnchanged(URL(fileURLWithPath: report.directory).appendingPathComponent(report.samples[0].file).path,
+                                   original: Photo(contentsOf: request.imagePath), mask: expected)
+    }
+
+    @Test func anRGBAPhotosTransparentAreaIsEditedAndItsAlphaKeptElsewhere() throws {
+        let request = try request("rgba") { request, directory in
+            request.imagePath = try writeVariant(of: request.imagePath, in: directory, name: "rgba.png",
+                                                 alpha: { x, y in x < 10 && y < 12 ? 0 : UInt8(200 + x) })
+            request.maskPath = nil
+        }
+        let report = try EditPipeline.run(request)
+        #expect(report.maskRule == .photoTransparency && report.mask == nil)
+        let photo = try Photo(contentsOf: request.imagePath)
+        let mask = try SoftMask(transparencyOf: photo, source: "").thresholded(0.5)
+        #expect(mask.editedPixelCount == 120)
+        let result = URL(fileURLWithPath: report.directory).appendingPathComponent(report.samples[0].file).path
+        try expectOutsideUnchanged(result, original: photo, mask: mask)
+        // The edited area is painted solid where it takes the whole edit.
+        #expect(try Photo(contentsOf: result).alpha?[0] == 255)
+        // With a mask, the photo's transparency only gets a note.
+        var masked = request
+        masked.maskPath = try writePhotoAndMask(in: models.directory.appendingPathComponent("rgba")).mask
+        masked.outputDirectory += "-masked"
+        #expect(try notices(masked).contains { $0.contains("the photo has transparent pixels") })
+    }
+
+    @Test func aPhotoGivenAsAMaskOrAnAlmostFullMaskWarns() throws {
+        let photoAsMask = try request("photo-as-mask") { request, _ in request.maskPath = request.imagePath }
+        #expect(try notices(photoAsMask).contains { $0.hasPrefix("warning") && $0.contains("neither black nor white") })
+        let almostFull = try request("almost-full") { request, directory in
+            request.maskPath = try writePhotoAndMask(in: directory, maskValue: { x, y in x == 0 && y == 0 ? 0 : 255 }).mask
+        }
+        #expect(try notices(almostFull).contains { $0.hasPrefix("warning") && $0.contains("99.9 %") })
+        let drawn = try request("drawn")
+        #expect(try notices(drawn).isEmpty)
+    }
+
+    @Test func aJPEGsColourProfileIsCarriedIntoEveryOutput() throws {
+        var original: Photo?
+        let request = try request("icc") { request, directory in
+            let jpeg = jpegWithICCProfile(try RGBImage(contentsOf: request.imagePath).encoded(as: .jpeg), profile: iccProfileForTests)
+            let path = directory.appendingPathComponent("photo.jpg")
+            try Data(jpeg).write(to: path)
+            request.imagePath = path.path
+            request.saveIntermediates = true
+            original = try Photo(contentsOf: path.path)
+        }
+        let report = try EditPipeline.run(request)
+        let run = URL(fileURLWithPath: report.directory)
+        var files = [report.samples[0].file, report.samples[0].sampleFile, report.contactSheet]
+        files += try FileManager.default.contentsOfDirectory(atPath: run.appendingPathComponent("intermediates").path).map { "intermediates/\($0)" }
+        for file in files {
+            #expect(try Photo(contentsOf: run.appendingPathComponent(file).path).colorProfile?.data == iccProfileForTests, "\(file)")
+        }
+        let mask = try EditMask(contentsOf: request.maskPath!)
+        try expectOutsideUnchanged(run.appendingPathComponent(report.samples[0].file).path, original: original!, mask: mask)
+    }
+
+    @Test func aLongPromptIsTruncatedOnRequest() throws {
+        let long = try request("long-prompt") { request, _ in
+            request.settings.prompt = Array(repeating: "a very long prompt", count: 40).joined(separator: " ")
+            request.truncatePrompt = true
+        }
+        #expect(try notices(long).contains { $0.contains("only its first 75 tokens") })
+    }
+
+    @Test func withoutEnforcedBackgroundTheModelsOwnBackgroundShows() throws {
+        let request = try request("no-enforce") { request, _ in request.settings.enforceBackground = false }
+        let report = try EditPipeline.run(request)
+        let result = try RGBImage(contentsOf: URL(fileURLWithPath: report.directory).appendingPathComponent(report.samples[0].file).path)
+        let photo = try RGBImage(contentsOf: request.imagePath)
+        let mask = try EditMask(contentsOf: request.maskPath!)
+        let region = report.region
+        var changedOutside = 0
+        for y in 0..<30 {
+            for x in 0..<40 where !mask.isEdited[y * 40 + x] {
+                let same = result[x, y] == photo[x, y]
+                if !region.contains(x: x, y: y) { #expect(same) } else if !same { changedOutside += 1 }
+            }
+        }
+        #expect(changedOutside > 100)
+    }
+
+    @Test func seedMinusOneIsRandomAnnouncedAndRecorded() throws {
+        var request = try request("random-seed")
+        request.randomSeed = true
+        var announced: [String] = []
+        let report = try EditPipeline.run(request) { if case let .notice(text) = $0 { announced.append(text) } }
+        #expect(announced == ["random seed: \(report.settings.seed)"])
+        #expect(report.notices == announced)
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report.directory).appendingPathComponent("report.json"))) as? [String: Any]
+        #expect((json?["settings"] as? [String: Any])?["seed"] as? UInt64 == report.settings.seed)
+        let second = try EditPipeline.run(request)
+        #expect(second.settings.seed != report.settings.seed)
+    }
+
+    @Test func aMarkTooSmallForTheModelIsReportedBeforeModelsLoad() throws {
+        // One pixel at the corner of a 40x30 photo squeezed whole into the 16x16 model:
+        // nearest-neighbour sampling never picks column 0.
+        let request = try request("too-small") { request, directory in
+            request.maskPath = try writePhotoAndMask(in: directory, maskValue: { x, y in x == 0 && y == 0 ? 255 : 0 }).mask
+            request.maskOptions.region = .full
+        }
+        var events: [String] = []
+        do {
+            _ = try EditPipeline.run(request) { events.append("\($0)") }
+            Issue.record("expected an error")
+        } catch let error as MaskError {
+            guard case .tooSmallForModel = error else { Issue.record("\(error)"); return }
+            #expect(String(describing: error).contains("1x1 pixels"))
+            #expect(String(describing: error).contains("16x16"))
+        }
+        #expect(events.isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: request.outputDirectory))
+        // The default region crops around it instead.
+        let mask = try SoftMask(contentsOf: request.maskPath!, photoSize: ImageSize(width: 40, height: 30)).thresholded(0.5)
+        let geometry = try EditPipeline.resolveGeometry(mask: mask, photo: mask.size, options: MaskOptions(), modelSize: 16)
+        #expect(geometry.modelMask.editedPixelCount >= 1)
+        #expect(geometry.region == PixelBox(x: 0, y: 0, width: 17, height: 17))
+    }
+
+    @Test func aGivenRegionIsEditedAndRecorded() throws {
+        let box = PixelBox(x: 8, y: 4, width: 24, height: 22)
+        let boxed = try request("box") { request, _ in request.maskOptions.region = .box(box) }
+        let report = try EditPipeline.run(boxed)
+        #expect(report.region == box)
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report.directory).appendingPathComponent("report.json"))) as? [String: Any]
+        #expect((json?["mask_options"] as? [String: Any])?["region"] as? String == "8,4,24,22")
+        // Marked pixels outside the box stay as they are.
+        let partial = try request("box-partial") { request, _ in request.maskOptions.region = .box(PixelBox(x: 0, y: 0, width: 20, height: 30)) }
+        let geometry = try EditPipeline.resolveGeometry(mask: EditMask(contentsOf: partial.maskPath!), photo: ImageSize(width: 40, height: 30),
+                                                        options: partial.maskOptions, modelSize: 16)
+        #expect(geometry.mask.boundingBox == PixelBox(x: 12, y: 8, width: 8, height: 14))
+    }
+
+    @Test func theClassConditionalModelEditsARegionOfANonSquarePhoto() throws {
+        // The 512x512 model's geometry on a 4:3 photo: the region is a square around the mask.
+        let big = try EditMask(width: 1008, height: 756, isEdited: (0..<(1008 * 756)).map { i in
+            (600..<700).contains(i % 1008) && (300..<380).contains(i / 1008)
+        })
+        let geometry = try EditPipeline.resolveGeometry(mask: big, photo: big.size, options: MaskOptions(), modelSize: 512)
+        #expect(geometry.region == PixelBox(x: 394, y: 84, width: 512, height: 512))
+        #expect(geometry.modelMask.editedPixelCount == 100 * 80)
+        // And a tiny class-conditional model (random classes, as the 512 model gets) end to end.
+        var config = TinyModelFiles.unetConfig
+        config.numClasses = 10
+        let conditional = try TinyModelFiles(unetConfig: config, sharingClipWith: models)
+        defer { conditional.remove() }
+        var request = try request("class-conditional")
+        request.models = conditional.paths
+        let report = try EditPipeline.run(request)
+        #expect(report.samples.count == 1 && report.region == PixelBox(x: 4, y: 0, width: 32, height: 30))
+    }
+}
