@@ -39,6 +39,27 @@ struct EditGeometry {
     var modelSize: Int
 }
 
+/// An edit's inputs, read and checked by ``EditPipeline/check(_:)``.
+public struct CheckedEdit: Sendable {
+    /// The photo as read (transparency and colour profile included).
+    public let photo: Photo
+    /// The mask's values at the photo's size, inverted if asked.
+    public let softMask: SoftMask
+    /// The prompt's CLIP tokens (truncated if asked and needed).
+    public let tokens: [Int]
+    /// The share of the photo's pixels to edit.
+    public let editedFraction: Double
+    /// Notes and warnings about the inputs, for the user.
+    public let notices: [String]
+    /// The part of the photo the model edits, and the model's size.
+    public var region: PixelBox { geometry.region }
+    public var modelSize: Int { geometry.modelSize }
+    let geometry: EditGeometry
+    /// The UNet, when it had to be loaded to learn its size.
+    let preloadedUNet: UNetModel?
+    let loadSeconds: Double
+}
+
 public enum EditPipeline {
     public static let version = "0.2.0"
 
@@ -57,70 +78,19 @@ public enum EditPipeline {
     ///   output folder is unusable or busy (another run holds its lock); whatever `events` throws.
     public static func run(_ request: EditRequest, events: (EditEvent) throws -> Void = { _ in }) throws -> EditReport {
         let start = Date()
-        var settings = request.settings
+        // 1. Inputs, before anything is created or any model loaded.
+        let checked = try check(request)
         var notices: [String] = []
         func notice(_ text: String) throws {
             notices.append(text)
             try events(.notice(text))
         }
-
-        // 1. Inputs, cheapest first, so that a typo fails in milliseconds rather than after
-        //    loading 2.5 GB of weights. Nothing is created until they all pass.
-        try OutputFolder.checkCanCreate(request.outputDirectory)
-        try request.maskOptions.validate()
-        let photo = try Photo(contentsOf: request.imagePath)
-        var soft: SoftMask
-        if let maskPath = request.maskPath {
-            soft = try SoftMask(contentsOf: maskPath, photoSize: photo.size)
-            if soft.origin == .maskTransparency {
-                try notice("\(maskPath) has transparent pixels: they mark the region to edit (transparent = edit, opaque = keep)")
-            }
-            if photo.alpha != nil {
-                try notice("the photo has transparent pixels: the mask decides what is edited; outside it the photo keeps its transparency")
-            }
-        } else {
-            soft = try SoftMask(transparencyOf: photo, source: request.imagePath)
-            try notice("no mask given: the photo's transparent area is edited")
-        }
-        if settings.invertMask { soft = soft.inverted() }
-        let fullMask = soft.thresholded(request.maskOptions.threshold)
-        try fullMask.requireEditedRegion()
-        if settings.method == .blended { try fullMask.requireBackground() }
-        let editedFraction = Double(fullMask.editedPixelCount) / Double(fullMask.size.pixelCount)
-        if editedFraction > 0.9 {
-            try notice(String(format: "warning: the mask marks %.1f %% of the photo for editing; is it inverted (--invert-mask), or not a mask?",
-                              editedFraction * 100))
-        }
-        if soft.midToneFraction > 0.2 {
-            try notice(String(format: "warning: %.0f %% of the mask is neither black nor white: is it really a mask? It is cut at %g %% (--mask-threshold)",
-                              soft.midToneFraction * 100, request.maskOptions.threshold * 100))
-        }
-        let tokenizer = try ClipTokenizer(vocabularyFile: request.models.clipVocabulary)
-        let tokens: [Int]
-        do {
-            tokens = try tokenizer.tokenize(settings.prompt)
-        } catch ClipTokenizerError.promptTooLong(let count, let context) where request.truncatePrompt {
-            tokens = try tokenizer.tokenize(settings.prompt, truncate: true)
-            try notice("the prompt is \(count) tokens long; CLIP reads \(context): only its first \(context - 2) tokens are used")
-        } catch ClipTokenizerError.promptTooLong(let count, let context) {
-            throw EditError.badInput("the prompt is \(count) tokens long, counting the start and end markers, but CLIP reads at most"
-                + " \(context): shorten it, or pass --truncate-prompt to keep its first \(context - 2) tokens")
-        }
-        try settings.validate(totalSteps: try spacedTimesteps(original: 1000, spec: settings.timestepRespacing).count)
-        try ModelLoader.requireFile(request.models.diffusion, role: .diffusion)
-        try ModelLoader.requireFile(request.models.clip, role: .clip)
-        let needsLPIPS = settings.method == .localClip && settings.lpipsSimLambda != 0
-        if needsLPIPS {
-            try ModelLoader.requireFile(request.models.vgg16, role: .vgg16)
-            try ModelLoader.requireFile(request.models.lpipsLinear, role: .lpipsLinear)
-        }
-        // The region needs the model's size: known now for a given config or an official file
-        // name, else once the UNet is loaded.
-        let stem = URL(fileURLWithPath: request.models.diffusion).deletingPathExtension().lastPathComponent
-        var geometry = try (request.models.diffusionConfig ?? UNetConfig.presets[stem]).map {
-            try resolveGeometry(mask: fullMask, photo: photo.size, options: request.maskOptions, modelSize: $0.imageSize)
-        }
+        for text in checked.notices { try notice(text) }
         try events(.checkedInputs)
+        var settings = request.settings
+        let photo = checked.photo, soft = checked.softMask, geometry = checked.geometry
+        let editedFraction = checked.editedFraction
+        var loadSeconds = checked.loadSeconds
 
         if request.resume && OutputFolder.unfinishedRunNames(in: request.outputDirectory).isEmpty {
             throw OutputError.nothingToResume(path: request.outputDirectory, reason: "it holds no unfinished run")
@@ -137,7 +107,7 @@ public enum EditPipeline {
             if !existed && !keptSomething { try? FileManager.default.removeItem(at: folder.root) }
         }
         let photoChecksum = contentChecksum(photo.image.pixels + (photo.alpha ?? []))
-        func job(_ geometry: EditGeometry) -> EditJob {
+        func job() -> EditJob {
             EditJob(image: request.imagePath, imageChecksum: photoChecksum, mask: request.maskPath,
                     maskChecksum: contentChecksum(soft.values), settings: settings, maskOptions: request.maskOptions,
                     region: geometry.region, modelSize: geometry.modelSize, diffusion: request.models.diffusion,
@@ -149,12 +119,9 @@ public enum EditPipeline {
             guard !candidates.isEmpty else {
                 throw OutputError.nothingToResume(path: request.outputDirectory, reason: "it holds no unfinished run")
             }
-            // Newest first. Without the model's size yet, the recorded region is taken as is.
+            // Newest first.
             resumed = candidates.reversed().first { run in
-                guard let recorded = run.job(EditJob.self) else { return false }
-                let mine = job(geometry ?? EditGeometry(mask: fullMask, region: recorded.region, modelMask: fullMask,
-                                                         modelSize: recorded.modelSize))
-                return recorded.matches(mine, ignoringSeed: request.randomSeed)
+                run.job(EditJob.self).map { $0.matches(job(), ignoringSeed: request.randomSeed) } ?? false
             }
             guard let resumed, let recorded = resumed.job(EditJob.self) else {
                 throw OutputError.nothingToResume(path: request.outputDirectory,
@@ -181,45 +148,33 @@ public enum EditPipeline {
             if !completed && !finishedAnything && resumed == nil { try? FileManager.default.removeItem(at: run.directory) }
             keptSomething = completed || finishedAnything || resumed != nil
         }
-        if resumed == nil, let geometry { try run.writeJSON(job(geometry), to: run.jobFile, step: "write job.json") }
+        if resumed == nil { try run.writeJSON(job(), to: run.jobFile, step: "write job.json") }
 
         // 3. Models (not needed when a resumed run has every sample).
         let remaining = (0..<settings.samples).filter { done[$0] == nil }
-        var loadSeconds = 0.0, editSeconds = 0.0, stepsDone = 0
+        var editSeconds = 0.0, stepsDone = 0
         var thumbnails: [Int: RGBImage] = [:]
         let tileHeight = 256
-        if let geometry {
-            try events(.planned(EditPlan(runDirectory: run.directory.path, region: geometry.region, modelSize: geometry.modelSize,
-                                         editedFraction: editedFraction, seed: settings.seed, resumedSamples: done.keys.sorted(),
-                                         totalSamples: settings.samples)))
-        }
-        if !remaining.isEmpty || geometry == nil {
+        try events(.planned(EditPlan(runDirectory: run.directory.path, region: geometry.region, modelSize: geometry.modelSize,
+                                     editedFraction: editedFraction, seed: settings.seed, resumedSamples: done.keys.sorted(),
+                                     totalSamples: settings.samples)))
+        if !remaining.isEmpty {
             try events(.loadingModels)
             let loadStart = Date()
-            let unet = try ModelLoader.unet(path: request.models.diffusion, config: request.models.diffusionConfig)
-            if geometry == nil {
-                let resolved = try resolveGeometry(mask: fullMask, photo: photo.size, options: request.maskOptions,
-                                                   modelSize: unet.config.imageSize)
-                geometry = resolved
-                if resumed == nil { try run.writeJSON(job(resolved), to: run.jobFile, step: "write job.json") }
-                try events(.planned(EditPlan(runDirectory: run.directory.path, region: resolved.region, modelSize: resolved.modelSize,
-                                             editedFraction: editedFraction, seed: settings.seed, resumedSamples: done.keys.sorted(),
-                                             totalSamples: settings.samples)))
-            }
+            let unet = try checked.preloadedUNet ?? ModelLoader.unet(path: request.models.diffusion, config: request.models.diffusionConfig)
             let clip = try ModelLoader.clip(path: request.models.clip)
-            let lpips = needsLPIPS ? try ModelLoader.lpips(vggPath: request.models.vgg16, linearPath: request.models.lpipsLinear) : nil
-            loadSeconds = Date().timeIntervalSince(loadStart)
+            let lpips = settings.method == .localClip && settings.lpipsSimLambda != 0 ? try ModelLoader.lpips(vggPath: request.models.vgg16, linearPath: request.models.lpipsLinear) : nil
+            loadSeconds += Date().timeIntervalSince(loadStart)
             try events(.loadedModels(seconds: loadSeconds))
 
             // 4. The edit at the model's resolution; the editor gets the mask already inverted.
-            let geometry = geometry!
             var editorSettings = settings
             editorSettings.invertMask = false
             let size = geometry.modelSize
             let regionImage = try photo.flattened(over: RGBColor(red: 128, green: 128, blue: 128)).cropped(to: geometry.region)
             let modelImage = try regionImage.resizedLanczos(width: size, height: size)
             let editor = try BlendedDiffusionEditor(models: EditorModels(unet: unet, clip: clip, lpips: lpips), settings: editorSettings)
-            let text = try editor.promptEmbedding(tokens: tokens)
+            let text = try editor.promptEmbedding(tokens: checked.tokens)
             let weights = settings.method == .blended && settings.enforceBackground
                 ? pasteWeights(mask: geometry.mask, soft: soft, threshold: request.maskOptions.threshold, feather: request.maskOptions.feather)
                 : regionWeights(geometry.region, photo: photo.size)
@@ -256,7 +211,6 @@ public enum EditPipeline {
             })
             editSeconds = Date().timeIntervalSince(editStart)
         }
-        let geometryUsed = geometry!
 
         // 5. Ranked results, the contact sheet, the report; then `latest`.
         let ranking = done.values.sorted { ($0.distance, $0.index) < ($1.distance, $1.index) }
@@ -271,14 +225,14 @@ public enum EditPipeline {
             sheetResults.append((image, entry.distance))
         }
         let sheet = try ContactSheet(source: thumbnail(photo.flattened(over: .white), height: tileHeight),
-                                     mask: geometryUsed.mask, results: sheetResults, tileHeight: tileHeight).render()
+                                     mask: geometry.mask, results: sheetResults, tileHeight: tileHeight).render()
         try folder.step("write contact_sheet.png")
         try Photo(image: sheet, colorProfile: photo.colorProfile).writePNG(to: run.directory.appendingPathComponent("contact_sheet.png").path)
 
         let report = EditReport(
             prompt: settings.prompt, image: request.imagePath, imageSize: [photo.size.width, photo.size.height],
             mask: request.maskPath, maskRule: soft.origin, maskOptions: request.maskOptions, editedFraction: editedFraction,
-            region: geometryUsed.region, modelSize: geometryUsed.modelSize, settings: settings,
+            region: geometry.region, modelSize: geometry.modelSize, settings: settings,
             models: ["diffusion": request.models.diffusion, "clip": request.models.clip],
             samples: samples, contactSheet: "contact_sheet.png", notices: notices, runId: run.id, directory: run.directory.path,
             resumedSamples: settings.samples - remaining.count,
@@ -292,6 +246,81 @@ public enum EditPipeline {
         completed = true
         try events(.wroteOutputs(directory: run.directory.path))
         return report
+    }
+
+    /// Reads and checks every input of `request`, cheapest first, so that a typo fails in
+    /// milliseconds rather than after loading 2.5 GB of weights. Creates nothing; a front end
+    /// can call it to validate a job before queueing it.
+    ///
+    /// - Throws: ``OutputError/notWritable(path:reason:)``, ``ImageError``, ``MaskError``,
+    ///   `ClipTokenizerError`, `EditError` (settings, a prompt too long without
+    ///   `truncatePrompt`), ``ModelLoadingError`` (missing model files).
+    public static func check(_ request: EditRequest) throws -> CheckedEdit {
+        let settings = request.settings
+        var notices: [String] = []
+        try OutputFolder.checkCanCreate(request.outputDirectory)
+        try request.maskOptions.validate()
+        let photo = try Photo(contentsOf: request.imagePath)
+        var soft: SoftMask
+        if let maskPath = request.maskPath {
+            soft = try SoftMask(contentsOf: maskPath, photoSize: photo.size)
+            if soft.origin == .maskTransparency {
+                notices.append("\(maskPath) has transparent pixels: they mark the region to edit (transparent = edit, opaque = keep)")
+            }
+            if photo.alpha != nil {
+                notices.append("the photo has transparent pixels: the mask decides what is edited; outside it the photo keeps its transparency")
+            }
+        } else {
+            soft = try SoftMask(transparencyOf: photo, source: request.imagePath)
+            notices.append("no mask given: the photo's transparent area is edited")
+        }
+        if settings.invertMask { soft = soft.inverted() }
+        let fullMask = soft.thresholded(request.maskOptions.threshold)
+        try fullMask.requireEditedRegion()
+        if settings.method == .blended { try fullMask.requireBackground() }
+        let editedFraction = Double(fullMask.editedPixelCount) / Double(fullMask.size.pixelCount)
+        if editedFraction > 0.9 {
+            notices.append(String(format: "warning: the mask marks %.1f %% of the photo for editing; is it inverted (--invert-mask), or not a mask?",
+                                  editedFraction * 100))
+        }
+        if soft.midToneFraction > 0.2 {
+            notices.append(String(format: "warning: %.0f %% of the mask is neither black nor white: is it really a mask? It is cut at %g %% (--mask-threshold)",
+                                  soft.midToneFraction * 100, request.maskOptions.threshold * 100))
+        }
+        let tokenizer = try ClipTokenizer(vocabularyFile: request.models.clipVocabulary)
+        let tokens: [Int]
+        do {
+            tokens = try tokenizer.tokenize(settings.prompt)
+        } catch ClipTokenizerError.promptTooLong(let count, let context) where request.truncatePrompt {
+            tokens = try tokenizer.tokenize(settings.prompt, truncate: true)
+            notices.append("the prompt is \(count) tokens long; CLIP reads \(context): only its first \(context - 2) tokens are used")
+        } catch ClipTokenizerError.promptTooLong(let count, let context) {
+            throw EditError.badInput("the prompt is \(count) tokens long, counting the start and end markers, but CLIP reads at most"
+                + " \(context): shorten it, or pass --truncate-prompt to keep its first \(context - 2) tokens")
+        }
+        try settings.validate(totalSteps: try spacedTimesteps(original: 1000, spec: settings.timestepRespacing).count)
+        try ModelLoader.requireFile(request.models.diffusion, role: .diffusion)
+        try ModelLoader.requireFile(request.models.clip, role: .clip)
+        if settings.method == .localClip && settings.lpipsSimLambda != 0 {
+            try ModelLoader.requireFile(request.models.vgg16, role: .vgg16)
+            try ModelLoader.requireFile(request.models.lpipsLinear, role: .lpipsLinear)
+        }
+        // The region needs the model's size: known now for a given config or an official file
+        // name; otherwise the UNet is loaded here (its weights are mapped, not read) to learn it.
+        let stem = URL(fileURLWithPath: request.models.diffusion).deletingPathExtension().lastPathComponent
+        var loadSeconds = 0.0
+        var preloadedUNet: UNetModel?
+        var modelSize = (request.models.diffusionConfig ?? UNetConfig.presets[stem])?.imageSize
+        if modelSize == nil {
+            let loadStart = Date()
+            let unet = try ModelLoader.unet(path: request.models.diffusion, config: nil)
+            loadSeconds = Date().timeIntervalSince(loadStart)
+            preloadedUNet = unet
+            modelSize = unet.config.imageSize
+        }
+        let geometry = try resolveGeometry(mask: fullMask, photo: photo.size, options: request.maskOptions, modelSize: modelSize!)
+        return CheckedEdit(photo: photo, softMask: soft, tokens: tokens, editedFraction: editedFraction, notices: notices,
+                           geometry: geometry, preloadedUNet: preloadedUNet, loadSeconds: loadSeconds)
     }
 
     /// The edit region for `mask` and its mask at the model's size.
