@@ -146,7 +146,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BlendCLITests",
-            dependencies: ["BlendCLI", "BlendEditor", "BlendPipeline"]
+            dependencies: ["BlendCLI", "BlendEditor", "BlendPipeline", "BlendImage"]
         ),
         .testTarget(
             name: "BlendModelsTests",

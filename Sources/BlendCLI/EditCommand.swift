@@ -4,6 +4,7 @@ import BlendImage
 import BlendModels
 import BlendPipeline
 import Foundation
+import Synchronization
 
 /// `blend edit`: Blended Diffusion on a photo, a mask and a prompt.
 struct Edit: ParsableCommand {
@@ -232,34 +233,23 @@ extension EditRegion: ExpressibleByArgument {}
 
 /// Ctrl-C during an edit: the first asks the run to stop after the current step (keeping
 /// finished samples for --resume, releasing the output folder); a second one quits at once.
-final class InterruptSignal: @unchecked Sendable {
-    private let lock = NSLock()
-    private var set = false
-    private var source: DispatchSourceSignal?
-
-    var isSet: Bool { lock.withLock { set } }
+/// The handler only touches an atomic counter and write(2), which are safe in a signal handler.
+final class InterruptSignal: Sendable {
+    var isSet: Bool { interruptCount.load(ordering: .relaxed) > 0 }
 
     static func install() -> InterruptSignal {
-        let flag = InterruptSignal()
-        signal(SIGINT, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
-        source.setEventHandler { [weak flag] in
-            guard let flag else { return }
-            let again = flag.lock.withLock { () -> Bool in
-                defer { flag.set = true }
-                return flag.set
-            }
-            if again { _exit(130) }
-            FileHandle.standardError.write(Data("\nstopping after this step (Ctrl-C again to quit at once)...\n".utf8))
+        interruptCount.store(0, ordering: .relaxed)
+        signal(SIGINT) { _ in
+            if interruptCount.add(1, ordering: .relaxed).oldValue > 0 { _exit(130) }
+            let message: StaticString = "\nstopping after this step (Ctrl-C again to quit at once)...\n"
+            _ = write(2, message.utf8Start, message.utf8CodeUnitCount)
         }
-        source.resume()
-        flag.source = source
-        return flag
+        return InterruptSignal()
     }
 
     func uninstall() {
-        source?.cancel()
-        source = nil
         signal(SIGINT, SIG_DFL)
     }
 }
+
+private let interruptCount = Atomic<Int>(0)

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Testing
 import BlendEditor
+import BlendImage
+import Foundation
 import BlendPipeline
 @testable import BlendCLI
 
@@ -35,6 +37,31 @@ import BlendPipeline
         #expect(!request.settings.enforceBackground && request.saveIntermediates)
         #expect(request.models.diffusion == "d.pt" && request.models.clip == "c.pt" && request.models.clipVocabulary == "v.gz")
         #expect(request.outputDirectory == "dir")
+    }
+
+    @Test func photoOptionsParse() throws {
+        let defaults = try Edit.parse(["photo.png", "--prompt", "a red ball"]).request()
+        #expect(defaults.maskPath == nil && defaults.maskOptions == MaskOptions())
+        #expect(defaults.maskOptions.threshold == 0.5 && defaults.maskOptions.region == .auto && defaults.maskOptions.feather == 4)
+        #expect(!defaults.resume && !defaults.truncatePrompt && !defaults.randomSeed)
+        let request = try Edit.parse([
+            "photo.png", "--mask", "m.png", "--prompt", "x", "--mask-threshold", "0.25", "--region", "10,20,300,200",
+            "--region-padding", "12", "--feather", "0", "--resume", "--truncate-prompt", "--seed", "-1",
+        ]).request()
+        #expect(request.maskOptions == MaskOptions(threshold: 0.25, region: .box(PixelBox(x: 10, y: 20, width: 300, height: 200)),
+                                                   regionPadding: 12, feather: 0))
+        #expect(request.resume && request.truncatePrompt && request.randomSeed)
+        #expect(try Edit.parse(["p.png", "--prompt", "x", "--region", "full"]).request().maskOptions.region == .full)
+        #expect(try Edit.parse(["p.png", "--prompt", "x", "--seed", "18446744073709551615"]).request().settings.seed == .max)
+    }
+
+    @Test func ctrlCAsksTheRunToStop() throws {
+        let signal = InterruptSignal.install()
+        defer { signal.uninstall() }
+        #expect(!signal.isSet)
+        kill(getpid(), SIGINT)
+        for _ in 0..<200 where !signal.isSet { usleep(10_000) }
+        #expect(signal.isSet)
     }
 
     @Test func badArgumentsAreClearErrors() {
