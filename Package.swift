@@ -21,6 +21,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // SHA-256 for verifying downloads.
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // OpenBLAS from Debian (libopenblas-dev) through pkg-config.
@@ -29,8 +31,8 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
-        // zlib from Debian (zlib1g-dev): reads gzip'd files such as CLIP's BPE vocabulary, and
-        // compresses the colour profiles carried into PNG outputs.
+        // zlib from Debian (zlib1g-dev): gzip'd files such as CLIP's BPE vocabulary, the raw
+        // DEFLATE and CRC-32 of zip archives, and the colour profiles carried into PNG outputs.
         .systemLibrary(
             name: "CZlib",
             providers: [.apt(["zlib1g-dev"])]
@@ -80,7 +82,7 @@ let package = Package(
         // parses untrusted files): converting gigabytes of fp16 is too slow at -Onone.
         .target(
             name: "BlendCheckpoint",
-            dependencies: ["BlendTensor"],
+            dependencies: ["BlendTensor", "CZlib", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: [.unsafeFlags(["-O"])]
         ),
         // Application services shared by the front ends: finding and loading model files,
@@ -146,7 +148,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BlendCLITests",
-            dependencies: ["BlendCLI", "BlendEditor", "BlendPipeline", "BlendImage"]
+            dependencies: ["BlendCLI", "BlendEditor", "BlendPipeline", "BlendImage", "BlendModels", "BlendCheckpoint", "BlendTensor"]
         ),
         .testTarget(
             name: "BlendModelsTests",

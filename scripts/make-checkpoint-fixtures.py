@@ -6,6 +6,7 @@ committed under Tests/BlendCheckpointTests/Fixtures so that neither users nor CI
 need Python.
 
     .venv/bin/python scripts/make-checkpoint-fixtures.py            # rewrite fixtures
+    .venv/bin/python scripts/make-checkpoint-fixtures.py --wrapped-only  # only wrapped/
     .venv/bin/python scripts/make-checkpoint-fixtures.py --big /tmp/big.pt
         # a ~2.2 GB fp32 state dict (552M random parameters) for measuring load
         # memory with `blend models inspect --load`; never commit it.
@@ -247,6 +248,54 @@ def write_hostile(expected_zip):
     (out / "huge_header.safetensors").write_bytes(struct.pack("<Q", 2**62) + b"{}")
 
 
+# ---------------------------------------------------------------- training checkpoints
+
+class TinyNet(torch.nn.Module):
+    """Parameters and buffers (BatchNorm's running statistics and its integer counter)."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(3, 2)
+        self.norm = torch.nn.BatchNorm1d(2)
+
+    def forward(self, x):
+        return self.norm(self.linear(x))
+
+
+def write_wrapped():
+    """Weights as training code saves them, for Checkpoint.modelWeights(): values are
+    arange-based so the tests can tell the raw weights (w) from their EMA (w + 100)."""
+    out = OUT / "wrapped"
+    out.mkdir(parents=True, exist_ok=True)
+    net = TinyNet()
+    with torch.no_grad():
+        for i, p in enumerate(net.parameters()):
+            p.copy_(torch.arange(p.numel(), dtype=torch.float32).reshape(p.shape) + 10 * i)
+        net.norm.running_mean.fill_(0.5)
+        net.norm.running_var.fill_(2.0)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    net(torch.ones(4, 3)).pow(2).sum().backward()  # a training step, so the optimizer has state
+    saved = {k: v.clone() for k, v in net.state_dict().items()}
+    optimizer.step()
+    with torch.no_grad():
+        net.load_state_dict(saved)  # keep the arange values the tests expect
+    raw = net.state_dict()
+    # DistributedDataParallel prefixes every name with `module.`; the EMA (parameters only, as
+    # torch.optim.swa_utils and many training loops keep it) is of the bare network.
+    ddp = OrderedDict((f"module.{k}", v) for k, v in raw.items())
+    ema = OrderedDict((k, p.detach() + 100) for k, p in net.named_parameters())
+    torch.save({"model": ddp, "ema": ema, "optimizer": optimizer.state_dict(), "step": 10, "epoch": torch.tensor(3)},
+               out / "training_ddp_ema.pt")
+    # PyTorch Lightning: the LightningModule holds the network as `self.model`.
+    torch.save({"epoch": 2, "global_step": 7, "pytorch-lightning_version": "2.4.0",
+                "state_dict": OrderedDict((f"model.{k}", v) for k, v in raw.items()),
+                "optimizer_states": [optimizer.state_dict()], "lr_schedulers": [],
+                "hyper_parameters": {"lr": 1e-3}}, out / "lightning.ckpt")
+    # Two sets of weights with nothing to prefer either, and optimizer state alone.
+    torch.save({"model": raw, "state_dict": raw}, out / "two_models.pt")
+    torch.save({"optimizer": optimizer.state_dict(), "step": 10}, out / "optimizer_only.pt")
+
+
 def write_architecture_key_lists():
     """Names and shapes (no values) of the real networks, built on the meta device,
     for the architecture recogniser's tests: one `name dims` line per tensor."""
@@ -283,7 +332,13 @@ def write_architecture_key_lists():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--big", help="write a ~2.2 GB random fp32 state dict here instead (not a fixture)")
+    ap.add_argument("--wrapped-only", action="store_true", help="write only the training-checkpoint fixtures (wrapped/)")
     args = ap.parse_args()
+
+    if args.wrapped_only:
+        torch.manual_seed(2024)
+        write_wrapped()
+        return
 
     if args.big:
         g = torch.Generator().manual_seed(0)
@@ -343,6 +398,8 @@ def main():
 
     write_hostile("state_dict_zip.pt")
     write_architecture_key_lists()
+    torch.manual_seed(2024)
+    write_wrapped()
     (OUT / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
     total = sum(f.stat().st_size for f in OUT.rglob("*") if f.is_file())
     print(f"wrote {OUT} ({total} bytes)")

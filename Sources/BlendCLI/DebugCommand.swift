@@ -1,7 +1,6 @@
 import ArgumentParser
 import BlendCheckpoint
 import BlendModels
-import BlendModels
 import BlendPipeline
 import BlendTensor
 import Foundation
@@ -18,6 +17,17 @@ struct Debug: ParsableCommand {
             """,
         subcommands: [UNet.self, ClipImage.self, ClipText.self, LPIPS.self, Tokenize.self]
     )
+}
+
+/// A failure already worded for the user.
+struct CommandFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Tells the user, on stderr, which weights of a training checkpoint were used.
+func printNote(_ text: String) {
+    FileHandle.standardError.write(Data("note: \(terminalSafe(text))\n".utf8))
 }
 
 /// The input/output options every debug subcommand shares.
@@ -77,8 +87,11 @@ extension Debug {
         @OptionGroup var io: DebugIO
 
         func run() throws {
-            let unetConfig = try config.map { try JSONDecoder().decode(UNetConfig.self, from: Data(contentsOf: URL(fileURLWithPath: $0))) }
-            let unet = try ModelLoader.unet(path: model, config: unetConfig)
+            let unetConfig = try config.map { try ConfigFile.unet(path: $0) }
+            let unet: UNetModel
+            do { unet = try ModelLoader.unet(path: model, config: unetConfig, note: printNote) } catch let error as ModelLoadingError {
+                throw CommandFailure(error.description(configOption: "--config"))
+            }
             let inputs = try io.readInputs()
             let x = try io.tensor(inputs, "x")
             let leaf = io.gradient ? x.requiringGradient() : x
@@ -101,7 +114,7 @@ extension Debug {
         @OptionGroup var io: DebugIO
 
         func run() throws {
-            let clip = try ModelLoader.clip(path: model)
+            let clip = try ModelLoader.clip(path: model, note: printNote)
             let inputs = try io.readInputs()
             let images = try io.tensor(inputs, "images")
             let leaf = io.gradient ? images.requiringGradient() : images
@@ -123,7 +136,7 @@ extension Debug {
         @OptionGroup var io: DebugIO
 
         func run() throws {
-            let lpips = try ModelLoader.lpips(vggPath: vgg, linearPath: lin)
+            let lpips = try ModelLoader.lpips(vggPath: vgg, linearPath: lin, note: printNote)
             let inputs = try io.readInputs()
             let a = try io.tensor(inputs, "in0"), b = try io.tensor(inputs, "in1")
             let (la, lb) = io.gradient ? (a.requiringGradient(), b.requiringGradient()) : (a, b)
@@ -168,7 +181,7 @@ extension Debug {
 
         func run() throws {
             let tokenizer = try vocabulary.tokenizer()
-            let clip = try ModelLoader.clip(path: model)
+            let clip = try ModelLoader.clip(path: model, note: printNote)
             let tokens = try prompts.map { try tokenizer.tokenize($0, contextLength: clip.config.contextLength, truncate: truncate) }
             let e = try clip.text(tokens)
             try SafetensorsWriter.write([

@@ -39,25 +39,41 @@ extension Models {
         @Flag(help: "Also convert every tensor to float32 and keep them all, as loading a model does; report the time and peak memory.")
         var load = false
 
+        /// Metadata longer than this is cut when printed (a safetensors header may hold megabytes).
+        static let metadataLimit = 200
+
         func run() throws {
             let checkpoint = try CheckpointFile.load(path: file)
             var dtypeCounts: [CheckpointDType: Int] = [:]
             for entry in checkpoint.entries { dtypeCounts[entry.dtype, default: 0] += 1 }
             let dtypes = dtypeCounts.sorted { $0.value > $1.value }.map { "\($0.key) x\($0.value)" }.joined(separator: ", ")
 
-            print("file:         \(checkpoint.path)")
+            print("file:         \(terminalSafe(checkpoint.path))")
             print("format:       \(checkpoint.format)")
             print("tensors:      \(checkpoint.entries.count) (\(dtypes.isEmpty ? "none" : dtypes))")
             print("parameters:   \(grouped(checkpoint.parameterCount)) (\(byteSize(Int64(checkpoint.parameterCount) * 4)) as float32)")
-            let architecture = ArchitectureRecognizer.recognize(checkpoint.entries)
+            // A training checkpoint: say which weights a model loader takes, and recognise those.
+            var weights = checkpoint
+            do {
+                weights = try checkpoint.modelWeights()
+                if let selection = weights.selection {
+                    print("weights:      \(terminalSafe(selection.description)), \(grouped(weights.parameterCount)) parameters")
+                }
+            } catch let error as CheckpointError {
+                print("weights:      \(terminalSafe(error.description))")
+            }
+            let architecture = ArchitectureRecognizer.recognize(weights.entries)
             print("architecture: \(architecture?.description ?? "not one blend recognises")")
-            for (key, value) in checkpoint.metadata.sorted(by: { $0.key < $1.key }) { print("metadata:     \(key) = \(value)") }
+            for (key, value) in checkpoint.metadata.sorted(by: { $0.key < $1.key }) {
+                print("metadata:     \(terminalSafe(key, limit: 64)) = \(terminalSafe(value, limit: Inspect.metadataLimit))")
+            }
 
             if !summary, !checkpoint.entries.isEmpty {
                 print("")
-                let nameWidth = min(checkpoint.entries.map(\.name.count).max() ?? 0, 64)
-                for entry in checkpoint.entries {
-                    let name = entry.name.padding(toLength: max(nameWidth, entry.name.count), withPad: " ", startingAt: 0)
+                let names = checkpoint.entries.map { terminalSafe($0.name, limit: 200) }
+                let nameWidth = min(names.map(\.count).max() ?? 0, 64)
+                for (entry, safeName) in zip(checkpoint.entries, names) {
+                    let name = safeName.padding(toLength: max(nameWidth, safeName.count), withPad: " ", startingAt: 0)
                     let dtype = entry.dtype.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)
                     print("\(name)  \(dtype)  \(entry.shape)")
                 }
@@ -117,17 +133,19 @@ extension Models {
             }
             if let from, let mirror = URL(string: from) {
                 model = ModelDescriptor(name: model.name, aliases: model.aliases, fileName: model.fileName, url: mirror,
-                                        checksum: model.checksum, summary: model.summary)
+                                        checksum: model.checksum, summary: model.summary, size: model.size)
             }
             var downloader = ModelDownloader(cache: cacheOptions.cache)
             downloader.maximumAttempts = attempts
-            let cached = downloader.cache.isCached(model) && !force
-            if !cached { FileHandle.standardError.write(Data("downloading \(model.url.absoluteString)\n".utf8)) }
+            if force || downloader.cache.entry(for: model) == .missing {
+                FileHandle.standardError.write(Data("downloading \(model.url.absoluteString)\n".utf8))
+            }
             let bar = ProgressBar(label: model.fileName)
             let result = try downloader.download(model, expectedSHA256: sha256, force: force) { bar.update($0) }
             bar.finish()
             switch result.verification {
-            case .cached: print("already cached: \(result.path.path)")
+            case .cached:
+                print("already cached: \(result.path.path)" + (result.sha256.map { " (SHA-256 verified: \($0))" } ?? " (size checked; no published hash)"))
             case .matched: print("verified SHA-256 \(result.sha256 ?? "")")
             case .matchedPrefix: print("verified SHA-256 prefix: \(result.sha256 ?? "")")
             case .unverified:
@@ -139,7 +157,10 @@ extension Models {
 
     /// `blend models list`
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the downloadable models and whether each is cached.")
+        static let configuration = CommandConfiguration(
+            abstract: "List the downloadable models and whether each is cached.",
+            discussion: "A cached file of the wrong size is marked WRONG; `blend models download NAME --force` replaces it. "
+                + "Hashes are checked by `blend models download`, not here.")
 
         @OptionGroup var cacheOptions: CacheOptions
 
@@ -148,8 +169,14 @@ extension Models {
             print("cache: \(cache.directory.path)")
             let width = ModelRegistry.models.map(\.name.count).max() ?? 0
             for model in ModelRegistry.models {
-                let state = cache.isCached(model) ? "cached " : "       "
-                print("\(model.name.padding(toLength: width, withPad: " ", startingAt: 0))  \(state)  \(model.summary)")
+                let name = model.name.padding(toLength: width, withPad: " ", startingAt: 0)
+                switch cache.entry(for: model) {
+                case .missing: print("\(name)           \(model.summary)")
+                case .present: print("\(name)  cached   \(model.summary)")
+                case let .wrongSize(bytes, expected):
+                    print("\(name)  WRONG    \(model.fileName) in the cache has \(bytes) bytes, the published file \(expected): "
+                        + "not the published file; replace it with `blend models download \(model.name) --force`")
+                }
             }
         }
     }

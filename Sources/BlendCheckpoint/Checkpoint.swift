@@ -44,13 +44,16 @@ public final class Checkpoint: @unchecked Sendable {
     public let entries: [CheckpointEntry]
     /// String metadata (safetensors `__metadata__`); empty for PyTorch files.
     public let metadata: [String: String]
+    /// How ``modelWeights()`` found these tensors inside a training checkpoint; nil for the
+    /// file's own names.
+    public let selection: WeightSelection?
 
     private let file: MappedFile
     private let layouts: [TensorLayout]
     private let positions: [String: Int]
 
     init(file: MappedFile, format: CheckpointFormat, tensors: [(name: String, layout: TensorLayout)],
-         metadata: [String: String] = [:]) throws {
+         metadata: [String: String] = [:], selection: WeightSelection? = nil) throws {
         var positions: [String: Int] = [:]
         for (i, tensor) in tensors.enumerated() {
             guard positions[tensor.name] == nil else { throw CheckpointError.duplicateTensorName(file: file.path, name: tensor.name) }
@@ -63,6 +66,37 @@ public final class Checkpoint: @unchecked Sendable {
         self.layouts = tensors.map(\.layout)
         self.positions = positions
         self.metadata = metadata
+        self.selection = selection
+    }
+
+    /// The model's weights, unwrapped from the containers training code saves them in:
+    /// `state_dict`/`model` keys, a `module.` prefix (DataParallel), and a file holding the
+    /// weights, their EMA and the optimizer state (the EMA is taken, completed with any
+    /// buffers it lacks from the raw weights). ``selection`` says what was taken; a plain
+    /// state dict comes back as it is. The tensors stay in the file as before.
+    ///
+    /// Throws `CheckpointError.ambiguousWeights` when the file holds several sets of weights
+    /// with no rule to prefer one, and `.noModelWeights` when it holds only training state;
+    /// both name the keys found.
+    public func modelWeights() throws -> Checkpoint {
+        guard selection == nil else { return self }
+        let found: (tensors: [(name: String, source: String)], selection: WeightSelection)?
+        do { found = try WeightUnwrapping.select(entries.map(\.name)) } catch {
+            switch error {
+            case let .ambiguous(keys): throw CheckpointError.ambiguousWeights(file: path, keys: keys)
+            case let .noWeights(keys): throw CheckpointError.noModelWeights(file: path, keys: keys)
+            }
+        }
+        guard let found else { return self }
+        let tensors = found.tensors.map { tensor in (name: tensor.name, layout: layouts[positions[tensor.source]!]) }
+        return try Checkpoint(file: file, format: format, tensors: tensors, metadata: metadata, selection: found.selection)
+    }
+
+    /// The first components of the tensor names with how many tensors each holds, in file
+    /// order: what a file that is not a plain state dict holds, for error messages.
+    public var topLevelKeys: [(key: String, tensors: Int)] {
+        let groups = WeightUnwrapping.group(entries.map { (name: $0.name, source: $0.name) })
+        return groups.keys.map { ($0, groups.byKey[$0]?.count ?? 0) }
     }
 
     /// Total number of elements over all tensors (the parameter count for a state dict).

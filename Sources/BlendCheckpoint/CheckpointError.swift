@@ -28,6 +28,10 @@ public enum CheckpointError: Error, Equatable, CustomStringConvertible {
     case floatTensorAsIntegers(file: String, tensor: String, dtype: CheckpointDType)
     /// A file could not be written.
     case writeFailed(file: String, reason: String)
+    /// A training checkpoint holds several sets of weights and none is preferred (`keys`).
+    case ambiguousWeights(file: String, keys: [String])
+    /// A training checkpoint holds no model weights, only training state (`keys`).
+    case noModelWeights(file: String, keys: [String])
 
     public var description: String {
         switch self {
@@ -65,6 +69,12 @@ public enum CheckpointError: Error, Equatable, CustomStringConvertible {
             return "tensor `\(tensor)` in \(file) holds \(dtype) values, not integers; read it with `tensor(named:)`"
         case let .writeFailed(file, reason):
             return "cannot write \(file): \(reason)"
+        case let .ambiguousWeights(file, keys):
+            return "\(file) holds several sets of weights (under \(keys.map { "`\($0)`" }.joined(separator: ", "))) and blend cannot tell "
+                + "which to use; save the one you want on its own with PyTorch, e.g. `torch.save(torch.load(path)[\"\(keys[0])\"], \"weights.pt\")`"
+        case let .noModelWeights(file, keys):
+            return "\(file) holds no model weights, only training state (\(keys.joined(separator: ", "))); "
+                + "pass the file that holds the model (its state_dict, or an EMA copy)"
         }
     }
 }

@@ -18,9 +18,17 @@ public enum ModelLoadingError: Error, Equatable, CustomStringConvertible {
             return text
         case let .notRecognised(path, expected, found, download):
             return "\(path) is not \(expected) (it looks like: \(found)); pass the right file, or get the official one with: blend models download \(download)"
-        case let .ambiguousConfig(path, message):
-            return "cannot tell the configuration of \(path): \(message); pass --diffusion-config with a JSON config"
+        case .ambiguousConfig:
+            return description(configOption: "--diffusion-config")
         }
+    }
+
+    /// The description, naming the front end's option for a JSON config
+    /// (`blend edit --diffusion-config`, `blend debug unet --config`).
+    public func description(configOption: String) -> String {
+        guard case let .ambiguousConfig(path, message) = self else { return description }
+        return "cannot tell the configuration of \(path): \(message); pass \(configOption) with a JSON config "
+            + "(guided-diffusion's flag names: image_size, num_channels, num_res_blocks, ...)"
     }
 }
 
@@ -57,16 +65,30 @@ public enum ModelLoader {
         }
     }
 
-    static func open(_ path: String, role: ModelRole) throws -> Checkpoint {
+    /// The model's weights in `path`, unwrapped from a training checkpoint when they are in
+    /// one (see `Checkpoint.modelWeights()`); `note` is told where they were found.
+    static func open(_ path: String, role: ModelRole, note: (String) -> Void) throws -> Checkpoint {
         try requireFile(path, role: role)
-        return try CheckpointFile.load(path: path)
+        let checkpoint = try CheckpointFile.load(path: path).modelWeights()
+        if let selection = checkpoint.selection { note("\(path): using \(selection)") }
+        return checkpoint
+    }
+
+    /// "an unknown model" and, when the names are not a state dict's, the keys they are under.
+    static func unknown(_ checkpoint: Checkpoint) -> String {
+        if let architecture = ArchitectureRecognizer.recognize(checkpoint.entries) { return String(describing: architecture) }
+        let keys = checkpoint.topLevelKeys
+        guard !keys.isEmpty else { return "a file without tensors" }
+        let shown = keys.prefix(8).map { "\($0.key) (\($0.tensors) tensor\($0.tensors == 1 ? "" : "s"))" }.joined(separator: ", ")
+        return "an unknown model; its tensors are under: \(shown)\(keys.count > 8 ? ", and \(keys.count - 8) more keys" : "")"
     }
 
     /// The guided-diffusion UNet in `path`. Its configuration is `config` when given;
     /// otherwise the official preset named like the file, or the one preset whose
-    /// structure the tensor shapes match.
-    public static func unet(path: String, config: UNetConfig? = nil) throws -> UNetModel {
-        let checkpoint = try open(path, role: .diffusion)
+    /// structure the tensor shapes match. `note` is told which weights a training
+    /// checkpoint's were taken (e.g. its EMA).
+    public static func unet(path: String, config: UNetConfig? = nil, note: (String) -> Void = { _ in }) throws -> UNetModel {
+        let checkpoint = try open(path, role: .diffusion, note: note)
         let resolved = try config ?? unetConfig(for: checkpoint, path: path, expected: ModelRole.diffusion.expected)
         return try UNetModel(config: resolved, weights: ModelWeights(checkpoint.tensors(), modelName: "guided-diffusion UNet"))
     }
@@ -75,8 +97,7 @@ public enum ModelLoader {
         let stem = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
         if let preset = UNetConfig.presets[stem] { return preset }
         guard case let .guidedDiffusionUNet(seen)? = ArchitectureRecognizer.recognize(checkpoint.entries) else {
-            let found = ArchitectureRecognizer.recognize(checkpoint.entries).map(String.init(describing:)) ?? "an unknown model"
-            throw ModelLoadingError.notRecognised(path: path, expected: expected, found: found, download: ModelRole.diffusion.download)
+            throw ModelLoadingError.notRecognised(path: path, expected: expected, found: unknown(checkpoint), download: ModelRole.diffusion.download)
         }
         let matches = UNetConfig.presets.values.filter { preset in
             preset.modelChannels == seen.modelChannels && preset.learnSigma == seen.learnSigma
@@ -93,19 +114,18 @@ public enum ModelLoader {
     }
 
     /// OpenAI CLIP (a ViT model) from its TorchScript file or a state dict.
-    public static func clip(path: String) throws -> ClipModel {
-        let checkpoint = try open(path, role: .clip)
+    public static func clip(path: String, note: (String) -> Void = { _ in }) throws -> ClipModel {
+        let checkpoint = try open(path, role: .clip, note: note)
         guard case .clip? = ArchitectureRecognizer.recognize(checkpoint.entries) else {
-            let found = ArchitectureRecognizer.recognize(checkpoint.entries).map(String.init(describing:)) ?? "an unknown model"
-            throw ModelLoadingError.notRecognised(path: path, expected: ModelRole.clip.expected, found: found, download: ModelRole.clip.download)
+            throw ModelLoadingError.notRecognised(path: path, expected: ModelRole.clip.expected, found: unknown(checkpoint), download: ModelRole.clip.download)
         }
         return try ClipModel(weights: ModelWeights(checkpoint.tensors(), modelName: "CLIP"))
     }
 
     /// LPIPS-VGG from torchvision's VGG16 weights and the lpips package's v0.1 lin layers.
-    public static func lpips(vggPath: String, linearPath: String) throws -> LPIPSModel {
-        let vgg = try open(vggPath, role: .vgg16)
-        let lin = try open(linearPath, role: .lpipsLinear)
+    public static func lpips(vggPath: String, linearPath: String, note: (String) -> Void = { _ in }) throws -> LPIPSModel {
+        let vgg = try open(vggPath, role: .vgg16, note: note)
+        let lin = try open(linearPath, role: .lpipsLinear, note: note)
         var all = try vgg.tensors()
         for (key, value) in try lin.tensors() { all[key] = value }
         return try LPIPSModel(weights: ModelWeights(all, modelName: "LPIPS-VGG"))

@@ -1,2 +1,2 @@
-// zlib from Debian (zlib1g-dev): inflate, for gzip'd vocabulary files.
+// zlib from Debian (zlib1g-dev): inflate and deflate (gzip files, zip members, PNG colour profiles), CRC-32.
 #include <zlib.h>

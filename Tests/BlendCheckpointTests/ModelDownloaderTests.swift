@@ -11,8 +11,8 @@ import BlendTensor
         return (0..<10_000).map { _ in UInt8.random(in: 0...255, using: &generator) }
     }()
 
-    private func model(_ url: URL, _ checksum: ModelChecksum) -> ModelDescriptor {
-        ModelDescriptor(name: "tiny", fileName: "tiny.pt", url: url, checksum: checksum, summary: "test file")
+    private func model(_ url: URL, _ checksum: ModelChecksum, size: ExpectedSize = .unknown) -> ModelDescriptor {
+        ModelDescriptor(name: "tiny", fileName: "tiny.pt", url: url, checksum: checksum, summary: "test file", size: size)
     }
 
     private func downloader(_ directory: URL, attempts: Int = 3) -> ModelDownloader {
@@ -29,11 +29,11 @@ import BlendTensor
         defer { server.stop() }
         let scratch = try Fixtures.scratchDirectory()
         defer { try? FileManager.default.removeItem(at: scratch) }
-        let tiny = model(server.url("/tiny.pt"), .sha256(SHA256.hash(payload)))
+        let tiny = model(server.url("/tiny.pt"), .sha256(FileDigest.sha256(payload)))
 
         let seen = ProgressLog()
         let result = try downloader(scratch).download(tiny) { seen.append($0) }
-        #expect(result.verification == .matched && result.sha256 == SHA256.hash(payload) && result.bytes == 10_000)
+        #expect(result.verification == .matched && result.sha256 == FileDigest.sha256(payload) && result.bytes == 10_000)
         #expect(try Data(contentsOf: result.path) == Data(payload))
         #expect(!FileManager.default.fileExists(atPath: scratch.appendingPathComponent("tiny.pt.part").path))
         #expect(seen.last == DownloadProgress(bytesReceived: 10_000, bytesExpected: 10_000, resumedFrom: 0))
@@ -50,7 +50,7 @@ import BlendTensor
         let scratch = try Fixtures.scratchDirectory()
         defer { try? FileManager.default.removeItem(at: scratch) }
 
-        let result = try downloader(scratch).download(model(server.url("/tiny.pt"), .sha256(SHA256.hash(payload))))
+        let result = try downloader(scratch).download(model(server.url("/tiny.pt"), .sha256(FileDigest.sha256(payload))))
         #expect(result.verification == .matched)
         #expect(try Data(contentsOf: result.path) == Data(payload))
         let ranges = server.requests.map { $0.headers["range"] }
@@ -63,7 +63,7 @@ import BlendTensor
         defer { server.stop() }
         let scratch = try Fixtures.scratchDirectory()
         defer { try? FileManager.default.removeItem(at: scratch) }
-        let tiny = model(server.url("/tiny.pt"), .sha256(SHA256.hash(payload)))
+        let tiny = model(server.url("/tiny.pt"), .sha256(FileDigest.sha256(payload)))
 
         do {
             try downloader(scratch, attempts: 1).download(tiny)
@@ -90,7 +90,7 @@ import BlendTensor
         defer { server.stop() }
         let scratch = try Fixtures.scratchDirectory()
         defer { try? FileManager.default.removeItem(at: scratch) }
-        let result = try downloader(scratch).download(model(server.url("/tiny.pt"), .sha256(SHA256.hash(payload))))
+        let result = try downloader(scratch).download(model(server.url("/tiny.pt"), .sha256(FileDigest.sha256(payload))))
         #expect(try Data(contentsOf: result.path) == Data(payload))
     }
 
@@ -106,7 +106,7 @@ import BlendTensor
             try downloader(scratch).download(model(server.url("/tiny.pt"), .sha256(wrong)))
             Issue.record("expected a checksum error")
         } catch let error as DownloadError {
-            #expect(error == .checksumMismatch(file: scratch.appendingPathComponent("tiny.pt.part").path, expected: wrong, actual: SHA256.hash(payload)))
+            #expect(error == .checksumMismatch(file: scratch.appendingPathComponent("tiny.pt.part").path, expected: wrong, actual: FileDigest.sha256(payload)))
         }
         #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.path).isEmpty)
     }
@@ -121,9 +121,56 @@ import BlendTensor
 
         #expect(throws: DownloadError.self) { try downloader(scratch).download(unhashed, expectedSHA256: String(repeating: "a", count: 64)) }
         let result = try downloader(scratch).download(unhashed)
-        #expect(result.verification == .unverified && result.sha256 == SHA256.hash(payload))
-        let prefixed = model(server.url("/tiny.pt"), .sha256Prefix(String(SHA256.hash(payload).prefix(8))))
+        #expect(result.verification == .unverified && result.sha256 == FileDigest.sha256(payload))
+        let prefixed = model(server.url("/tiny.pt"), .sha256Prefix(String(FileDigest.sha256(payload).prefix(8))))
         #expect(try downloader(scratch).download(prefixed, force: true).verification == .matchedPrefix)
+    }
+
+    @Test func wrongFileInTheCacheIsFoundBySizeAndHashAndForceReplacesIt() throws {
+        let payload = self.payload
+        let server = try LocalHTTPServer { request, _ in .file(payload, for: request) }
+        defer { server.stop() }
+        let scratch = try Fixtures.scratchDirectory()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let tiny = model(server.url("/tiny.pt"), .sha256(FileDigest.sha256(payload)), size: .exactly(10_000))
+        let cached = scratch.appendingPathComponent("tiny.pt")
+        let cache = ModelCache(directory: scratch)
+
+        // A stranger of another size: `models list` and `download` both see it, without asking the server.
+        try Data(repeating: 7, count: 3_000).write(to: cached)
+        #expect(cache.entry(for: tiny) == .wrongSize(bytes: 3_000, expected: .exactly(10_000)) && !cache.isCached(tiny))
+        do {
+            try downloader(scratch).download(tiny)
+            Issue.record("accepted a wrong cached file")
+        } catch let error as DownloadError {
+            guard case let .wrongCachedFile(name, file, reason) = error else { Issue.record("wrong error \(error)"); return }
+            #expect(name == "tiny" && file == cached.path && reason.contains("3000 bytes"))
+            #expect(error.description.contains("blend models download tiny --force"))
+        }
+        // The right size but the wrong bytes: the published hash tells.
+        try Data(repeating: 7, count: 10_000).write(to: cached)
+        #expect(cache.entry(for: tiny) == .present(bytes: 10_000))
+        #expect(throws: DownloadError.self) { try downloader(scratch).download(tiny) }
+        #expect(server.requests.isEmpty)
+        // The stranger is left alone until --force replaces it.
+        #expect(try Data(contentsOf: cached) == Data(repeating: 7, count: 10_000))
+        let replaced = try downloader(scratch).download(tiny, force: true)
+        #expect(replaced.verification == .matched)
+        #expect(try Data(contentsOf: cached) == Data(payload))
+        let verified = try downloader(scratch).download(tiny)
+        #expect(verified.verification == .cached && verified.sha256 == FileDigest.sha256(payload) && server.requests.count == 1)
+    }
+
+    @Test func downloadOfTheWrongSizeIsDeleted() throws {
+        // An error page served with 200: no hash is published, but it is far too small.
+        let server = try LocalHTTPServer { _, _ in LocalHTTPServer.Response(status: 200, body: Array("<html>moved</html>".utf8)) }
+        defer { server.stop() }
+        let scratch = try Fixtures.scratchDirectory()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        #expect(throws: DownloadError.wrongSize(url: server.url("/tiny.pt").absoluteString, bytes: 18, expected: "at least 10000 bytes")) {
+            try downloader(scratch).download(model(server.url("/tiny.pt"), .unpublished, size: .atLeast(10_000)))
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.path).isEmpty)
     }
 
     @Test func missingFileReportsTheHTTPStatus() throws {
@@ -196,37 +243,43 @@ final class ProgressLog: @unchecked Sendable {
         guard case let .sha256(hash) = clip.checksum else { Issue.record("no hash"); return }
         #expect(clip.url.pathComponents.dropLast().last == hash)
         #expect(ModelRegistry.model(named: "vit-l-14.pt")?.name == "ViT-L-14")
+        // Every CLIP hash is the one its address carries; every model has a size to check.
+        for model in ModelRegistry.models where model.url.host == "openaipublic.azureedge.net" {
+            #expect(model.checksum == .sha256(model.url.deletingLastPathComponent().lastPathComponent), "\(model.name)")
+        }
+        #expect(ModelRegistry.models.allSatisfy { $0.size != .unknown })
+        #expect(ModelChecksum.publishedInPath(of: URL(string: "https://h/m/\(String(repeating: "AB", count: 32))/x.pt")!)
+            == .sha256(String(repeating: "ab", count: 32)))
+        #expect(ModelChecksum.publishedInPath(of: URL(string: "https://h/models/x.pt")!) == nil)
+        #expect(ExpectedSize.atLeast(10).admits(10) && !ExpectedSize.atLeast(10).admits(9) && !ExpectedSize.exactly(10).admits(11))
         #expect(ModelRegistry.model(named: "ViT-L/14@336px")?.name == "ViT-L-14-336px")
         #expect(ModelRegistry.model(named: "nothing") == nil)
     }
 }
 
-@Suite struct SHA256Tests {
+@Suite struct FileDigestTests {
     @Test func knownVectors() {
-        #expect(SHA256.hash([UInt8]()) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-        #expect(SHA256.hash(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-        #expect(SHA256.hash(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8))
+        #expect(FileDigest.sha256([UInt8]()) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(FileDigest.sha256(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(FileDigest.sha256(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8))
             == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
-        #expect(SHA256.hash([UInt8](repeating: UInt8(ascii: "a"), count: 1_000_000))
-            == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
     }
 
-    @Test func chunkedUpdatesMatchOneShot() {
-        var generator = SplitMix64(seed: 9)
-        let data = (0..<1000).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        for split in [0, 1, 55, 56, 63, 64, 65, 127, 999] {
-            var hasher = SHA256()
-            hasher.update(data[..<split])
-            hasher.update(data[split...])
-            #expect(SHA256.hex(hasher.finalize()) == SHA256.hash(data))
-        }
-    }
-
-    @Test func hashesFiles() throws {
+    @Test func hashesFilesAcrossChunkBoundaries() throws {
         let scratch = try Fixtures.scratchDirectory()
         defer { try? FileManager.default.removeItem(at: scratch) }
         let file = scratch.appendingPathComponent("f")
         try Data("abc".utf8).write(to: file)
-        #expect(try SHA256.hash(fileAtPath: file.path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(try FileDigest.sha256(fileAtPath: file.path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        // 5 MiB of 'a' spans two 4 MiB reads; the one-shot digest of the same bytes must agree.
+        let big = [UInt8](repeating: UInt8(ascii: "a"), count: 5 << 20)
+        try Data(big).write(to: file)
+        #expect(try FileDigest.sha256(fileAtPath: file.path) == FileDigest.sha256(big))
+        #expect(throws: CheckpointError.self) { try FileDigest.sha256(fileAtPath: scratch.appendingPathComponent("absent").path) }
+    }
+
+    @Test func recognisesHexDigests() {
+        #expect(FileDigest.isSHA256(String(repeating: "a", count: 64)))
+        #expect(!FileDigest.isSHA256(String(repeating: "g", count: 64)) && !FileDigest.isSHA256("abc"))
     }
 }

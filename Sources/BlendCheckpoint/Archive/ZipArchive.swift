@@ -145,7 +145,13 @@ struct ZipArchive {
 
     func member(named name: String) -> Member? { index[name].map { members[$0] } }
 
+    /// DEFLATE cannot expand data more than about 1032 times (a 258-byte match costs at
+    /// least two bits), so a larger declared size is a lie and is refused before allocating.
+    static let maximumDeflateRatio = 1032
+
     /// The bytes of a small member, decompressed if needed and checked against its CRC-32.
+    /// Memory is bounded before anything is allocated: by `limit`, and for a compressed
+    /// member by what its compressed bytes could possibly expand to.
     func contents(of member: Member, limit: Int = 256 << 20) throws -> [UInt8] {
         guard member.uncompressedSize <= limit else {
             throw CheckpointError.corrupt(file: file.path, detail: "zip member \(member.name) declares \(member.uncompressedSize) bytes, more than \(limit)")
@@ -155,13 +161,17 @@ struct ZipArchive {
         switch member.method {
         case 0: data = Array(raw)
         case 8:
-            do { data = try Inflater.inflate(raw, limit: member.uncompressedSize) } catch let Inflater.Failure.malformed(why) {
-                throw CheckpointError.corrupt(file: file.path, detail: "zip member \(member.name) does not inflate: \(why)")
+            guard member.uncompressedSize <= (member.compressedSize + 1) * ZipArchive.maximumDeflateRatio else {
+                throw CheckpointError.corrupt(file: file.path, detail: "zip member \(member.name) declares \(member.uncompressedSize) bytes, "
+                    + "more than its \(member.compressedSize) compressed bytes can hold")
+            }
+            do { data = try ZlibCodec.inflateRaw(raw, declaredSize: member.uncompressedSize) } catch {
+                throw CheckpointError.corrupt(file: file.path, detail: "zip member \(member.name) does not inflate: \(error)")
             }
         default:
             throw CheckpointError.corrupt(file: file.path, detail: "zip member \(member.name) uses compression method \(member.method)")
         }
-        guard data.count == member.uncompressedSize, CRC32.checksum(data) == member.crc32 else {
+        guard data.count == member.uncompressedSize, ZlibCodec.crc32(data) == member.crc32 else {
             throw CheckpointError.corrupt(file: file.path, detail: "zip member \(member.name) fails its CRC-32 check")
         }
         return data

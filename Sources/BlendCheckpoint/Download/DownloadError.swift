@@ -11,6 +11,10 @@ public enum DownloadError: Error, Equatable, CustomStringConvertible {
     /// The file is not the published one; it was deleted.
     case checksumMismatch(file: String, expected: String, actual: String)
     case fileSystem(path: String, reason: String)
+    /// The server sent a file of a size the published one cannot have (an error page, say); it was deleted.
+    case wrongSize(url: String, bytes: Int64, expected: String)
+    /// The cache holds a file under the model's name that is not the published one.
+    case wrongCachedFile(model: String, file: String, reason: String)
 
     public var description: String {
         switch self {
@@ -29,6 +33,12 @@ public enum DownloadError: Error, Equatable, CustomStringConvertible {
         case let .checksumMismatch(file, expected, actual):
             return "\(file) does not match its published SHA-256 (expected \(expected), got \(actual)); "
                 + "the file was deleted: run the command again to download it afresh"
+        case let .wrongSize(url, bytes, expected):
+            return "\(url) sent \(bytes) bytes, but the published file has \(expected); the download was deleted. "
+                + "Check the address (--from), or try again later"
+        case let .wrongCachedFile(model, file, reason):
+            return "\(file) is in the model cache but is not the published \(model) (\(reason)); "
+                + "run `blend models download \(model) --force` to replace it"
         case let .fileSystem(path, reason):
             return "cannot write \(path): \(reason); check the cache directory (--cache-dir or $\(ModelCache.environmentVariable))"
         }

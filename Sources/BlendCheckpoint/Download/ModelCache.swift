@@ -27,5 +27,26 @@ public struct ModelCache: Sendable, Equatable {
     /// The file a download writes to until it is complete and verified.
     public func partialPath(for model: ModelDescriptor) -> URL { directory.appendingPathComponent(model.fileName + ".part") }
 
-    public func isCached(_ model: ModelDescriptor) -> Bool { FileManager.default.fileExists(atPath: path(for: model).path) }
+    /// What the cache holds under a model's file name, judged by size alone (cheap enough for
+    /// `models list`; `ModelDownloader` also checks the hash where one is published).
+    public enum Entry: Sendable, Equatable {
+        case missing
+        /// A file whose size is what the published file's must be.
+        case present(bytes: Int64)
+        /// A file of the wrong size: not the published file (an error page, a truncated copy...).
+        case wrongSize(bytes: Int64, expected: ExpectedSize)
+    }
+
+    public func entry(for model: ModelDescriptor) -> Entry {
+        let path = path(for: model).path
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else { return .missing }
+        let bytes = (attributes[.size] as? NSNumber)?.int64Value ?? 0
+        return model.size.admits(bytes) ? .present(bytes: bytes) : .wrongSize(bytes: bytes, expected: model.size)
+    }
+
+    /// Whether a file of plausible size is cached under the model's name.
+    public func isCached(_ model: ModelDescriptor) -> Bool {
+        if case .present = entry(for: model) { return true }
+        return false
+    }
 }

@@ -21,12 +21,13 @@ public struct DownloadResult: Sendable, Equatable {
         case matchedPrefix
         /// No hash is published; `sha256` is what was downloaded.
         case unverified
-        /// The file was already in the cache and was not hashed again.
+        /// The file was already in the cache, of the right size, and (where a hash is
+        /// published or pinned) its SHA-256 matched, given in `sha256`.
         case cached
     }
 
     public let path: URL
-    /// The downloaded file's SHA-256; nil for a file already cached.
+    /// The downloaded file's SHA-256; for a file already cached, its SHA-256 when it was checked.
     public let sha256: String?
     public let verification: Verification
     public let bytes: Int64
@@ -49,15 +50,18 @@ public struct ModelDownloader: Sendable {
 
     /// Fetches `model` unless it is already cached (or `force`), blocking until done.
     /// `expectedSHA256` pins a hash for files without a published one.
+    ///
+    /// A file already in the cache is checked first: its size, and its hash where one is
+    /// published or pinned. A wrong file throws `DownloadError.wrongCachedFile` (it is left in
+    /// place: it may be the user's own); `force` replaces it.
     @discardableResult
     public func download(_ model: ModelDescriptor, expectedSHA256: String? = nil, force: Bool = false,
                          progress: @escaping @Sendable (DownloadProgress) -> Void = { _ in }) throws -> DownloadResult {
         let destination = cache.path(for: model)
         let part = cache.partialPath(for: model)
         let files = FileManager.default
-        if files.fileExists(atPath: destination.path), !force {
-            return DownloadResult(path: destination, sha256: nil, verification: .cached, bytes: fileSize(destination))
-        }
+        let checksum = expectedSHA256.map { ModelChecksum.sha256($0.lowercased()) } ?? model.checksum
+        if !force, let cached = try verifiedCachedFile(model, checksum: checksum) { return cached }
         do {
             try files.createDirectory(at: cache.directory, withIntermediateDirectories: true)
             if force { try? files.removeItem(at: part) }
@@ -94,10 +98,9 @@ public struct ModelDownloader: Sendable {
         }
 
         let digest: String
-        do { digest = try SHA256.hash(fileAtPath: part.path) } catch {
+        do { digest = try FileDigest.sha256(fileAtPath: part.path) } catch {
             throw DownloadError.fileSystem(path: part.path, reason: "\(error)")
         }
-        let checksum = expectedSHA256.map { ModelChecksum.sha256($0.lowercased()) } ?? model.checksum
         let verification: DownloadResult.Verification
         switch checksum {
         case let .sha256(expected):
@@ -108,6 +111,11 @@ public struct ModelDownloader: Sendable {
             verification = .matchedPrefix
         case .unpublished:
             verification = .unverified
+        }
+        let received = fileSize(part)
+        guard model.size.admits(received) else {
+            try? files.removeItem(at: part)
+            throw DownloadError.wrongSize(url: model.url.absoluteString, bytes: received, expected: model.size.description)
         }
         // rename(2) replaces any old file atomically: readers see the old or the new file, never a mix.
         guard rename(part.path, destination.path) == 0 else {
@@ -124,6 +132,33 @@ public struct ModelDownloader: Sendable {
             throw DownloadError.unknownModel(name: name, known: ModelRegistry.models.map(\.name))
         }
         return try download(model, expectedSHA256: expectedSHA256, force: force, progress: progress)
+    }
+
+    /// The cached file's result when it passes its checks, nil when there is none.
+    private func verifiedCachedFile(_ model: ModelDescriptor, checksum: ModelChecksum) throws -> DownloadResult? {
+        let destination = cache.path(for: model)
+        switch cache.entry(for: model) {
+        case .missing:
+            return nil
+        case let .wrongSize(bytes, expected):
+            throw DownloadError.wrongCachedFile(model: model.name, file: destination.path, reason: "it has \(bytes) bytes; the published file has \(expected)")
+        case let .present(bytes):
+            let wanted: String
+            switch checksum {
+            case .unpublished: return DownloadResult(path: destination, sha256: nil, verification: .cached, bytes: bytes)
+            case let .sha256(hash): wanted = hash
+            case let .sha256Prefix(prefix): wanted = prefix
+            }
+            let digest: String
+            do { digest = try FileDigest.sha256(fileAtPath: destination.path) } catch {
+                throw DownloadError.fileSystem(path: destination.path, reason: "\(error)")
+            }
+            guard digest.hasPrefix(wanted) else {
+                throw DownloadError.wrongCachedFile(model: model.name, file: destination.path,
+                                                    reason: "its SHA-256 is \(digest), the published one \(wanted)\(wanted.count < 64 ? "…" : "")")
+            }
+            return DownloadResult(path: destination, sha256: digest, verification: .cached, bytes: bytes)
+        }
     }
 
     private func mismatch(_ part: URL, _ expected: String, _ actual: String) -> DownloadError {
