@@ -7,6 +7,7 @@ need Python.
 
     .venv/bin/python scripts/make-checkpoint-fixtures.py            # rewrite fixtures
     .venv/bin/python scripts/make-checkpoint-fixtures.py --wrapped-only  # only wrapped/
+    .venv/bin/python scripts/make-checkpoint-fixtures.py --limits-only   # only hostile/ limit files
     .venv/bin/python scripts/make-checkpoint-fixtures.py --big /tmp/big.pt
         # a ~2.2 GB fp32 state dict (552M random parameters) for measuring load
         # memory with `blend models inspect --load`; never commit it.
@@ -225,6 +226,8 @@ def write_hostile(expected_zip):
     missing = fake_state_dict_pickle({"w": FakeTensor(FakeStorage("7", 4), 0, [4], [1])})
     torch_zip(out / "missing_storage.pt", missing, {"0": floats})
 
+    write_hostile_limits()
+
     # safetensors: two tensors sharing bytes [8, 16).
     def safetensors_file(name, header, payload):
         h = json.dumps(header).encode()
@@ -296,6 +299,22 @@ def write_wrapped():
     torch.save({"optimizer": optimizer.state_dict(), "step": 10}, out / "optimizer_only.pt")
 
 
+def write_hostile_limits():
+    """Files within every per-tensor bound that would still exhaust memory or time."""
+    out = OUT / "hostile"
+    out.mkdir(parents=True, exist_ok=True)
+    one = struct.pack("<f", 1)
+    # Ten 4096x4096 views with stride 0 of one float: each is allowed on its own (expanded
+    # views exist), together 640 MiB from a file of a few hundred bytes.
+    views = {f"w{i}": FakeTensor(FakeStorage("0", 1), 0, [4096, 4096], [0, 0]) for i in range(10)}
+    torch_zip(out / "expanded_views.pt", fake_state_dict_pickle(views), {"0": one})
+    # One tensor reached through 4**30 paths: lists of four references to one shared list.
+    level = [FakeTensor(FakeStorage("0", 1), 0, [1], [1])]
+    for _ in range(30):
+        level = [level] * 4
+    torch_zip(out / "shared_lists.pt", fake_state_dict_pickle({"w": level}), {"0": one})
+
+
 def write_architecture_key_lists():
     """Names and shapes (no values) of the real networks, built on the meta device,
     for the architecture recogniser's tests: one `name dims` line per tensor."""
@@ -333,7 +352,12 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--big", help="write a ~2.2 GB random fp32 state dict here instead (not a fixture)")
     ap.add_argument("--wrapped-only", action="store_true", help="write only the training-checkpoint fixtures (wrapped/)")
+    ap.add_argument("--limits-only", action="store_true", help="write only the resource-limit hostile files")
     args = ap.parse_args()
+
+    if args.limits_only:
+        write_hostile_limits()
+        return
 
     if args.wrapped_only:
         torch.manual_seed(2024)

@@ -54,6 +54,16 @@ public final class Checkpoint: @unchecked Sendable {
 
     init(file: MappedFile, format: CheckpointFormat, tensors: [(name: String, layout: TensorLayout)],
          metadata: [String: String] = [:], selection: WeightSelection? = nil) throws {
+        // Each tensor's size is checked against its storage; together they must also fit the
+        // file, so that many small expanded views cannot add up to more memory than exists.
+        var total = 0
+        for tensor in tensors {
+            total = total.addingReportingOverflow(tensor.layout.elementCount).partialValue
+            guard total >= 0, total <= Checkpoint.maximumElements(fileBytes: file.count) else {
+                throw CheckpointError.corrupt(file: file.path, detail: "its tensors declare more than \(Checkpoint.maximumElements(fileBytes: file.count)) "
+                    + "elements in all, more than a file of \(file.count) bytes can hold")
+            }
+        }
         var positions: [String: Int] = [:]
         for (i, tensor) in tensors.enumerated() {
             guard positions[tensor.name] == nil else { throw CheckpointError.duplicateTensorName(file: file.path, name: tensor.name) }
@@ -98,6 +108,11 @@ public final class Checkpoint: @unchecked Sendable {
         let groups = WeightUnwrapping.group(entries.map { (name: $0.name, source: $0.name) })
         return groups.keys.map { ($0, groups.byKey[$0]?.count ?? 0) }
     }
+
+    /// The most elements a file of `fileBytes` may declare over all its tensors: eight per
+    /// byte (bool and int8 take one byte; views sharing a storage count once each), plus 16 Mi
+    /// for the few expanded views (stride 0) real checkpoints hold.
+    static func maximumElements(fileBytes: Int) -> Int { fileBytes.multipliedReportingOverflow(by: 8).partialValue + (1 << 24) }
 
     /// Total number of elements over all tensors (the parameter count for a state dict).
     public var parameterCount: Int { layouts.reduce(0) { $0 + $1.elementCount } }

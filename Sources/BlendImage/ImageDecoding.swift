@@ -12,9 +12,11 @@ public enum AlphaHandling: Sendable, Hashable {
 extension RGBImage {
     /// Reads a PNG or JPEG file; the format comes from the file's first bytes, never from
     /// its name. See ``init(encoded:source:alpha:appliesExifOrientation:)``.
-    public init(contentsOf path: String, alpha: AlphaHandling = .drop, appliesExifOrientation: Bool = true) throws {
+    public init(contentsOf path: String, alpha: AlphaHandling = .drop, appliesExifOrientation: Bool = true,
+                maximumPixels: Int = ImageSize.defaultMaximumDecodedPixels) throws {
         let bytes = try FileIO.contents(of: path)
-        try self.init(encoded: bytes, source: path, alpha: alpha, appliesExifOrientation: appliesExifOrientation)
+        try self.init(encoded: bytes, source: path, alpha: alpha, appliesExifOrientation: appliesExifOrientation,
+                      maximumPixels: maximumPixels)
     }
 
     /// Decodes PNG or JPEG bytes.
@@ -28,16 +30,19 @@ extension RGBImage {
     ///   the image is upright as photo viewers show it. (The reference's `Image.open` ignores
     ///   it and would edit a phone photo lying on its side.)
     ///
-    /// - Parameter source: names the data in error messages (the path, for files).
+    /// - Parameters:
+    ///   - source: names the data in error messages (the path, for files).
+    ///   - maximumPixels: the largest image to decode; checked from the header, before
+    ///     anything is allocated (throws `ImageError.exceedsPixelLimit`).
     public init(encoded bytes: [UInt8], source: String = "image data", alpha: AlphaHandling = .drop,
-                appliesExifOrientation: Bool = true) throws {
+                appliesExifOrientation: Bool = true, maximumPixels: Int = ImageSize.defaultMaximumDecodedPixels) throws {
         switch ImageFormat.detect(bytes) {
         case .png:
-            let decoded = try PNGCodec.decode(bytes, source: source)
+            let decoded = try PNGCodec.decode(bytes, source: source, maximumPixels: maximumPixels)
             let rgb = decoded.hasAlpha ? RGBImage.removeAlpha(decoded.samples, alpha) : decoded.samples
             self.init(validatedWidth: decoded.width, height: decoded.height, pixels: rgb)
         case .jpeg:
-            let decoded = try JPEGCodec.decode(bytes, source: source)
+            let decoded = try JPEGCodec.decode(bytes, source: source, maximumPixels: maximumPixels)
             let image = RGBImage(validatedWidth: decoded.width, height: decoded.height, pixels: decoded.rgb)
             if appliesExifOrientation, let exif = decoded.exif, let orientation = ExifOrientation(exifPayload: exif) {
                 self = orientation.apply(to: image)

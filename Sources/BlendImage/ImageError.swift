@@ -1,3 +1,5 @@
+import Foundation
+
 /// Errors from reading, writing and processing images. Each message names the file (or the
 /// operation) and says what the user can do about it.
 public enum ImageError: Error, Equatable, CustomStringConvertible {
@@ -13,6 +15,8 @@ public enum ImageError: Error, Equatable, CustomStringConvertible {
     case corrupt(source: String, format: ImageFormat, detail: String)
     /// The image is larger than ``ImageSize/maximumPixelCount``.
     case tooLarge(source: String, width: Int, height: Int)
+    /// The file's header declares more pixels than the decoding limit (`--max-megapixels`).
+    case exceedsPixelLimit(source: String, width: Int, height: Int, limit: Int)
     /// The output path does not end in .png, .jpg or .jpeg.
     case unsupportedOutputExtension(path: String)
     /// The output path's directory does not exist.
@@ -47,6 +51,10 @@ public enum ImageError: Error, Equatable, CustomStringConvertible {
             return "\(source): damaged \(format) data (\(detail)); re-export the image from an editor"
         case let .tooLarge(source, width, height):
             return "\(source): \(width)x\(height) is more than \(ImageSize.maximumPixelCount) pixels; downscale the image first"
+        case let .exceedsPixelLimit(source, width, height, limit):
+            let megapixels = { (n: Int) in String(format: "%.1f", Double(n) / 1e6) }
+            return "\(source): \(width)x\(height) is \(megapixels(width * height)) megapixels, more than the limit of \(megapixels(limit)); "
+                + "downscale the image first, or raise the limit (--max-megapixels) if the machine has the memory"
         case let .unsupportedOutputExtension(path):
             return "\(path): cannot tell the output format; end the file name in .png, .jpg or .jpeg"
         case let .outputDirectoryMissing(path, directory):

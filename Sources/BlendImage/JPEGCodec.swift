@@ -9,8 +9,15 @@ enum JPEGCodec {
     ///
     /// libjpeg warnings (corrupt entropy data it can decode around) are accepted, as Pillow
     /// accepts them; data that ends before its end-of-image marker is rejected as truncated,
-    /// as Pillow does, instead of coming back with its missing part grey.
-    static func decode(_ bytes: [UInt8], source: String) throws -> (width: Int, height: Int, rgb: [UInt8], exif: ArraySlice<UInt8>?) {
+    /// as Pillow does, instead of coming back with its missing part grey. So is data whose
+    /// scans end before every pixel the header declares is decoded (libjpeg's "premature
+    /// end"), which Pillow would pad silently.
+    ///
+    /// Before anything is allocated the header's size is checked against `maximumPixels`, and
+    /// against the data: Huffman coding spends at least one bit on each 8x8 block of the
+    /// first component, so a header that declares more blocks than the file has bits is a lie.
+    static func decode(_ bytes: [UInt8], source: String, maximumPixels: Int = ImageSize.defaultMaximumDecodedPixels)
+        throws -> (width: Int, height: Int, rgb: [UInt8], exif: ArraySlice<UInt8>?) {
         guard let handle = tjInitDecompress() else {
             throw ImageError.corrupt(source: source, format: .jpeg, detail: "TurboJPEG could not start: out of memory?")
         }
@@ -30,7 +37,12 @@ enum JPEGCodec {
                 throw failure()
             }
             let size = ImageSize(width: Int(width), height: Int(height))
-            try size.validate(source)
+            try size.validateDecoded(source, maximumPixels: maximumPixels)
+            let blocks = ((size.width + 7) / 8) * ((size.height + 7) / 8)
+            if !structure.isArithmeticCoded, blocks / 8 > bytes.count {
+                throw ImageError.corrupt(source: source, format: .jpeg,
+                                         detail: "its header declares \(size) pixels, more than its \(bytes.count) bytes can encode")
+            }
             // libjpeg cannot convert CMYK to RGB itself; take the inks and convert below.
             let isCMYK = colorspace == Int32(TJCS_CMYK.rawValue) || colorspace == Int32(TJCS_YCCK.rawValue)
             let pixelFormat = isCMYK ? TJPF_CMYK : TJPF_RGB
@@ -44,6 +56,11 @@ enum JPEGCodec {
             }
             if status != 0 && (tjGetErrorCode(handle) == Int32(TJERR_FATAL.rawValue) || structure.isTruncated) {
                 throw failure()
+            }
+            if status != 0, String(cString: tjGetErrorStr2(handle)).lowercased().contains("premature end") {
+                // The scans stop short of the declared size: libjpeg filled the rest with grey.
+                throw ImageError.corrupt(source: source, format: .jpeg,
+                                         detail: "its data ends before all \(size) pixels its header declares (libjpeg: \(String(cString: tjGetErrorStr2(handle))))")
             }
             let rgb = isCMYK ? rgbFromAdobeCMYK(samples) : samples
             return (size.width, size.height, rgb, structure.exif)

@@ -9,6 +9,9 @@ struct JPEGStructure {
     var exif: ArraySlice<UInt8>?
     /// True when the data ends before the EOI marker.
     var isTruncated: Bool
+    /// True for arithmetic-coded frames (SOF9-11, SOF13-15), which can hold a block in less
+    /// than the one bit Huffman coding needs at least.
+    var isArithmeticCoded = false
     /// The APP2 `ICC_PROFILE` segments: sequence number (from 1), segment count, profile bytes.
     var iccSegments: [(sequence: Int, count: Int, data: ArraySlice<UInt8>)] = []
 
@@ -39,6 +42,7 @@ struct JPEGStructure {
             guard length >= 2, offset + length <= end else { return }
             let payload = bytes[(offset + 2)..<(offset + length)]
             offset += length
+            if [0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF].contains(marker) { isArithmeticCoded = true }
             if marker == 0xE1, exif == nil, payload.starts(with: JPEGStructure.exifHeader) {
                 exif = payload
             }

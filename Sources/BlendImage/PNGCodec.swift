@@ -16,7 +16,11 @@ enum PNGCodec {
     /// transparency, interlaced or not. 16-bit samples are scaled to 8 bits, rounded. The
     /// samples are taken as they are stored, as Pillow takes them: colour-space chunks are
     /// not applied (see ``withoutColorSpaceChunks(_:)``).
-    static func decode(_ bytes: [UInt8], source: String) throws -> Decoded {
+    ///
+    /// Before anything is allocated the header's size is checked against `maximumPixels`, and
+    /// against the file: the smallest PNG pixels (1-bit grey) take `height * (1 + width / 8)`
+    /// bytes before compression, which DEFLATE shrinks at most 1032 times.
+    static func decode(_ bytes: [UInt8], source: String, maximumPixels: Int = ImageSize.defaultMaximumDecodedPixels) throws -> Decoded {
         try withoutColorSpaceChunks(bytes).withUnsafeBytes { raw -> Decoded in
             var image = png_image()
             image.version = png_uint_32(PNG_IMAGE_VERSION)
@@ -28,7 +32,12 @@ enum PNGCodec {
             }
             let size = ImageSize(width: Int(image.width), height: Int(image.height))
             do {
-                try size.validate(source)
+                try size.validateDecoded(source, maximumPixels: maximumPixels)
+                let smallestRaw = size.height * (1 + (size.width + 7) / 8)
+                guard smallestRaw / 1032 <= bytes.count else {
+                    throw ImageError.corrupt(source: source, format: .png,
+                                             detail: "its header declares \(size) pixels, more than its \(bytes.count) bytes can encode")
+                }
             } catch {
                 png_image_free(&image)
                 throw error

@@ -56,6 +56,22 @@ import BlendTensor
         }
     }
 
+    @Test func expandedViewsThatAddUpPastTheFileAreRefused() throws {
+        // Each view passes its own bound; together they would take 640 MiB from a 1 KB file.
+        let error = try #require(refusal("expanded_views.pt"))
+        guard case let .corrupt(_, detail) = error else { Issue.record("wrong error \(error)"); return }
+        #expect(detail.contains("elements in all") && detail.contains("1154 bytes"))
+    }
+
+    @Test func containersSharedExponentiallyAreRefusedQuickly() throws {
+        // 4^30 paths to one tensor through the memo; walking them all would never end.
+        let start = Date()
+        let error = try #require(refusal("shared_lists.pt"))
+        guard case let .malformedPickle(_, detail) = error else { Issue.record("wrong error \(error)"); return }
+        #expect(detail.contains("paths"))
+        #expect(Date().timeIntervalSince(start) < 30)
+    }
+
     @Test func missingStorageRecordIsRefused() throws {
         let error = try #require(refusal("missing_storage.pt"))
         guard case let .corrupt(_, detail) = error else { Issue.record("wrong error \(error)"); return }

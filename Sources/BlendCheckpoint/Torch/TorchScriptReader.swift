@@ -20,7 +20,8 @@ enum TorchScriptReader {
         var tensors: [(name: String, tensor: TensorReference)] = []
         if case let .object(module) = root {
             var classes = ClassDeclarations(archive: archive, prefix: prefix)
-            try collect(module, path: "", depth: 0, classes: &classes, into: &tensors)
+            var visits = 0
+            try collect(module, path: "", depth: 0, classes: &classes, visits: &visits, into: &tensors)
         } else {
             tensors = try TorchPickleTensors.namedTensors(in: root, file: path)
         }
@@ -32,8 +33,11 @@ enum TorchScriptReader {
 
     /// `state_dict()` order: a module's parameters, then its buffers, then each submodule.
     private static func collect(_ module: ScriptObject, path: String, depth: Int, classes: inout ClassDeclarations,
-                                into result: inout [(name: String, tensor: TensorReference)]) throws {
+                                visits: inout Int, into result: inout [(name: String, tensor: TensorReference)]) throws {
         guard depth < 64 else { throw CheckpointError.malformedPickle(file: classes.archive.file.path, detail: "modules nested deeper than 64 at \(path)") }
+        // Shared submodules (through the memo) would be walked once per path: bound the walk.
+        visits += 1
+        guard visits <= TorchPickleTensors.maximumVisits else { throw TorchPickleTensors.sharedTooOften(classes.archive.file.path) }
         guard let attributes = module.attributes else { return }
         func child(_ name: String) -> String { path.isEmpty ? name : "\(path).\(name)" }
         let declaration = classes.declaration(of: module.className)
@@ -48,7 +52,7 @@ enum TorchScriptReader {
         }
         for case let (.string(name), .object(submodule)) in attributes.entries
         where declaration == nil || declaration?.isModule == true {
-            try collect(submodule, path: child(name), depth: depth + 1, classes: &classes, into: &result)
+            try collect(submodule, path: child(name), depth: depth + 1, classes: &classes, visits: &visits, into: &result)
         }
     }
 

@@ -8,6 +8,8 @@ public enum ClipTokenizerError: Error, Equatable, CustomStringConvertible {
     case vocabularyCorrupt(path: String, reason: String)
     case invalidMerges(String)
     case promptTooLong(tokenCount: Int, contextLength: Int)
+    /// The text is longer than ``ClipTokenizer/maximumTextBytes``, refused before any work.
+    case textTooLong(bytes: Int, limit: Int)
     case contextTooShort(Int)
     case unknownToken(Int)
 
@@ -24,6 +26,8 @@ public enum ClipTokenizerError: Error, Equatable, CustomStringConvertible {
             return "invalid BPE merge list: \(reason)"
         case let .promptTooLong(tokenCount, contextLength):
             return "the prompt is \(tokenCount) tokens long, counting the start and end markers, but CLIP reads at most \(contextLength): shorten it, or ask for truncation to keep its first \(contextLength - 2) tokens"
+        case let .textTooLong(bytes, limit):
+            return "the prompt is \(bytes) bytes long; blend reads prompts of at most \(limit) bytes (CLIP sees only its first 75 tokens, a few hundred characters): shorten it"
         case let .contextTooShort(length):
             return "a context length of \(length) cannot hold the start and end markers: use at least 2 (CLIP models use 77)"
         case let .unknownToken(id):
@@ -59,6 +63,10 @@ public final class ClipTokenizer: Sendable {
     /// vocabulary of 49,152 symbols less the 256 bytes, their 256 end-of-word forms, and the
     /// two special tokens.
     public static let officialMergeCount = 49_152 - 256 - 2
+    /// The longest text ``tokenize(_:contextLength:truncate:padToken:)`` accepts, in UTF-8
+    /// bytes: far more than CLIP's 77-token context can use, and small enough that even one
+    /// unbroken word of this length byte-pair encodes in well under a second.
+    public static let maximumTextBytes = 4096
     /// The context length of every CLIP model.
     public static let defaultContextLength = 77
 
@@ -193,9 +201,15 @@ public final class ClipTokenizer: Sendable {
     /// tokenizer; SD 1.x's pads with `<|endoftext|>`). A text too long for the context throws
     /// `promptTooLong`, unless `truncate`, which keeps the first `contextLength` ids and makes
     /// the last of them `<|endoftext|>` (as transformers' `CLIPTokenizer` with `truncation=True`).
+    ///
+    /// Text longer than ``maximumTextBytes`` throws `textTooLong` before it is cleaned or
+    /// encoded, truncation or not: byte-pair encoding a word costs time quadratic in its length.
     public func tokenize(_ text: String, contextLength: Int = ClipTokenizer.defaultContextLength, truncate: Bool = false,
                          padToken: Int = 0) throws -> [Int] {
         guard contextLength >= 2 else { throw ClipTokenizerError.contextTooShort(contextLength) }
+        guard text.utf8.count <= Self.maximumTextBytes else {
+            throw ClipTokenizerError.textTooLong(bytes: text.utf8.count, limit: Self.maximumTextBytes)
+        }
         var ids = [startOfTextToken] + encode(text) + [endOfTextToken]
         if ids.count > contextLength {
             guard truncate else {
