@@ -54,28 +54,3 @@ public struct ColorProfile: Sendable, Hashable {
         return Array(png[..<insertAt]) + chunk + Array(png[insertAt...])
     }
 }
-
-/// The chunks of a PNG file, in order: type and the range of its data. Stops at IEND or at
-/// the first chunk that runs past the end of the data.
-struct PNGChunks {
-    struct Chunk {
-        var type: String
-        var data: Range<Int>
-    }
-    let chunks: [Chunk]
-
-    init(_ bytes: [UInt8]) {
-        var found: [Chunk] = []
-        var offset = ImageFormat.pngSignature.count
-        while offset + 8 <= bytes.count {
-            let length = bytes[offset..<offset + 4].reduce(0) { $0 << 8 | Int($1) }
-            let end = offset + 12 + length
-            guard end <= bytes.count else { break }
-            let type = String(decoding: bytes[offset + 4..<offset + 8], as: UTF8.self)
-            found.append(Chunk(type: type, data: offset + 8..<offset + 8 + length))
-            offset = end
-            if type == "IEND" { break }
-        }
-        chunks = found
-    }
-}

@@ -130,35 +130,13 @@ enum PNGCodec {
     /// Data with a broken chunk structure is returned as is, for the decoder to report.
     static func withoutColorSpaceChunks(_ bytes: [UInt8]) -> [UInt8] {
         let dropped: Set<String> = ["gAMA", "cHRM", "sRGB", "iCCP"]
+        let structure = PNGChunks(bytes)
+        guard !structure.isCut, structure.chunks.contains(where: { dropped.contains($0.type) }) else { return bytes }
         var kept = Array(bytes.prefix(ImageFormat.pngSignature.count))
-        var offset = kept.count
-        var removedAny = false
-        while offset + 8 <= bytes.count {
-            let length = bytes[offset..<offset + 4].reduce(0) { $0 << 8 | Int($1) }
-            let end = offset + 12 + length
-            guard end <= bytes.count else { return bytes }
-            let type = String(decoding: bytes[offset + 4..<offset + 8], as: UTF8.self)
-            if dropped.contains(type) {
-                removedAny = true
-            } else {
-                kept += bytes[offset..<end]
-            }
-            offset = end
-            if type == "IEND" { break }
-        }
-        return removedAny ? kept : bytes
+        for chunk in structure.chunks where !dropped.contains(chunk.type) { kept += bytes[chunk.whole] }
+        return kept
     }
 
     /// Whether the chunk sequence (length, type, data, CRC) ends before an IEND chunk.
-    static func isTruncated(_ bytes: [UInt8]) -> Bool {
-        var offset = ImageFormat.pngSignature.count
-        while true {
-            guard offset + 8 <= bytes.count else { return true }
-            let length = bytes[offset..<offset + 4].reduce(0) { $0 << 8 | Int($1) }
-            let end = offset + 12 + length
-            guard end <= bytes.count else { return true }
-            if bytes[offset + 4..<offset + 8].elementsEqual("IEND".utf8) { return false }
-            offset = end
-        }
-    }
+    static func isTruncated(_ bytes: [UInt8]) -> Bool { !PNGChunks(bytes).reachesEnd }
 }

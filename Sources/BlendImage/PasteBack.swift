@@ -13,18 +13,14 @@
 ///     `EditMask(contentsOf:size:)` passing `original.size`).
 /// - Throws: ``MaskError/sizeMismatch(mask:expected:operation:)`` if the mask is not the
 ///   photo's size.
+///
+/// The hard-edged whole-photo case of ``pasteEdit(_:into:region:weights:)``.
 public func pasteEdit(_ edit: RGBImage, into original: RGBImage, mask: EditMask) throws -> RGBImage {
     guard mask.size == original.size else {
         throw MaskError.sizeMismatch(mask: mask.size, expected: original.size, operation: "pasteEdit")
     }
-    let upscaled = try edit.resizedLanczos(width: original.width, height: original.height)
-    var pixels = original.pixels
-    for (i, edited) in mask.isEdited.enumerated() where edited {
-        pixels[3 * i] = upscaled.pixels[3 * i]
-        pixels[3 * i + 1] = upscaled.pixels[3 * i + 1]
-        pixels[3 * i + 2] = upscaled.pixels[3 * i + 2]
-    }
-    return RGBImage(validatedWidth: original.width, height: original.height, pixels: pixels)
+    return try pasteEdit(edit, into: Photo(image: original), region: PixelBox(x: 0, y: 0, width: original.width, height: original.height),
+                         weights: pasteWeights(mask: mask, feather: 0)).image
 }
 
 /// How much of the edit each photo pixel takes in a feathered paste-back, row-major at the
