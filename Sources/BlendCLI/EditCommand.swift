@@ -192,11 +192,14 @@ struct Edit: ParsableCommand {
                 case .checkedInputs, .loadingModels:
                     if case .loadingModels = event { say("loading models...") }
                 case let .notice(text):
-                    FileHandle.standardError.write(Data(((quiet && !text.hasPrefix("warning") ? nil : text).map { $0 + "\n" } ?? "").utf8))
+                    // Warnings show even with --quiet.
+                    if !quiet || text.hasPrefix("warning") { FileHandle.standardError.write(Data((text + "\n").utf8)) }
                 case let .planned(plan):
                     runDirectory = plan.runDirectory
                     finished = plan.resumedSamples.count
-                    say("editing the region \(plan.region.width)x\(plan.region.height) at \(plan.region.x),\(plan.region.y) at \(plan.modelSize)x\(plan.modelSize); seed \(plan.seed); into \(plan.runDirectory)")
+                    let r = plan.region
+                    say("editing the \(r.width)x\(r.height) region at (\(r.x), \(r.y)) at the model's \(plan.modelSize)x\(plan.modelSize);"
+                        + " seed \(plan.seed); run folder \(plan.runDirectory)")
                 case let .loadedModels(seconds):
                     say(String(format: "models loaded in %.1f s", seconds))
                     editStart = Date()

@@ -213,7 +213,7 @@ public enum EditPipeline {
         }
 
         // 5. Ranked results, the contact sheet, the report; then `latest`.
-        let ranking = done.values.sorted { ($0.distance, $0.index) < ($1.distance, $1.index) }
+        let ranking = ranked(Array(done.values))
         var samples: [EditReport.Sample] = []
         var sheetResults: [(image: RGBImage, score: Float)] = []
         for (rank, entry) in ranking.enumerated() {
@@ -355,10 +355,27 @@ public enum EditPipeline {
         return try image.resizedLanczos(width: width, height: height)
     }
 
-    static func encodeJSON<Value: Encodable>(_ value: Value) throws -> Data {
+    /// The JSON of blend's files: snake_case keys, and non-finite numbers (a diverged
+    /// sample's distance) as the strings "nan", "inf", "-inf".
+    static func encodeJSON<Value: Encodable>(_ value: Value, pretty: Bool = true) throws -> Data {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
         encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         return try encoder.encode(value)
+    }
+
+    /// Reads what ``encodeJSON(_:pretty:)`` wrote.
+    static func decodeJSON<Value: Decodable>(_ type: Value.Type, from data: Data) throws -> Value {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return try decoder.decode(type, from: data)
+    }
+
+    /// Best first; a diverged (NaN) sample last.
+    static func ranked(_ entries: [RunFolder.Progress]) -> [RunFolder.Progress] {
+        func key(_ e: RunFolder.Progress) -> (Float, Int) { (e.distance.isNaN ? .infinity : e.distance, e.index) }
+        return entries.sorted { key($0) < key($1) }
     }
 }

@@ -204,7 +204,7 @@ struct RunFolder {
         guard let data = try? Data(contentsOf: progressFile) else { return [:] }
         var found: [Int: Progress] = [:]
         for line in data.split(separator: UInt8(ascii: "\n")) {
-            guard let entry = try? JSONDecoder().decode(Progress.self, from: Data(line)),
+            guard let entry = try? EditPipeline.decodeJSON(Progress.self, from: Data(line)),
                   FileManager.default.fileExists(atPath: directory.appendingPathComponent(entry.file).path) else { continue }
             found[entry.index] = entry
         }
@@ -212,9 +212,7 @@ struct RunFolder {
     }
 
     func job<Job: Decodable>(_ type: Job.Type) -> Job? {
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
-        return (try? Data(contentsOf: jobFile)).flatMap { try? decoder.decode(type, from: $0) }
+        (try? Data(contentsOf: jobFile)).flatMap { try? EditPipeline.decodeJSON(type, from: $0) }
     }
 
     func writeJSON<Value: Encodable>(_ value: Value, to file: URL, step name: String) throws {
@@ -225,7 +223,7 @@ struct RunFolder {
     /// Appends one line to the progress file and flushes it to disk.
     func appendProgress(_ entry: Progress) throws {
         try folder.step("append progress of sample \(entry.index + 1)")
-        let line = try JSONEncoder().encode(entry) + Data([0x0A])
+        let line = try EditPipeline.encodeJSON(entry, pretty: false) + Data([0x0A])
         let fd = open(progressFile.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw OutputError.notWritable(path: progressFile.path, reason: String(cString: strerror(errno))) }
         defer { close(fd) }

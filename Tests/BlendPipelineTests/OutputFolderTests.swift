@@ -121,6 +121,15 @@ func expectLatestIsWhole(_ out: URL, context: String) {
         #expect(OutputFolder.unfinishedRunNames(in: out.path).count == 1)
     }
 
+    @Test func aDivergedSampleIsRecordedAndRankedLast() throws {
+        let entries = [RunFolder.Progress(index: 0, file: "a", distance: .nan), .init(index: 1, file: "b", distance: 0.7),
+                       .init(index: 2, file: "c", distance: 0.5)]
+        #expect(EditPipeline.ranked(entries).map(\.index) == [2, 1, 0])
+        let line = try EditPipeline.encodeJSON(entries[0], pretty: false)
+        #expect(String(decoding: line, as: UTF8.self) == #"{"distance":"nan","file":"a","index":0}"#)
+        #expect(try EditPipeline.decodeJSON(RunFolder.Progress.self, from: line).distance.isNaN)
+    }
+
     @Test func aSecondRunIntoABusyFolderIsRefused() throws {
         let models = try TinyModelFiles.scratch()
         defer { models.remove() }
