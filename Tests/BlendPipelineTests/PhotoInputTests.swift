@@ -191,6 +191,20 @@ func writeVariant(of photoPath: String, in directory: URL, name: String, alpha: 
         let geometry = try EditPipeline.resolveGeometry(mask: mask, photo: mask.size, options: MaskOptions(), modelSize: 16)
         #expect(geometry.modelMask.editedPixelCount >= 1)
         #expect(geometry.region == PixelBox(x: 0, y: 0, width: 17, height: 17))
+        // The issue's case at half the size: a 3x3 mark on a 512x512 photo (a 1024x1024 one
+        // for a 256 model) is edited 1:1 in a crop of the model's size.
+        let mark = try EditMask(width: 512, height: 512, isEdited: (0..<(512 * 512)).map { i in
+            (251..<254).contains(i % 512) && (351..<354).contains(i / 512)
+        })
+        let crop = try EditPipeline.resolveGeometry(mask: mark, photo: mark.size, options: MaskOptions(), modelSize: 128)
+        #expect(crop.region == PixelBox(x: 188, y: 288, width: 128, height: 128) && crop.modelMask.editedPixelCount == 9)
+        // Squeezed whole into the model's square (every 4th pixel), it falls between the samples.
+        do {
+            _ = try EditPipeline.resolveGeometry(mask: mark, photo: mark.size, options: MaskOptions(region: .full), modelSize: 128)
+            Issue.record("expected an error")
+        } catch let error as MaskError {
+            #expect(String(describing: error).contains("3x3 pixels at 251,351") && String(describing: error).contains("512x512 edit region"))
+        }
     }
 
     @Test func aGivenRegionIsEditedAndRecorded() throws {
