@@ -21,15 +21,17 @@ public struct Photo: Sendable, Hashable {
     }
 
     /// Reads a PNG or JPEG file (the format comes from its first bytes).
-    public init(contentsOf path: String) throws {
-        try self.init(encoded: FileIO.contents(of: path), source: path)
+    public init(contentsOf path: String, maximumPixels: Int = ImageSize.defaultMaximumDecodedPixels) throws {
+        try self.init(encoded: FileIO.contents(of: path), source: path, maximumPixels: maximumPixels)
     }
 
-    /// Decodes PNG or JPEG bytes; `source` names them in error messages.
-    public init(encoded bytes: [UInt8], source: String = "image data") throws {
+    /// Decodes PNG or JPEG bytes; `source` names them in error messages. Images larger than
+    /// `maximumPixels` are refused from their header (`ImageError.exceedsPixelLimit`).
+    public init(encoded bytes: [UInt8], source: String = "image data",
+                maximumPixels: Int = ImageSize.defaultMaximumDecodedPixels) throws {
         switch ImageFormat.detect(bytes) {
         case .png:
-            let decoded = try PNGCodec.decode(bytes, source: source)
+            let decoded = try PNGCodec.decode(bytes, source: source, maximumPixels: maximumPixels)
             let count = decoded.width * decoded.height
             var rgb = decoded.samples, alpha: [UInt8]?
             if decoded.hasAlpha {
@@ -39,7 +41,7 @@ public struct Photo: Sendable, Hashable {
             try self.init(image: RGBImage(validatedWidth: decoded.width, height: decoded.height, pixels: rgb),
                           alpha: alpha, colorProfile: ColorProfile.fromPNG(bytes))
         case .jpeg:
-            try self.init(image: RGBImage(encoded: bytes, source: source),
+            try self.init(image: RGBImage(encoded: bytes, source: source, maximumPixels: maximumPixels),
                           colorProfile: ColorProfile.fromJPEG(JPEGStructure(bytes).iccSegments))
         case nil:
             throw ImageError.unsupportedFormat(source: source, detected: ImageFormat.describeUnsupported(bytes))
