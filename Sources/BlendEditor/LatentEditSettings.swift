@@ -37,7 +37,7 @@ public struct LatentEditSettings: Codable, Equatable, Sendable {
     /// Progressive mask shrinking (the paper's "progressive mask shrinking" for thin masks; `--mask_dilation_iterations`
     /// of the official LDM code): 0 blends with the true mask throughout; k > 0 starts with the
     /// mask dilated by a (2k+1)² square and shrinks it through (2k−1)², …, 3², to the true mask,
-    /// in k + 1 equal stretches of the steps.
+    /// in k + 1 stretches of about equal length (the LDM sampler's `i // (steps // (k + 1) + 1)`).
     public var maskDilations: Int = 0
     /// Edits in all, denoised `batchSize` at a time (classifier-free guidance doubles the batch).
     public var samples: Int = 1
