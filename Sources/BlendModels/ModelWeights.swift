@@ -37,6 +37,9 @@ public final class ModelWeights {
     private var tensors: [String: Tensor]
     private var used: Set<String> = []
     private let synthesize: ((String, [Int]) throws -> Tensor)?
+    /// Names and shapes of tensors read only when a model takes them (see `init(shapes:modelName:load:)`).
+    private var declared: [String: [Int]] = [:]
+    private let load: ((String) throws -> Tensor)?
     let modelName: String
     /// Elements in all tensors taken so far: the model's parameter count once assembled.
     public private(set) var parameterCount = 0
@@ -45,6 +48,19 @@ public final class ModelWeights {
         self.tensors = tensors
         self.modelName = modelName
         self.synthesize = nil
+        self.load = nil
+    }
+
+    /// Weights read on demand: `shapes` names every tensor available (a file's directory),
+    /// and `load(name)` reads one when the model takes it, so tensors a model does not use
+    /// (another component of a Stable Diffusion file, EMA copies) are never converted.
+    /// Unused names still count for `finish()`.
+    public init(shapes: [String: [Int]], modelName: String, load: @escaping (String) throws -> Tensor) {
+        self.tensors = [:]
+        self.declared = shapes
+        self.modelName = modelName
+        self.synthesize = nil
+        self.load = load
     }
 
     /// Weights made on demand, `make(key, shape)` for each tensor the model asks for:
@@ -53,24 +69,30 @@ public final class ModelWeights {
         self.tensors = [:]
         self.modelName = modelName
         self.synthesize = make
+        self.load = nil
     }
 
-    public var keys: [String] { tensors.keys.sorted() }
-    public func shape(of key: String) -> [Int]? { tensors[key]?.shape }
-    public func contains(_ key: String) -> Bool { tensors[key] != nil }
+    public var keys: [String] { Set(tensors.keys).union(declared.keys).sorted() }
+    public func shape(of key: String) -> [Int]? { tensors[key]?.shape ?? declared[key] }
+    public func contains(_ key: String) -> Bool { tensors[key] != nil || declared[key] != nil }
 
     /// The tensor stored under `key`, checked against `shape` when given.
     public func take(_ key: String, shape: [Int]? = nil) throws -> Tensor {
         if tensors[key] == nil, let synthesize, let shape { tensors[key] = try synthesize(key, shape) }
+        if tensors[key] == nil, let load, let declaredShape = declared[key] {
+            if let shape, declaredShape != shape { throw ModelError.weightShape(key: key, expected: shape, got: declaredShape) }
+            tensors[key] = try load(key)
+        }
         guard let t = tensors[key] else { throw ModelError.missingWeight(key: key, model: modelName) }
         if let shape, t.shape != shape { throw ModelError.weightShape(key: key, expected: shape, got: t.shape) }
         if used.insert(key).inserted { parameterCount += t.count }
         return t
     }
 
-    /// Throws when tensors were left unused.
-    public func finish() throws {
-        let unused = tensors.keys.filter { !used.contains($0) }.sorted()
+    /// Throws when tensors were left unused; with `prefix`, only those whose names start with
+    /// it count (one network's part of a file that holds several).
+    public func finish(under prefix: String = "") throws {
+        let unused = keys.filter { $0.hasPrefix(prefix) && !used.contains($0) }
         if !unused.isEmpty { throw ModelError.unexpectedWeights(keys: unused, model: modelName) }
     }
 }

@@ -8,9 +8,12 @@ public enum RecognizedArchitecture: Equatable, Sendable, CustomStringConvertible
     case lpipsLinearLayers(backbone: String)
     /// A torchvision VGG (`features.N.weight`): depth 11/13/16/19.
     case torchvisionVGG(depth: Int, batchNorm: Bool, hasClassifier: Bool)
+    /// Stable Diffusion: a CompVis single file, a stand-alone VAE, or a diffusers component file.
+    case stableDiffusion(StableDiffusionInfo)
 
     public var description: String {
         switch self {
+        case let .stableDiffusion(info): return info.description
         case let .guidedDiffusionUNet(config): return config.description
         case let .clip(config): return config.description
         case let .lpipsLinearLayers(backbone): return "LPIPS linear layers for the \(backbone) backbone"
@@ -76,6 +79,7 @@ public enum ArchitectureRecognizer {
     /// The architecture `entries` (a checkpoint's tensor directory) belongs to, or nil.
     public static func recognize(_ entries: [CheckpointEntry]) -> RecognizedArchitecture? {
         let shapes = Dictionary(entries.map { ($0.name, $0.shape) }, uniquingKeysWith: { first, _ in first })
+        if let sd = stableDiffusion(shapes) { return .stableDiffusion(sd) }
         if let unet = guidedDiffusion(shapes) { return .guidedDiffusionUNet(unet) }
         if let clip = clip(shapes) { return .clip(clip) }
         if let backbone = lpips(shapes) { return .lpipsLinearLayers(backbone: backbone) }
