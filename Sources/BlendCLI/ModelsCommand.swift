@@ -30,7 +30,7 @@ extension Models {
             abstract: "List a weight file's tensors, its parameter count and the architecture it holds.",
             discussion: "Reads torch.save archives (zip and legacy), TorchScript archives and safetensors without executing anything from the file.")
 
-        @Argument(help: "A .pt/.pth/.safetensors file.")
+        @Argument(help: "A .pt/.pth/.ckpt/.safetensors file, or a diffusers folder (with model_index.json).")
         var file: String
 
         @Flag(help: "Print only the summary, not every tensor.")
@@ -43,6 +43,10 @@ extension Models {
         static let metadataLimit = 200
 
         func run() throws {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory), isDirectory.boolValue {
+                return try inspectFolder()
+            }
             let checkpoint = try CheckpointFile.load(path: file)
             var dtypeCounts: [CheckpointDType: Int] = [:]
             for entry in checkpoint.entries { dtypeCounts[entry.dtype, default: 0] += 1 }
@@ -79,6 +83,36 @@ extension Models {
                 }
             }
             if load { try loadEverything(checkpoint) }
+        }
+
+        /// A diffusers pipeline folder: its components, their weight files, and what blend recognises.
+        private func inspectFolder() throws {
+            let folder = try DiffusersFolder.open(path: file)
+            print("folder:       \(folder.path)")
+            if let sd = try? StableDiffusionFiles.open(path: file) {
+                print("architecture: \(sd.info)")
+            } else {
+                print("architecture: not one blend recognises")
+            }
+            for name in folder.components.keys.sorted() {
+                let kind = folder.components[name]?.joined(separator: ".") ?? ""
+                guard folder.hasComponent(name) else {
+                    print("\(name): \(kind) (folder missing)")
+                    continue
+                }
+                guard let component = try? folder.component(name) else {
+                    print("\(name): \(kind) (no weights)")
+                    continue
+                }
+                let files = component.weightFiles.map { URL(fileURLWithPath: $0).lastPathComponent }
+                let shown = files.count > 2 ? "\(files[0]) ... (\(files.count) shards)" : files.joined(separator: ", ")
+                print("\(name): \(kind), \(component.tensors.entries.count) tensors, \(grouped(component.tensors.parameterCount)) parameters in \(shown)")
+                if !summary {
+                    for entry in component.tensors.entries {
+                        print("  \(entry.name)  \(entry.dtype.rawValue)  \(entry.shape)")
+                    }
+                }
+            }
         }
 
         private func loadEverything(_ checkpoint: Checkpoint) throws {
