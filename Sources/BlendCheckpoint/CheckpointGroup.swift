@@ -1,25 +1,20 @@
 import BlendTensor
 
-/// Several weight files read as one state dict: the shards of a sharded model, or a single
-/// file whose state dict sits under a wrapper key. Names are unique across the group; a
-/// tensor is read from its file only when asked for.
+/// Several weight files read as one state dict (the shards of a sharded model). Names are
+/// unique across the group; a tensor is read from its file only when asked for.
 public final class CheckpointGroup: @unchecked Sendable {
     public let checkpoints: [Checkpoint]
     /// Every tensor of the group by (unwrapped) name, in file order.
     public let entries: [CheckpointEntry]
     private let owner: [String: (checkpoint: Int, name: String)]
 
-    /// `unwrapping` is a prefix removed from every name that has it (`state_dict.` for
-    /// training checkpoints whose weights sit under a `state_dict` key); names without it keep
-    /// theirs. Throws `CheckpointError.duplicateTensorName` when two files (or a wrapped and an
-    /// unwrapped name) hold the same tensor name.
-    public init(_ checkpoints: [Checkpoint], unwrapping prefix: String? = nil) throws {
+    /// Throws `CheckpointError.duplicateTensorName` when two files hold the same tensor name.
+    public init(_ checkpoints: [Checkpoint]) throws {
         var owner: [String: (checkpoint: Int, name: String)] = [:]
         var entries: [CheckpointEntry] = []
         for (index, checkpoint) in checkpoints.enumerated() {
             for entry in checkpoint.entries {
-                var name = entry.name
-                if let prefix, name.hasPrefix(prefix) { name.removeFirst(prefix.count) }
+                let name = entry.name
                 guard owner[name] == nil else {
                     throw CheckpointError.duplicateTensorName(file: checkpoint.path, name: name)
                 }

@@ -79,6 +79,9 @@ enum WeightUnwrapping {
             // Training scalars at the top of a level (`step`, `epoch` saved as tensors) don't decide anything.
             let keys = groups.keys.filter { !(groups.isLoose($0) && trainingKeys.contains($0)) }
             guard !keys.isEmpty else { break }
+            // A Stable Diffusion file holding only its UNet: `model.diffusion_model.*` is the
+            // network's own name, not a `model` wrapper.
+            if keys == ["model"], groups.members("model").allSatisfy({ $0.name.hasPrefix("diffusion_model.") }) { break }
             let allKnown = keys.allSatisfy { weightKeys.contains($0) || emaKeys.contains($0) || trainingKeys.contains($0) }
             if keys.count == 1, weightKeys.contains(keys[0]) || emaKeys.contains(keys[0]), !groups.isLoose(keys[0]) {
                 // A lone wrapper (`module.` from DataParallel, or a single `state_dict`).

@@ -95,6 +95,9 @@ func fullSizeShapes(_ name: String) throws -> [String: [Int]] {
         #expect(ckpt.info.components == [.unet, .vae])
         #expect(ckpt.info.unetInChannels == 4 && ckpt.info.unetBaseChannels == 16 && ckpt.info.crossAttentionDim == 16)
         #expect(ckpt.info.emaTensorCount == 3)
+        // The training wrapper is removed; the EMA copy is not taken for the weights.
+        let unwrapped = try CheckpointFile.load(path: sdPath("sd1", .compVis)).modelWeights()
+        #expect(unwrapped.selection?.keyPath == ["state_dict"] && unwrapped.selection?.usedEMA == false)
         #expect(try ckpt.config(for: .unet) == nil)
         #expect(throws: StableDiffusionFileError.missingComponent(path: sdPath("sd1", .compVis), component: "text encoder")) {
             try ckpt.tensors(for: .textEncoder)
@@ -132,8 +135,6 @@ func fullSizeShapes(_ name: String) throws -> [String: [Int]] {
         // A stand-alone VAE file (no prefix) and wrapped training checkpoints.
         let bareVAE = Dictionary(uniqueKeysWithValues: try fullSizeShapes("vae_keys_sd.json").map { (String($0.key.dropFirst(18)), $0.value) })
         #expect(info(bareVAE)?.components == [.vae])
-        let wrapped = Dictionary(uniqueKeysWithValues: sd15.map { ("state_dict." + $0.key, $0.value) })
-        #expect(info(wrapped)?.version == .v1)
     }
 
     @Test func infersTheOfficialConfigsFromFullSizeShapes() throws {
@@ -220,6 +221,8 @@ func fullSizeShapes(_ name: String) throws -> [String: [Int]] {
             try SafetensorsTensor(name: "model.diffusion_model.input_blocks.0.0.weight", tensor: Tensor.zeros([8, 9, 3, 3])),
             try SafetensorsTensor(name: "model.diffusion_model.out.2.weight", tensor: Tensor.zeros([4, 8, 3, 3])),
         ], to: inpainting)
+        // A UNet-only file keeps its `model.diffusion_model.` names (no `model` wrapper is removed).
+        #expect(try CheckpointFile.load(path: inpainting.path).modelWeights().selection == nil)
         #expect(throws: StableDiffusionFileError.unsupported(
             path: inpainting.path,
             what: "a Stable Diffusion inpainting model (its UNet takes 9 channels: latent, mask, masked-image latent)")) {

@@ -46,8 +46,9 @@ public final class StableDiffusionFiles: @unchecked Sendable {
             let folder = try DiffusersFolder.open(path: path)
             return try StableDiffusionFiles(path: path, folder: folder)
         }
-        // Training checkpoints keep the weights under `state_dict` (names `state_dict.model...`).
-        let group = try CheckpointGroup([CheckpointFile.load(path: path)], unwrapping: "state_dict.")
+        // Training checkpoints keep the weights under `state_dict`; a full SD file's own
+        // top level (`model.`, `first_stage_model.`, `model_ema.`, ...) is left as it is.
+        let group = try CheckpointGroup([CheckpointFile.load(path: path).modelWeights()])
         guard case let .stableDiffusion(info)? = ArchitectureRecognizer.recognize(group.entries) else {
             let found = ArchitectureRecognizer.recognize(group.entries).map(String.init(describing:)) ?? "an unknown model"
             throw StableDiffusionFileError.notStableDiffusion(path: path, found: found)
@@ -94,7 +95,7 @@ public final class StableDiffusionFiles: @unchecked Sendable {
     }
 
     /// The tensors of `component`: for a single file, every tensor of the file (the key
-    /// layouts select their network's prefix; `state_dict.` is already removed), for a folder
+    /// layouts select their network's prefix; a `state_dict` wrapper is already removed), for a folder
     /// the component folder's weights (all shards).
     ///
     /// Throws `StableDiffusionFileError.missingComponent` when the file or folder lacks it.

@@ -75,14 +75,10 @@ public struct StableDiffusionInfo: Equatable, Sendable, CustomStringConvertible 
 
 extension ArchitectureRecognizer {
     /// Stable Diffusion from tensor names and shapes: a CompVis single file (UNet, VAE and/or
-    /// text encoder under their prefixes, possibly wrapped in `state_dict.`), a stand-alone
-    /// CompVis VAE, or one component file of a diffusers folder.
+    /// text encoder under their prefixes; a training checkpoint once `Checkpoint.modelWeights()`
+    /// has removed its `state_dict` wrapper), a stand-alone CompVis VAE, or one component file
+    /// of a diffusers folder.
     static func stableDiffusion(_ shapes: [String: [Int]]) -> StableDiffusionInfo? {
-        var shapes = shapes
-        if shapes.keys.contains(where: { $0.hasPrefix("state_dict.") }) {
-            shapes = Dictionary(shapes.map { ($0.key.hasPrefix("state_dict.") ? String($0.key.dropFirst(11)) : $0.key, $0.value) },
-                                uniquingKeysWith: { first, _ in first })
-        }
         let u = StableDiffusionComponent.unet.compVisPrefix
         if let convIn = shapes[u + "input_blocks.0.0.weight"], convIn.count == 4 {
             var info = StableDiffusionInfo(version: nil, layout: .compVis, components: [.unet],
