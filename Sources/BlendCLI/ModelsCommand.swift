@@ -88,28 +88,29 @@ extension Models {
         /// A diffusers pipeline folder: its components, their weight files, and what blend recognises.
         private func inspectFolder() throws {
             let folder = try DiffusersFolder.open(path: file)
-            print("folder:       \(folder.path)")
+            print("folder:       \(terminalSafe(folder.path))")
             if let sd = try? StableDiffusionFiles.open(path: file) {
                 print("architecture: \(sd.info)")
             } else {
                 print("architecture: not one blend recognises")
             }
             for name in folder.components.keys.sorted() {
-                let kind = folder.components[name]?.joined(separator: ".") ?? ""
+                let kind = terminalSafe(folder.components[name]?.joined(separator: ".") ?? "", limit: 100)
+                let shownName = terminalSafe(name, limit: 100)
                 guard folder.hasComponent(name) else {
-                    print("\(name): \(kind) (folder missing)")
+                    print("\(shownName): \(kind) (folder missing)")
                     continue
                 }
                 guard let component = try? folder.component(name) else {
-                    print("\(name): \(kind) (no weights)")
+                    print("\(shownName): \(kind) (no weights)")
                     continue
                 }
                 let files = component.weightFiles.map { URL(fileURLWithPath: $0).lastPathComponent }
-                let shown = files.count > 2 ? "\(files[0]) ... (\(files.count) shards)" : files.joined(separator: ", ")
-                print("\(name): \(kind), \(component.tensors.entries.count) tensors, \(grouped(component.tensors.parameterCount)) parameters in \(shown)")
+                let shown = terminalSafe(files.count > 2 ? "\(files[0]) ... (\(files.count) shards)" : files.joined(separator: ", "), limit: 200)
+                print("\(shownName): \(kind), \(component.tensors.entries.count) tensors, \(grouped(component.tensors.parameterCount)) parameters in \(shown)")
                 if !summary {
                     for entry in component.tensors.entries {
-                        print("  \(entry.name)  \(entry.dtype.rawValue)  \(entry.shape)")
+                        print("  \(terminalSafe(entry.name, limit: 200))  \(entry.dtype.rawValue)  \(entry.shape)")
                     }
                 }
             }

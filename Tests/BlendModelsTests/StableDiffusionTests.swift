@@ -199,8 +199,12 @@ func fullSizeShapes(_ name: String) throws -> [String: [Int]] {
         #expect(throws: ModelError.unexpectedWeights(keys: [p + "extra.weight"], model: "SD UNet")) {
             try UNet2DConditionModel(config: config, weights: weights { $0[p + "extra.weight"] = [3] }, layout: .compVis)
         }
-        // The other networks, EMA copies and schedule buffers in the file are not the UNet's.
-        _ = try UNet2DConditionModel(config: config, weights: weights { _ in }, layout: .compVis)
+        // The other networks, EMA copies and schedule buffers in the file are not the UNet's,
+        // and are never read.
+        var read: Set<String> = []
+        let lazy = ModelWeights(shapes: group.shapes, modelName: "SD UNet") { read.insert($0); return try group.tensor(named: $0) }
+        _ = try UNet2DConditionModel(config: config, weights: lazy, layout: .compVis)
+        #expect(read.count == group.entries.filter { $0.name.hasPrefix(p) }.count && read.allSatisfy { $0.hasPrefix(p) })
         // The wrong layout finds nothing.
         #expect(throws: ModelError.self) { try UNet2DConditionModel(config: config, weights: weights { _ in }, layout: .diffusers) }
         // A UNet-only config for a VAE file.
@@ -248,6 +252,8 @@ func fullSizeShapes(_ name: String) throws -> [String: [Int]] {
         #expect(throws: DiffusersFolderError.self) { try StableDiffusionFiles.open(path: temporary.path) }
         try write(index, to: "unet/diffusion_pytorch_model.safetensors.index.json")
         let unetOnly = try StableDiffusionFiles.open(path: temporary.path)
+        // model_index.json names cannot reach outside the folder.
+        #expect(throws: DiffusersFolderError.self) { try DiffusersFolder.open(path: temporary.path).component("../\(temporary.lastPathComponent)/unet") }
         #expect(throws: StableDiffusionFileError.missingComponent(path: temporary.path, component: "VAE")) { try unetOnly.tensors(for: .vae) }
     }
 

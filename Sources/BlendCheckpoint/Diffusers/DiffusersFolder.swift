@@ -67,15 +67,15 @@ public struct DiffusersFolder: Sendable {
     /// disk has it, and the errors of ``DiffusersComponent/init(folder:)``.
     public func component(_ name: String) throws -> DiffusersComponent {
         let folder = URL(fileURLWithPath: path).appendingPathComponent(name).path
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
+        guard hasComponent(name) else {
             throw DiffusersFolderError.missingComponent(folder: path, component: name, listed: components.keys.sorted())
         }
         return try DiffusersComponent(folder: folder)
     }
 
-    /// Whether component `name`'s folder exists.
+    /// Whether component `name`'s folder exists (a plain name: nothing outside the folder is reached).
     public func hasComponent(_ name: String) -> Bool {
+        guard !name.isEmpty, name != ".", name != "..", !name.contains("/"), !name.contains("\\") else { return false }
         var isDirectory: ObjCBool = false
         return FileManager.default.fileExists(atPath: URL(fileURLWithPath: path).appendingPathComponent(name).path,
                                               isDirectory: &isDirectory) && isDirectory.boolValue
