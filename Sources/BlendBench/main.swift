@@ -76,7 +76,7 @@ let benchmarks: [Benchmark] = [
         let w = try randn([256, 256, 3, 3], std: 0.02), b = try randn([256])
         let y = try conv2d(x, weight: w, bias: b, padding: 1)
         let g = try randn(y.shape)
-        return { _ = try gradients(of: y, withRespectTo: [x], seed: g) }
+        return { _ = try gradients(of: y, withRespectTo: [x], seed: g, retainGraph: true) }
     },
     Benchmark(name: "groupnorm_256_fwd", flops: nil) {
         let x = try randn([1, 256, 256, 256]), w = try randn([256]), b = try randn([256])
@@ -86,7 +86,7 @@ let benchmarks: [Benchmark] = [
         let x = try randn([1, 256, 256, 256]).requiringGradient(), w = try randn([256]), b = try randn([256])
         let y = try groupNorm(x, groups: 32, weight: w, bias: b)
         let g = try randn(y.shape)
-        return { _ = try gradients(of: y, withRespectTo: [x], seed: g) }
+        return { _ = try gradients(of: y, withRespectTo: [x], seed: g, retainGraph: true) }
     },
     Benchmark(name: "attention_1024x512_fwd", flops: nil) {
         let q = try randn([8, 1024, 64]), k = try randn([8, 1024, 64]), v = try randn([8, 1024, 64])

@@ -12,6 +12,8 @@ final class GradNode: @unchecked Sendable {
     let inputs: [GradNode?]
     /// Released after use so saved activations are freed as the backward pass proceeds.
     var backward: ((Tensor) -> [Tensor?])?
+    /// Whether `backward` ran and was released (the graph cannot be differentiated again).
+    var released = false
 
     private static let counter = Atomic<Int>(0)
 
@@ -43,9 +45,16 @@ extension Tensor {
 ///
 /// `seed` is the gradient of the final objective with respect to `output`
 /// (ones when omitted, i.e. the gradient of the sum of `output`). The graph is
-/// walked once; each node's saved tensors are released as soon as it is done.
-/// An input that `output` does not depend on gets a zero gradient.
-public func gradients(of output: Tensor, withRespectTo inputs: [Tensor], seed: Tensor? = nil) throws -> [Tensor] {
+/// walked once; unless `retainGraph` is set, each node's saved tensors are released as
+/// soon as its backward step has run, so the same graph can be differentiated only once
+/// (as PyTorch's `backward(retain_graph=False)`). An input that `output` does not depend
+/// on gets a zero gradient.
+///
+/// - Throws: ``TensorError/notDifferentiable(message:)`` when `output` or an input is not
+///   part of a recorded computation, or when the graph was already differentiated without
+///   `retainGraph`; ``TensorError/shapeMismatch(op:expected:got:)`` for a seed of the wrong shape.
+public func gradients(of output: Tensor, withRespectTo inputs: [Tensor], seed: Tensor? = nil,
+                      retainGraph: Bool = false) throws -> [Tensor] {
     guard let root = output.node else {
         throw TensorError.notDifferentiable(message: "the output does not depend on any tensor marked with requiringGradient()")
     }
@@ -62,6 +71,9 @@ public func gradients(of output: Tensor, withRespectTo inputs: [Tensor], seed: T
     var stack = [root]
     var nodes: [GradNode] = []
     while let node = stack.popLast() {
+        if node.released {
+            throw TensorError.notDifferentiable(message: "this computation was already differentiated and its saved tensors released; compute it again, or pass retainGraph: true to the first gradients(of:withRespectTo:) call")
+        }
         nodes.append(node)
         for case let parent? in node.inputs where seen.insert(ObjectIdentifier(parent)).inserted {
             stack.append(parent)
@@ -79,11 +91,16 @@ public func gradients(of output: Tensor, withRespectTo inputs: [Tensor], seed: T
         if wanted.contains(key) { results[key] = grad }
         guard let backward = node.backward else { continue }
         let inputGrads = backward(grad)
+        if !retainGraph {
+            node.backward = nil
+            node.released = true
+        }
         for (parent, g) in zip(node.inputs, inputGrads) {
             guard let parent, let g else { continue }
             let pkey = ObjectIdentifier(parent)
-            if let existing = pending[pkey] {
-                pending[pkey] = accumulate(existing, g)
+            if var existing = pending.removeValue(forKey: pkey) {
+                accumulate(&existing, g)
+                pending[pkey] = existing
             } else {
                 pending[pkey] = g
             }
@@ -94,14 +111,22 @@ public func gradients(of output: Tensor, withRespectTo inputs: [Tensor], seed: T
     }
 }
 
-/// Sum of two gradients of the same shape. The first is usually owned only by the
-/// pending map, but it may share storage with a saved tensor, so a new buffer is written.
-func accumulate(_ a: Tensor, _ b: Tensor) -> Tensor {
+/// Adds gradient `b` to gradient `a` (same shape). When nothing else holds `a`'s buffer
+/// the sum is written into it; a buffer that is shared — with a saved tensor, another
+/// pending gradient, or the caller's seed — is never written, and a new one is made instead.
+func accumulate(_ a: inout Tensor, _ b: Tensor) {
     precondition(a.shape == b.shape, "gradient shape mismatch \(a.shape) vs \(b.shape)")
-    let out = Tensor(uninitializedShape: a.shape)
+    let out = isKnownUniquelyReferenced(&a.storage) ? a : Tensor(uninitializedShape: a.shape)
     let pa = a.pointer, pb = b.pointer, po = out.pointer
     parallelRanges(a.count, grain: 1 << 16) { r in
-        for i in r { po[i] = pa[i] + pb[i] }
+        var i = r.lowerBound
+        while i + 16 <= r.upperBound {
+            let sum = UnsafeRawPointer(pa + i).loadUnaligned(as: SIMD16<Float>.self)
+                + UnsafeRawPointer(pb + i).loadUnaligned(as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(po + i).storeBytes(of: sum, as: SIMD16<Float>.self)
+            i += 16
+        }
+        while i < r.upperBound { po[i] = pa[i] + pb[i]; i += 1 }
     }
-    return out
+    a = Tensor(shape: a.shape, storage: out.storage)
 }

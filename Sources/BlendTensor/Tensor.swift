@@ -5,7 +5,9 @@
 /// linking it to the op that produced it; see ``gradients(of:withRespectTo:seed:)``.
 public struct Tensor: @unchecked Sendable {
     public let shape: [Int]
-    let storage: TensorStorage
+    /// Shared, immutable once filled; `var` only so that gradient accumulation can check
+    /// that a buffer has no other owner before adding into it.
+    var storage: TensorStorage
     /// The autograd node that produced this tensor, or nil for a constant.
     let node: GradNode?
 
