@@ -10,11 +10,13 @@ struct ConvGeometry {
     var inPlane: Int { height * width }
     var isPointwise: Bool { kernelH == 1 && kernelW == 1 && strideH == 1 && strideW == 1 && padH == 0 && padW == 0 }
 
-    /// Whether the stride-1 fast paths (Winograd, shifted GEMMs) pay off. They first
-    /// rearrange the whole kernel (16·out·in values for Winograd); on small images with many
-    /// channels — the deep levels of the UNet, which hold most of its weights — that costs more
-    /// than the multiplications it saves (break-even near 600 pixels), and im2col, which
-    /// multiplies the kernel as it is stored, is faster.
+    /// Whether the stride-1 fast paths (Winograd, shifted GEMMs) pay off. They rearrange the
+    /// kernel once and keep the result with the weight (16·out·in values for Winograd, 16/9 of
+    /// the kernel). On small images with many channels — the deep levels of the UNet, which hold
+    /// most of its weights — their GEMMs run over few tiles, and keeping those transforms would
+    /// nearly triple the memory of the largest kernels; im2col, which multiplies the kernel as
+    /// it is stored, is used there (and was faster even before the transforms were kept:
+    /// break-even near 600 pixels).
     func usesStride1FastPath(pixels: Int) -> Bool {
         strideH == 1 && strideW == 1 && !isPointwise && pixels >= 1024
     }
@@ -96,10 +98,9 @@ private func convForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ geo: Conv
         let beta: Float = bias == nil ? 0 : 1
         let xn = x.pointer + n * geo.inChannels * geo.inPlane
         if geo.usesStride1FastPath(pixels: geo.outPlane) {
-            let taps = kernelTaps(weight, geo, adjoint: false)
             stride1Convolution(xn, channels: geo.inChannels, height: geo.height, width: geo.width,
-                               padH: geo.padH, padW: geo.padW, kernelH: geo.kernelH, kernelW: geo.kernelW,
-                               taps: taps.pointer, outChannels: geo.outChannels, accumulate: bias != nil, into: yn)
+                               padH: geo.padH, padW: geo.padW, weight: weight, geo, adjoint: false,
+                               outChannels: geo.outChannels, accumulate: bias != nil, into: yn)
             continue
         }
         if geo.isPointwise {
@@ -125,11 +126,10 @@ private func convInputGradient(_ g: Tensor, weight: Tensor, _ geo: ConvGeometry)
         if geo.usesStride1FastPath(pixels: geo.inPlane) && geo.padH < geo.kernelH && geo.padW < geo.kernelW {
             // The input gradient of a stride-1 convolution is the convolution of dY with the
             // flipped, transposed kernel and the complementary padding.
-            let taps = kernelTaps(weight, geo, adjoint: true)
             stride1Convolution(gn, channels: geo.outChannels, height: geo.outH, width: geo.outW,
                                padH: geo.kernelH - 1 - geo.padH, padW: geo.kernelW - 1 - geo.padW,
-                               kernelH: geo.kernelH, kernelW: geo.kernelW,
-                               taps: taps.pointer, outChannels: geo.inChannels, accumulate: false, into: gxn)
+                               weight: weight, geo, adjoint: true,
+                               outChannels: geo.inChannels, accumulate: false, into: gxn)
             continue
         }
         if geo.isPointwise {
@@ -217,42 +217,72 @@ private func col2imAdd(_ cols: UnsafeMutablePointer<Float>, _ geo: ConvGeometry,
     }
 }
 
-/// The kernel split into one `[out, in]` matrix per tap (ki, kj), as the shifted
-/// convolution multiplies them. With `adjoint`, the matrices of the input-gradient
-/// convolution: transposed and spatially flipped.
-private func kernelTaps(_ weight: Tensor, _ geo: ConvGeometry, adjoint: Bool) -> TensorStorage {
-    let co = geo.outChannels, ci = geo.inChannels, kh = geo.kernelH, kw = geo.kernelW, kk = kh * kw
-    let taps = TensorStorage(uninitializedCount: kk * co * ci)
-    let w = weight.pointer, t = taps.pointer
-    parallelFor(co, grain: 16) { o in
-        for i in 0..<ci {
-            let src = w + (o * ci + i) * kk
-            for k in 0..<kk {
-                if adjoint {
-                    // tap (ki, kj) of the adjoint reads weight tap (kh-1-ki, kw-1-kj), [in, out]
-                    t[(kk - 1 - k) * co * ci + i * co + o] = src[k]
-                } else {
-                    t[k * co * ci + o * ci + i] = src[k]
-                }
+/// The kernel split into one `[out, in]` matrix per tap (ki, kj), `[kH·kW, out, in]`, as the
+/// shifted convolution multiplies them; computed on first use and kept with the weight.
+/// The input-gradient convolution multiplies the same matrices transposed, taps in reverse.
+private func kernelTaps(_ weight: Tensor, _ geo: ConvGeometry) -> TensorStorage {
+    let co = geo.outChannels, ci = geo.inChannels, kk = geo.kernelH * geo.kernelW
+    return weight.storage.derived(.kernelTaps(out: co, in: ci, kernelH: geo.kernelH, kernelW: geo.kernelW),
+                                  count: kk * co * ci) { t in
+        let w = weight.pointer
+        parallelFor(co, grain: 16) { o in
+            for i in 0..<ci {
+                let src = w + (o * ci + i) * kk
+                for k in 0..<kk { t[k * co * ci + o * ci + i] = src[k] }
             }
         }
     }
-    return taps
 }
 
-/// A stride-1 convolution of one image: Winograd F(2×2, 3×3) for 3×3 kernels, shifted
-/// GEMMs for other sizes. `taps` holds one `[outChannels, channels]` matrix per kernel tap.
+/// The Winograd filter transform U = G·g·Gᵀ of a 3×3 kernel, one `[out, in]` matrix per
+/// element of the 4×4 transformed tile (`[16, out, in]`), with
+/// G = [[1, 0, 0], [½, ½, ½], [½, −½, ½], [0, 0, 1]] (Lavin & Gray, 2016). Computed on first
+/// use and kept with the weight: 16/9 of the kernel's size.
+private func winogradFilter(_ weight: Tensor, _ geo: ConvGeometry) -> TensorStorage {
+    let co = geo.outChannels, ci = geo.inChannels, pairs = co * ci
+    return weight.storage.derived(.winogradFilter(out: co, in: ci), count: 16 * pairs) { up in
+        let w = weight.pointer
+        parallelFor(co, grain: 8) { o in
+            for i in 0..<ci {
+                let g = w + (o * ci + i) * 9
+                // Rows of G·g (4 × 3, as SIMD3 over kx), then each row times Gᵀ.
+                let k0 = SIMD3<Float>(g[0], g[1], g[2])
+                let k1 = SIMD3<Float>(g[3], g[4], g[5])
+                let k2 = SIMD3<Float>(g[6], g[7], g[8])
+                let base = o * ci + i
+                @inline(__always) func store(_ r: Int, _ row: SIMD3<Float>) {
+                    let q = up + r * 4 * pairs + base
+                    q[0] = row[0]
+                    q[pairs] = (row[0] + row[1] + row[2]) * 0.5
+                    q[2 * pairs] = (row[0] - row[1] + row[2]) * 0.5
+                    q[3 * pairs] = row[2]
+                }
+                store(0, k0)
+                store(1, (k0 + k1 + k2) * 0.5)
+                store(2, (k0 - k1 + k2) * 0.5)
+                store(3, k2)
+            }
+        }
+    }
+}
+
+/// A stride-1 convolution of one image with `weight` (`adjoint`: its flipped, transposed
+/// kernel, for the input gradient): Winograd F(2×2, 3×3) for 3×3 kernels, shifted GEMMs for
+/// other sizes. Either way the weight is rearranged once, on first use, and kept.
 private func stride1Convolution(_ input: UnsafeMutablePointer<Float>, channels: Int, height: Int, width: Int,
-                                padH: Int, padW: Int, kernelH: Int, kernelW: Int,
-                                taps: UnsafeMutablePointer<Float>, outChannels: Int, accumulate: Bool,
+                                padH: Int, padW: Int, weight: Tensor, _ geo: ConvGeometry, adjoint: Bool,
+                                outChannels: Int, accumulate: Bool,
                                 into output: UnsafeMutablePointer<Float>) {
-    if kernelH == 3 && kernelW == 3 && height + 2 * padH >= 3 && width + 2 * padW >= 3 {
+    if geo.kernelH == 3 && geo.kernelW == 3 && height + 2 * padH >= 3 && width + 2 * padW >= 3 {
+        let filter = winogradFilter(weight, geo)
         winogradConvolution(input, channels: channels, height: height, width: width, padH: padH, padW: padW,
-                            taps: taps, outChannels: outChannels, accumulate: accumulate, into: output)
+                            filter: filter.pointer, adjoint: adjoint, outChannels: outChannels,
+                            accumulate: accumulate, into: output)
     } else {
+        let taps = kernelTaps(weight, geo)
         shiftedConvolution(input, channels: channels, height: height, width: width, padH: padH, padW: padW,
-                           kernelH: kernelH, kernelW: kernelW, taps: taps, outChannels: outChannels,
-                           accumulate: accumulate, into: output)
+                           kernelH: geo.kernelH, kernelW: geo.kernelW, taps: taps.pointer, adjoint: adjoint,
+                           outChannels: outChannels, accumulate: accumulate, into: output)
     }
 }
 
@@ -264,10 +294,12 @@ private func stride1Convolution(_ input: UnsafeMutablePointer<Float>, channels: 
 /// discarded) turns each tap into one GEMM with a contiguous operand — no im2col copy,
 /// and the full arithmetic intensity of BLAS. Output rows are processed in chunks so the
 /// accumulator stays in cache across the taps. With `accumulate`, results are added to
-/// `output` (which holds the bias).
+/// `output` (which holds the bias). `taps` holds the forward kernel's `[out, in]` matrices
+/// (`[kH·kW, outChannels, channels]`, or with `adjoint` `[kH·kW, channels, outChannels]`,
+/// multiplied transposed and in reverse tap order: the flipped, transposed kernel).
 private func shiftedConvolution(_ input: UnsafeMutablePointer<Float>, channels: Int, height: Int, width: Int,
                                 padH: Int, padW: Int, kernelH: Int, kernelW: Int,
-                                taps: UnsafeMutablePointer<Float>, outChannels: Int, accumulate: Bool,
+                                taps: UnsafeMutablePointer<Float>, adjoint: Bool, outChannels: Int, accumulate: Bool,
                                 into output: UnsafeMutablePointer<Float>) {
     let hp = height + 2 * padH, wp = width + 2 * padW
     let outH = hp - kernelH + 1, outW = wp - kernelW + 1
@@ -295,7 +327,8 @@ private func shiftedConvolution(_ input: UnsafeMutablePointer<Float>, channels: 
         for ki in 0..<kernelH {
             for kj in 0..<kernelW {
                 let k = ki * kernelW + kj
-                sgemm(m: outChannels, n: cols, k: channels, a: taps + k * outChannels * channels, lda: channels,
+                let tap = taps + (adjoint ? kernelH * kernelW - 1 - k : k) * outChannels * channels
+                sgemm(transA: adjoint, m: outChannels, n: cols, k: channels, a: tap, lda: adjoint ? outChannels : channels,
                       b: pp + row0 * wp + ki * wp + kj, ldb: paddedPlane,
                       beta: k == 0 ? 0 : 1, c: cp, ldc: cols)
             }
@@ -318,13 +351,15 @@ private func shiftedConvolution(_ input: UnsafeMutablePointer<Float>, channels: 
 /// A stride-1 3×3 convolution of one image by Winograd's minimal filtering F(2×2, 3×3)
 /// (Lavin & Gray, 2016): each 2×2 block of outputs comes from a 4×4 input patch with 16
 /// multiplications per channel pair instead of 36. The 16 products are 16 GEMMs
-/// `U[e] · V[e]` through BLAS (U: transformed filters [out, in], V: transformed patches
-/// [in, tiles]); the transforms themselves are additions. Same arguments as
-/// ``shiftedConvolution`` with a 3×3 kernel; tiles are processed in chunks so that V and the
-/// products stay in cache.
+/// `U[e] · V[e]` (U: transformed filters [out, in], from ``winogradFilter(_:_:)``; V:
+/// transformed patches [in, tiles]), shared out whole among the engine's threads; the
+/// transforms themselves are additions. With `adjoint` the kernel is flipped and transposed
+/// (the input gradient): as G·J = P·G, with J the 3×3 reversal and P the swap of rows 0 and
+/// 3, its transform is element (p(a), p(b)) of the stored one, transposed. Tiles are
+/// processed in chunks so that V and the products stay in cache.
 private func winogradConvolution(_ input: UnsafeMutablePointer<Float>, channels: Int, height: Int, width: Int,
-                                 padH: Int, padW: Int, taps: UnsafeMutablePointer<Float>, outChannels: Int,
-                                 accumulate: Bool, into output: UnsafeMutablePointer<Float>) {
+                                 padH: Int, padW: Int, filter: UnsafeMutablePointer<Float>, adjoint: Bool,
+                                 outChannels: Int, accumulate: Bool, into output: UnsafeMutablePointer<Float>) {
     let ci = channels, co = outChannels
     let outH = height + 2 * padH - 2, outW = width + 2 * padW - 2
     let tilesY = (outH + 1) / 2, tilesX = (outW + 1) / 2
@@ -338,31 +373,9 @@ private func winogradConvolution(_ input: UnsafeMutablePointer<Float>, channels:
         dst.initialize(repeating: 0, count: ph * pw)
         for y in 0..<height { (dst + (y + padH) * pw + padW).update(from: src + y * width, count: width) }
     }
-
-    // Filter transform U = G·g·Gᵀ, G = [[1, 0, 0], [½, ½, ½], [½, −½, ½], [0, 0, 1]].
-    let u = TensorStorage(uninitializedCount: 16 * co * ci)
-    let up = u.pointer, pairs = co * ci
-    parallelFor(co, grain: 8) { o in
-        for i in 0..<ci {
-            @inline(__always) func g(_ ky: Int, _ kx: Int) -> Float { taps[(ky * 3 + kx) * pairs + o * ci + i] }
-            // Rows of G·g (4 × 3, as SIMD3 over kx), then each row times Gᵀ.
-            let k0 = SIMD3<Float>(g(0, 0), g(0, 1), g(0, 2))
-            let k1 = SIMD3<Float>(g(1, 0), g(1, 1), g(1, 2))
-            let k2 = SIMD3<Float>(g(2, 0), g(2, 1), g(2, 2))
-            let base = o * ci + i
-            @inline(__always) func store(_ r: Int, _ row: SIMD3<Float>) {
-                let q = up + r * 4 * pairs + base
-                q[0] = row[0]
-                q[pairs] = (row[0] + row[1] + row[2]) * 0.5
-                q[2 * pairs] = (row[0] - row[1] + row[2]) * 0.5
-                q[3 * pairs] = row[2]
-            }
-            store(0, k0)
-            store(1, (k0 + k1 + k2) * 0.5)
-            store(2, (k0 - k1 + k2) * 0.5)
-            store(3, k2)
-        }
-    }
+    let up = filter, pairs = co * ci
+    // Element e = 4a + b of the adjoint's transform is element 4·p(a) + p(b) of the stored one.
+    let swap03 = [3, 1, 2, 0]
 
     let rowsPerChunk = max(1, min(tilesY, 2048 / max(tilesX, 1)))
     let maxTiles = rowsPerChunk * tilesX
@@ -429,9 +442,15 @@ private func winogradConvolution(_ input: UnsafeMutablePointer<Float>, channels:
                 }
             }
         }
-        for e in 0..<16 {
-            sgemm(m: co, n: tiles, k: ci, a: up + e * pairs, lda: ci, b: vp + e * ci * tiles, ldb: tiles,
-                  c: mp + e * co * tiles, ldc: tiles)
+        parallelFor(16) { e in
+            if adjoint {
+                let source = 4 * swap03[e / 4] + swap03[e % 4]
+                serialSgemm(transA: true, m: co, n: tiles, k: ci, a: up + source * pairs, lda: co,
+                            b: vp + e * ci * tiles, ldb: tiles, c: mp + e * co * tiles, ldc: tiles)
+            } else {
+                serialSgemm(m: co, n: tiles, k: ci, a: up + e * pairs, lda: ci, b: vp + e * ci * tiles, ldb: tiles,
+                            c: mp + e * co * tiles, ldc: tiles)
+            }
         }
         // Output transform Y = Aᵀ·M·A, Aᵀ = [[1, 1, 1, 0], [0, 1, −1, −1]].
         parallelFor(co, grain: 4) { o in

@@ -1,3 +1,4 @@
+import Dispatch
 import Testing
 @testable import BlendTensor
 import BlendTestSupport
@@ -79,5 +80,88 @@ func naiveConv2d(_ x: Tensor, _ w: Tensor, _ b: Tensor?, stride: (Int, Int), pad
         #expect(throws: TensorError.self) { try conv2d(x, weight: randn([2, 3, 5, 5], seed: 1)) }
         #expect(throws: TensorError.self) { try conv2d(x, weight: randn([2, 3, 3, 3], seed: 1), bias: randn([3], seed: 1)) }
         #expect(throws: TensorError.self) { try conv2d(x, weight: randn([2, 3, 3, 3], seed: 1), stride: 0) }
+    }
+}
+
+/// The input gradient of a convolution, computed directly: dx[c, iy, ix] = Σ r[o, oy, ox]·w[o, c, i, j]
+/// over every output (oy, ox) whose window puts tap (i, j) on (iy, ix).
+func naiveConvInputGradient(_ r: Tensor, _ w: Tensor, inputShape: [Int], stride: (Int, Int), padding: (Int, Int)) -> [Float] {
+    let (n, c, h, wd) = (inputShape[0], inputShape[1], inputShape[2], inputShape[3])
+    let (co, kh, kw) = (w.dim(0), w.dim(2), w.dim(3))
+    let (oh, ow) = (r.dim(2), r.dim(3))
+    let rs = r.scalars, ws = w.scalars
+    var out = [Double](repeating: 0, count: n * c * h * wd)
+    for b0 in 0..<n { for o in 0..<co { for y in 0..<oh { for xo in 0..<ow {
+        let g = Double(rs[((b0 * co + o) * oh + y) * ow + xo])
+        for ci in 0..<c { for i in 0..<kh { for j in 0..<kw {
+            let iy = y * stride.0 - padding.0 + i, ix = xo * stride.1 - padding.1 + j
+            guard iy >= 0, iy < h, ix >= 0, ix < wd else { continue }
+            out[((b0 * c + ci) * h + iy) * wd + ix] += g * Double(ws[((o * c + ci) * kh + i) * kw + j])
+        } } }
+    } } } }
+    return out.map { Float($0) }
+}
+
+@Suite struct ConvolutionCachingTests {
+    @Test(arguments: [(32, 37, 1, 3), (35, 41, 0, 3), (40, 36, 2, 5), (20, 37, 1, 3), (33, 33, 1, 1)])
+    func inputGradientMatchesTheDirectAdjoint(height: Int, width: Int, padding: Int, kernel: Int) throws {
+        // Winograd and shifted GEMMs reuse the forward kernel's kept transform for the
+        // gradient (transposed, flipped by reordering); 6 in and 7 out channels catch a
+        // transposition. Run twice: the second pass reads the kept transform.
+        let w = randn([7, 6, kernel, kernel], seed: 91)
+        for round in 0..<2 {
+            let x = randn([2, 6, height, width], seed: 92 + UInt64(round)).requiringGradient()
+            let y = try conv2d(x, weight: w, padding: padding)
+            let r = randn(y.shape, seed: 94)
+            let g = try gradients(of: y, withRespectTo: [x], seed: r)[0]
+            expectClose(g, naiveConvInputGradient(r, w, inputShape: x.shape, stride: (1, 1), padding: (padding, padding)),
+                        tolerance: 1e-5)
+            expectClose(y, naiveConv2d(x, w, nil, stride: (1, 1), padding: (padding, padding)), tolerance: 1e-5)
+        }
+    }
+
+    @Test func transformsAreComputedOnceAndSharedByThreads() throws {
+        let w = randn([24, 16, 3, 3], seed: 95), x = randn([1, 16, 34, 34], seed: 96)
+        let expected = naiveConv2d(x, w, nil, stride: (1, 1), padding: (1, 1))
+        // First use from several threads at once: one computes the transform, the others wait.
+        let results = UnsafeMutableBufferPointer<Tensor?>.allocate(capacity: 4)
+        results.initialize(repeating: nil)
+        defer { results.deinitialize(); results.deallocate() }
+        let slots = UncheckedSendable(results)
+        DispatchQueue.concurrentPerform(iterations: 4) { i in
+            slots.value[i] = try? conv2d(x, weight: w, padding: 1)
+        }
+        for y in results { expectClose(try #require(y), expected, tolerance: 1e-5) }
+        var calls = 0
+        let kept = w.storage.derived(.winogradFilter(out: 24, in: 16), count: 16 * 24 * 16) { _ in calls += 1 }
+        #expect(calls == 0, "the transform was kept from the first use")
+        #expect(kept === w.storage.derived(.winogradFilter(out: 24, in: 16), count: 0) { _ in calls += 1 })
+    }
+
+    @Test(arguments: [(300, 200, 160), (90, 700, 64), (700, 90, 64)])
+    func largeProductsSplitAcrossThreadsMatchOneGEMM(m: Int, n: Int, k: Int) throws {
+        // Above the split threshold, a GEMM runs as column (or, when taller than wide, row)
+        // blocks on the engine's threads; every transposition must address the same blocks.
+        #expect(m * n * k >= gemmSplitThreshold)
+        let a = randn([m * k], seed: 97), b = randn([k * n], seed: 98), c0 = randn([m * n], seed: 99)
+        for (transA, transB) in [(false, false), (true, false), (false, true), (true, true)] {
+            let lda = transA ? m : k, ldb = transB ? k : n
+            let split = try Tensor(shape: [m * n], scalars: c0.scalars), whole = try Tensor(shape: [m * n], scalars: c0.scalars)
+            sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.5, a: a.pointer, lda: lda,
+                  b: b.pointer, ldb: ldb, beta: 2, c: split.pointer, ldc: n)
+            serialSgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.5, a: a.pointer, lda: lda,
+                        b: b.pointer, ldb: ldb, beta: 2, c: whole.pointer, ldc: n)
+            expectClose(split, whole.scalars, tolerance: 1e-5)
+        }
+        // And one product against a direct sum.
+        let x = randn([48, 64], seed: 100), y = randn([64, 700], seed: 101)
+        let (xv, yv) = (x.scalars, y.scalars)
+        var direct = [Float](repeating: 0, count: 48 * 700)
+        for i in 0..<48 { for j in 0..<700 {
+            var acc = 0.0
+            for p in 0..<64 { acc += Double(xv[i * 64 + p]) * Double(yv[p * 700 + j]) }
+            direct[i * 700 + j] = Float(acc)
+        } }
+        expectClose(try x.matmul(y), direct, tolerance: 1e-4)
     }
 }
