@@ -127,73 +127,76 @@ private func fusedGroupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Ten
     }
     // The capture list keeps the constants alive for as long as the closure reads their pointers.
     return Tensor.recorded(y, from: [x]) { [x, weight, bias, modulation] g in
-        // dx = rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)), where dx̂ = ∂L/∂x̂ = g·silu′(u)·γ·m.
-        // With SiLU the first pass writes dx̂ into the result buffer (its exp is worth
-        // keeping) and the second turns it into dx; without, the second recomputes it.
+        // dx = rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)), where dx̂ = ∂L/∂x̂ = g·silu′(u)·γ·m
+        // (g·γ·m without SiLU). Two vectorised sweeps over each block: the first sums dx̂ and
+        // dx̂·(x − mean), the second recomputes dx̂ (cheaper than storing and reloading it)
+        // and writes dx = rstd·dx̂ + cx·(x − mean) + c0 with per-block constants.
         let gx = Tensor(uninitializedShape: x.shape)
         let gp = g.pointer, gxp = gx.pointer
         stats.withUnsafeBufferPointer { st in
             parallelFor(blocks) { b in
                 let base = b * blockSize
                 let mean = st[2 * b], rstd = st[2 * b + 1]
+                @inline(__always) func dxhat(_ xv: SIMD8<Float>, _ gv: SIMD8<Float>, _ a: SIMD8<Float>,
+                                             _ sh: SIMD8<Float>, _ gm: SIMD8<Float>) -> SIMD8<Float> {
+                    guard silu else { return gv * gm }
+                    let u = xv * a + sh
+                    let sg = vectorSigmoid(u)
+                    return gv * sg * (1 + u * (1 - sg)) * gm
+                }
+                @inline(__always) func dxhat(_ xv: Float, _ gv: Float, _ a: Float, _ sh: Float, _ gm: Float) -> Float {
+                    guard silu else { return gv * gm }
+                    let u = xv * a + sh, sg = 1 / (1 + expf(-u))
+                    return gv * sg * (1 + u * (1 - sg)) * gm
+                }
                 var sumD = 0.0, sumDX = 0.0
                 for j in 0..<perGroup {
                     let (a, sh, m, ch) = affine(b, j, mean: mean, rstd: rstd)
                     let gm = (gamma?[ch] ?? 1) * m
-                    let src = xp + base + j * spatial, gr = gp + base + j * spatial, d = gxp + base + j * spatial
-                    var sd: Float = 0, sdx: Float = 0
+                    let src = xp + base + j * spatial, gr = gp + base + j * spatial
+                    let av = SIMD8<Float>(repeating: a), bv = SIMD8<Float>(repeating: sh)
+                    let meanV = SIMD8<Float>(repeating: mean), gmV = SIMD8<Float>(repeating: gm)
+                    var sdv = SIMD8<Float>(), sdxv = SIMD8<Float>()
+                    let rs = UnsafeRawPointer(src), rg = UnsafeRawPointer(gr)
                     var i = 0
-                    if silu {
-                        let av = SIMD8<Float>(repeating: a), bv = SIMD8<Float>(repeating: sh)
-                        let meanV = SIMD8<Float>(repeating: mean), gmV = SIMD8<Float>(repeating: gm)
-                        var sdv = SIMD8<Float>(), sdxv = SIMD8<Float>()
-                        let rs = UnsafeRawPointer(src), rg = UnsafeRawPointer(gr), rd = UnsafeMutableRawPointer(d)
-                        while i + 8 <= spatial {
-                            let xv = rs.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-                            let u = xv * av + bv
-                            let sg = vectorSigmoid(u)
-                            let dv = rg.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) * sg * (1 + u * (1 - sg)) * gmV
-                            rd.storeBytes(of: dv, toByteOffset: i * 4, as: SIMD8<Float>.self)
-                            sdv += dv
-                            sdxv += dv * (xv - meanV)
-                            i += 8
-                        }
-                        sd = sdv.sum()
-                        sdx = sdxv.sum()
-                        while i < spatial {
-                            let u = src[i] * a + sh, sg = 1 / (1 + expf(-u))
-                            let dv = gr[i] * sg * (1 + u * (1 - sg)) * gm
-                            d[i] = dv
-                            sd += dv
-                            sdx += dv * (src[i] - mean)
-                            i += 1
-                        }
-                    } else {
-                        // Without SiLU, dx̂ = g·γ·m is cheaper to recompute than to store.
-                        for i in 0..<spatial {
-                            let dv = gr[i] * gm
-                            sd += dv
-                            sdx += dv * (src[i] - mean)
-                        }
+                    while i + 8 <= spatial {
+                        let xv = rs.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+                        let dv = dxhat(xv, rg.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self), av, bv, gmV)
+                        sdv += dv
+                        sdxv += dv * (xv - meanV)
+                        i += 8
+                    }
+                    var sd = sdv.sum(), sdx = sdxv.sum()
+                    while i < spatial {
+                        let dv = dxhat(src[i], gr[i], a, sh, gm)
+                        sd += dv
+                        sdx += dv * (src[i] - mean)
+                        i += 1
                     }
                     sumD += Double(sd)
                     sumDX += Double(sdx) * Double(rstd)
                 }
                 let meanD = Float(sumD / Double(blockSize)), meanDX = Float(sumDX / Double(blockSize))
+                // dx = rstd·dx̂ − rstd·meanD − (x − mean)·rstd²·meanDX
+                let cx = -rstd * rstd * meanDX, c0 = -rstd * meanD
+                let rstdV = SIMD8<Float>(repeating: rstd), cxV = SIMD8<Float>(repeating: cx), c0V = SIMD8<Float>(repeating: c0)
+                let meanV = SIMD8<Float>(repeating: mean)
                 for j in 0..<perGroup {
-                    let src = xp + base + j * spatial, d = gxp + base + j * spatial
-                    if silu {
-                        for i in 0..<spatial {
-                            let xhat = (src[i] - mean) * rstd
-                            d[i] = rstd * (d[i] - meanD - xhat * meanDX)
-                        }
-                    } else {
-                        let gm = (gamma?[(b % groups) * perGroup + j] ?? 1) * (1 + (mScale?[(b / groups) * c + (b % groups) * perGroup + j] ?? 0))
-                        let gr = gp + base + j * spatial
-                        for i in 0..<spatial {
-                            let xhat = (src[i] - mean) * rstd
-                            d[i] = rstd * (gr[i] * gm - meanD - xhat * meanDX)
-                        }
+                    let (a, sh, m, ch) = affine(b, j, mean: mean, rstd: rstd)
+                    let gm = (gamma?[ch] ?? 1) * m
+                    let src = xp + base + j * spatial, gr = gp + base + j * spatial, d = gxp + base + j * spatial
+                    let av = SIMD8<Float>(repeating: a), bv = SIMD8<Float>(repeating: sh), gmV = SIMD8<Float>(repeating: gm)
+                    let rs = UnsafeRawPointer(src), rg = UnsafeRawPointer(gr), rd = UnsafeMutableRawPointer(d)
+                    var i = 0
+                    while i + 8 <= spatial {
+                        let xv = rs.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+                        let dv = dxhat(xv, rg.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self), av, bv, gmV)
+                        rd.storeBytes(of: rstdV * dv + cxV * (xv - meanV) + c0V, toByteOffset: i * 4, as: SIMD8<Float>.self)
+                        i += 8
+                    }
+                    while i < spatial {
+                        d[i] = rstd * dxhat(src[i], gr[i], a, sh, gm) + cx * (src[i] - mean) + c0
+                        i += 1
                     }
                 }
             }
