@@ -2,7 +2,7 @@
 ///
 /// `Tensor` is a value: ops never modify their operands, they return new tensors.
 /// A tensor that takes part in a differentiable computation carries a ``GradNode``
-/// linking it to the op that produced it; see ``gradients(of:withRespectTo:seed:)``.
+/// linking it to the op that produced it; see ``gradients(of:withRespectTo:seed:retainGraph:)``.
 public struct Tensor: @unchecked Sendable {
     public let shape: [Int]
     /// Shared, immutable once filled; `var` only so that gradient accumulation can check
