@@ -88,7 +88,7 @@ import Testing
         // 200 nested single-item lists: the unpickler is iterative, the tensor walk is depth-limited.
         let p: [UInt8] = [0x80, 0x02] + [UInt8](repeating: 0x5D, count: 200) + [UInt8](repeating: 0x61, count: 199) + [0x2E]
         let value = try load(p)
-        #expect(throws: CheckpointError.self) { try TorchPickleTensors.namedTensors(in: value, file: "test.pkl") }
+        #expect(throws: CheckpointError.self) { try TorchPickleTensors.namedTensors(in: value, file: "test.pkl", pickleBytes: p.count) }
     }
 
     @Test func storageTypesOutsideTheReadableSetAreNamed() throws {

@@ -63,7 +63,7 @@ enum TorchLegacyReader {
             cursor += 8 + byteCount
         }
 
-        let tensors = try TorchPickleTensors.namedTensors(in: root, file: path)
+        let tensors = try TorchPickleTensors.namedTensors(in: root, file: path, pickleBytes: afterObject - afterInfo)
         let layouts = try TorchPickleTensors.layouts(for: tensors, file: path) { storage in
             guard let range = storageRanges[storage.key] else { throw corrupt("storage \(storage.key) has no data") }
             return range

@@ -26,22 +26,25 @@ enum TorchPickleTensors {
         return StorageReference(key: key, dtype: dtype, elementCount: count, view: view)
     }
 
-    /// Containers a walk of the unpickled object may visit. A state dict is a tree, visited
-    /// once per node; through the memo a pickle can share containers (a list of ten copies of
-    /// a list of ten copies of ...), a DAG whose paths grow exponentially with its size.
-    static let maximumVisits = 4_000_000
+    /// Values a walk of an unpickled object of `pickleBytes` bytes may visit. A state dict is
+    /// a tree whose every node costs at least one byte of pickle, so it is visited in fewer
+    /// steps than that; through the memo a pickle can share containers (a list of four copies
+    /// of a list of four copies of ...), a DAG whose paths grow exponentially with its size.
+    /// Sixteen visits per byte leaves room for the odd shared container real files have.
+    static func maximumVisits(pickleBytes: Int) -> Int { 16 * pickleBytes + (1 << 16) }
 
     /// The tensors reachable from `root`, named by dotted key paths. Dicts give their
     /// keys, lists and tuples their indices, TorchScript objects their attribute names.
     /// Other values (step counters, hyper-parameters) are skipped.
-    static func namedTensors(in root: PickleValue, file: String) throws -> [(name: String, tensor: TensorReference)] {
+    static func namedTensors(in root: PickleValue, file: String, pickleBytes: Int) throws -> [(name: String, tensor: TensorReference)] {
         var result: [(name: String, tensor: TensorReference)] = []
         var visits = 0
+        let maximumVisits = maximumVisits(pickleBytes: pickleBytes)
         func visit(_ value: PickleValue, _ path: String, _ depth: Int) throws {
             // Pickles can nest (or, through the memo, loop): stop long before the Swift stack would.
             guard depth < 64 else { throw CheckpointError.malformedPickle(file: file, detail: "containers nested deeper than 64 at \(path)") }
             visits += 1
-            guard visits <= maximumVisits else { throw sharedTooOften(file) }
+            guard visits <= maximumVisits else { throw sharedTooOften(file, maximumVisits) }
             func child(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
             switch value {
             case let .tensor(tensor): result.append((path.isEmpty ? "tensor" : path, tensor))
@@ -63,7 +66,7 @@ enum TorchPickleTensors {
         return result
     }
 
-    static func sharedTooOften(_ file: String) -> CheckpointError {
+    static func sharedTooOften(_ file: String, _ maximumVisits: Int) -> CheckpointError {
         .malformedPickle(file: file, detail: "its containers are reached through more than \(maximumVisits) paths; "
             + "a state dict is a tree, this pickle shares containers many times over")
     }

@@ -17,13 +17,15 @@ enum TorchScriptReader {
         let path = archive.file.path
         try TorchZipReader.checkByteOrder(archive, prefix: prefix)
         let root = try TorchZipReader.unpickle(archive, member: prefix + "data.pkl", allowsScriptClasses: true)
+        let pickleBytes = archive.member(named: prefix + "data.pkl")?.uncompressedSize ?? 0
         var tensors: [(name: String, tensor: TensorReference)] = []
         if case let .object(module) = root {
             var classes = ClassDeclarations(archive: archive, prefix: prefix)
-            var visits = 0
-            try collect(module, path: "", depth: 0, classes: &classes, visits: &visits, into: &tensors)
+            var visits = TorchPickleTensors.maximumVisits(pickleBytes: pickleBytes)
+            classes.visitLimit = visits
+            try collect(module, path: "", depth: 0, classes: &classes, visitsLeft: &visits, into: &tensors)
         } else {
-            tensors = try TorchPickleTensors.namedTensors(in: root, file: path)
+            tensors = try TorchPickleTensors.namedTensors(in: root, file: path, pickleBytes: pickleBytes)
         }
         let layouts = try TorchPickleTensors.layouts(for: tensors, file: path) { storage in
             try TorchZipReader.storageBytes(archive, prefix: prefix, key: storage.key)
@@ -33,11 +35,11 @@ enum TorchScriptReader {
 
     /// `state_dict()` order: a module's parameters, then its buffers, then each submodule.
     private static func collect(_ module: ScriptObject, path: String, depth: Int, classes: inout ClassDeclarations,
-                                visits: inout Int, into result: inout [(name: String, tensor: TensorReference)]) throws {
+                                visitsLeft: inout Int, into result: inout [(name: String, tensor: TensorReference)]) throws {
         guard depth < 64 else { throw CheckpointError.malformedPickle(file: classes.archive.file.path, detail: "modules nested deeper than 64 at \(path)") }
         // Shared submodules (through the memo) would be walked once per path: bound the walk.
-        visits += 1
-        guard visits <= TorchPickleTensors.maximumVisits else { throw TorchPickleTensors.sharedTooOften(classes.archive.file.path) }
+        visitsLeft -= 1
+        guard visitsLeft >= 0 else { throw TorchPickleTensors.sharedTooOften(classes.archive.file.path, classes.visitLimit) }
         guard let attributes = module.attributes else { return }
         func child(_ name: String) -> String { path.isEmpty ? name : "\(path).\(name)" }
         let declaration = classes.declaration(of: module.className)
@@ -52,7 +54,7 @@ enum TorchScriptReader {
         }
         for case let (.string(name), .object(submodule)) in attributes.entries
         where declaration == nil || declaration?.isModule == true {
-            try collect(submodule, path: child(name), depth: depth + 1, classes: &classes, visits: &visits, into: &result)
+            try collect(submodule, path: child(name), depth: depth + 1, classes: &classes, visitsLeft: &visitsLeft, into: &result)
         }
     }
 
@@ -66,6 +68,8 @@ enum TorchScriptReader {
 
         let archive: ZipArchive
         let prefix: String
+        /// How many modules the walk may visit (see `TorchPickleTensors.maximumVisits`).
+        var visitLimit = 0
         private var cache: [String: Declaration?] = [:]
 
         init(archive: ZipArchive, prefix: String) {

@@ -16,7 +16,8 @@ enum TorchZipReader {
         let path = archive.file.path
         try checkByteOrder(archive, prefix: prefix)
         let root = try unpickle(archive, member: prefix + "data.pkl", allowsScriptClasses: false)
-        let tensors = try TorchPickleTensors.namedTensors(in: root, file: path)
+        let pickleBytes = archive.member(named: prefix + "data.pkl")?.uncompressedSize ?? 0
+        let tensors = try TorchPickleTensors.namedTensors(in: root, file: path, pickleBytes: pickleBytes)
         let layouts = try TorchPickleTensors.layouts(for: tensors, file: path) { storage in
             try storageBytes(archive, prefix: prefix, key: storage.key)
         }

@@ -1,0 +1,15 @@
+// The safetensors header (JSON, dtypes, shapes, offsets) and every tensor it declares.
+@testable import BlendCheckpoint
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    writeFuzzInput(data, size)
+    expectDocumented({
+        let checkpoint = try SafetensorsReader.read(MappedFile(path: fuzzInputPath))
+        _ = checkpoint.metadata
+        for entry in checkpoint.entries {
+            if entry.dtype.isFloatingPoint { _ = try checkpoint.tensor(named: entry.name) } else { _ = try checkpoint.integers(named: entry.name) }
+        }
+    }, allowed: { $0 is CheckpointError })
+    return 0
+}
