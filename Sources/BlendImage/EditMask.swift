@@ -7,6 +7,10 @@ import BlendTensor
 /// if it differs, binarised with `value > 0.5` on the 0–255 bytes (so any non-zero value is
 /// "edit"), optionally inverted, and then only the first (red) channel is used. A mask
 /// painted in pure green or blue on black is therefore empty, as in the reference.
+///
+/// `blend edit` reads masks by the rules of ``SoftMask`` instead (a 50 % threshold,
+/// transparency, resizing to the photo) and cuts them into an `EditMask` with
+/// ``SoftMask/thresholded(_:)``; `EditMask(image:)` is the reference's rule, as a threshold of 0.
 public struct EditMask: Sendable, Hashable {
     public let width: Int
     public let height: Int
