@@ -161,9 +161,14 @@ public enum EditPipeline {
         if !remaining.isEmpty {
             try events(.loadingModels)
             let loadStart = Date()
-            let unet = try checked.preloadedUNet ?? ModelLoader.unet(path: request.models.diffusion, config: request.models.diffusionConfig)
-            let clip = try ModelLoader.clip(path: request.models.clip)
-            let lpips = settings.method == .localClip && settings.lpipsSimLambda != 0 ? try ModelLoader.lpips(vggPath: request.models.vgg16, linearPath: request.models.lpipsLinear) : nil
+            // What the loaders say about the files (e.g. which weights of a training checkpoint
+            // were used) reaches the front end as notices once the models are in.
+            var loaderNotes: [String] = []
+            let note: (String) -> Void = { loaderNotes.append($0) }
+            let unet = try checked.preloadedUNet ?? ModelLoader.unet(path: request.models.diffusion, config: request.models.diffusionConfig, note: note)
+            let clip = try ModelLoader.clip(path: request.models.clip, note: note)
+            let lpips = settings.method == .localClip && settings.lpipsSimLambda != 0 ? try ModelLoader.lpips(vggPath: request.models.vgg16, linearPath: request.models.lpipsLinear, note: note) : nil
+            for text in loaderNotes { try notice(text) }
             loadSeconds += Date().timeIntervalSince(loadStart)
             try events(.loadedModels(seconds: loadSeconds))
 
@@ -313,7 +318,7 @@ public enum EditPipeline {
         var modelSize = (request.models.diffusionConfig ?? UNetConfig.presets[stem])?.imageSize
         if modelSize == nil {
             let loadStart = Date()
-            let unet = try ModelLoader.unet(path: request.models.diffusion, config: nil)
+            let unet = try ModelLoader.unet(path: request.models.diffusion, config: nil, note: { notices.append($0) })
             loadSeconds = Date().timeIntervalSince(loadStart)
             preloadedUNet = unet
             modelSize = unet.config.imageSize

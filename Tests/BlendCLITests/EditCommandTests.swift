@@ -74,4 +74,20 @@ import BlendPipeline
         let message = Edit.message(for: ValidationError("the prompt is empty: say what the masked region should become"))
         #expect(message.contains("prompt is empty"))
     }
+
+    /// A malformed `--diffusion-config` is one line naming the key and the flag, not a `DecodingError` dump.
+    @Test func malformedDiffusionConfigIsOneLineNamingTheKey() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("blend-bad-config-\(getpid()).json")
+        try Data(#"{"image_size": 64, "num_channels": 32}"#.utf8).write(to: path)
+        defer { try? FileManager.default.removeItem(at: path) }
+        let edit = try Edit.parse(["photo.png", "--mask", "m.png", "--prompt", "x", "--diffusion-config", path.path])
+        do {
+            _ = try edit.request()
+            Issue.record("a malformed config was accepted")
+        } catch let error as ValidationError {
+            #expect(error.message.contains("`num_res_blocks` is missing"))
+            #expect(error.message.contains("--diffusion-config"))
+            #expect(!error.message.contains("\n") && !error.message.contains("DecodingError"))
+        }
+    }
 }

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import BlendEditor
 import BlendImage
+import BlendCheckpoint
 import BlendModels
 import BlendTestSupport
 @testable import BlendPipeline
@@ -136,6 +137,26 @@ func writeVariant(of photoPath: String, in directory: URL, name: String, alpha: 
             request.truncatePrompt = true
         }
         #expect(try notices(long).contains { $0.contains("only its first 75 tokens") })
+    }
+
+    /// A training checkpoint (raw weights under `model.module.`, the EMA, optimizer state) edits
+    /// with its EMA, and the run says so in a notice and in report.json.
+    @Test func aTrainingCheckpointsChoiceOfWeightsIsReported() throws {
+        let request = try request("training-checkpoint") { request, directory in
+            var wrapped: [SafetensorsTensor] = []
+            let plain = try CheckpointFile.load(path: request.models.diffusion).tensors()
+            for (name, tensor) in plain.sorted(by: { $0.key < $1.key }) {
+                wrapped.append(try SafetensorsTensor(name: "model.module.\(name)", tensor: tensor))
+                wrapped.append(try SafetensorsTensor(name: "ema.\(name)", tensor: tensor))
+            }
+            let path = directory.appendingPathComponent("training.safetensors")
+            try SafetensorsWriter.write(wrapped, to: path)
+            request.models.diffusion = path.path
+        }
+        var notices: [String] = []
+        let report = try EditPipeline.run(request) { if case let .notice(text) = $0 { notices.append(text) } }
+        #expect(notices.contains { $0.contains("EMA weights under `ema`") })
+        #expect(report.notices.contains { $0.contains("EMA weights under `ema`") })
     }
 
     @Test func withoutEnforcedBackgroundTheModelsOwnBackgroundShows() throws {
