@@ -18,11 +18,16 @@ let package = Package(
         .library(name: "BlendCheckpoint", targets: ["BlendCheckpoint"]),
         .library(name: "BlendPipeline", targets: ["BlendPipeline"]),
         .library(name: "BlendImage", targets: ["BlendImage"]),
+        .library(name: "BlendServer", targets: ["BlendServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         // SHA-256 for verifying downloads.
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        // The web app (`blend serve`): HTTP server, multipart uploads, graceful shutdown.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/vapor/multipart-kit", from: "4.7.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
     ],
     targets: [
         // OpenBLAS from Debian (libopenblas-dev) through pkg-config.
@@ -100,6 +105,34 @@ let package = Package(
         ),
         // Helpers for the test suites (seeded inputs, finite-difference gradient checks, a JPEG
         // with a colour profile).
+        // `blend serve`: the local web app (Hummingbird 2): a JSON API over the pipeline, a job
+        // queue with a data directory, progress as server-sent events, and the one page
+        // (vanilla HTML/CSS/JS, compiled into the binary).
+        .target(
+            name: "BlendServer",
+            dependencies: [
+                "BlendPipeline",
+                "BlendImage",
+                "BlendEditor",
+                "BlendModels",
+                "BlendDiffusion",
+                "BlendTensor",
+                "CZlib",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "MultipartKit", package: "multipart-kit"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            resources: [
+                .embedInCode("Page/index.html"), .embedInCode("Page/app.js"),
+                .embedInCode("Page/style.css"), .embedInCode("Page/favicon.svg"),
+            ]
+        ),
+        // The tiny random-weight model files and small inputs with which the pipeline and
+        // server suites run whole edits in well under a second.
+        .target(
+            name: "BlendPipelineTestSupport",
+            dependencies: ["BlendPipeline", "BlendCheckpoint", "BlendImage", "BlendModels", "BlendTensor"]
+        ),
         .target(
             name: "BlendTestSupport",
             dependencies: ["BlendTensor"]
@@ -113,6 +146,7 @@ let package = Package(
                 "BlendModels",
                 "BlendPipeline",
                 "BlendImage",
+                "BlendServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -144,7 +178,16 @@ let package = Package(
         ),
         .testTarget(
             name: "BlendPipelineTests",
-            dependencies: ["BlendPipeline", "BlendEditor", "BlendImage", "BlendModels", "BlendCheckpoint", "BlendTensor", "BlendTestSupport"]
+            dependencies: ["BlendPipeline", "BlendPipelineTestSupport", "BlendEditor", "BlendImage", "BlendModels", "BlendCheckpoint",
+                           "BlendTensor", "BlendTestSupport"]
+        ),
+        .testTarget(
+            name: "BlendServerTests",
+            dependencies: [
+                "BlendServer", "BlendPipeline", "BlendPipelineTestSupport", "BlendImage", "BlendModels", "BlendCheckpoint", "BlendTensor",
+                "BlendEditor", "CZlib",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
         ),
         .testTarget(
             name: "BlendCLITests",

@@ -2,11 +2,15 @@
 # Installs the Debian packages blend builds against, when any is missing:
 # OpenBLAS (the tensor engine's GEMM), libpng and libjpeg-turbo's TurboJPEG API
 # (image files), zlib (gzip'd files such as CLIP's vocabulary), and pkg-config (how
-# SwiftPM finds them).
+# SwiftPM finds them). With --browser also Chromium and chromedriver, which the test
+# suite drives to check the web app's page (scripts/test.sh passes it).
 # Runs non-interactively (CI=true, no stdin); uses sudo when not root.
 set -euo pipefail
 
 packages=(pkg-config libopenblas-dev libpng-dev libturbojpeg0-dev zlib1g-dev)
+if [[ "${1:-}" == "--browser" ]]; then
+    packages+=(chromium chromium-driver)
+fi
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

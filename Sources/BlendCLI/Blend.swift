@@ -2,12 +2,12 @@ import ArgumentParser
 import BlendTensor
 
 @main
-struct Blend: ParsableCommand {
+struct Blend: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "blend",
         abstract: "Text-driven local editing of natural photos (Blended Diffusion).",
         version: "0.1.0",
-        subcommands: [Edit.self, Models.self, Debug.self, Engine.self]
+        subcommands: [Edit.self, Serve.self, Models.self, Debug.self, Engine.self]
     )
 }
 

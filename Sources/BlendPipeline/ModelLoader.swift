@@ -86,8 +86,13 @@ public enum ModelLoader {
     /// The guided-diffusion UNet in `path`. Its configuration is `config` when given;
     /// otherwise the official preset named like the file, or the one preset whose
     /// structure the tensor shapes match. `note` is told which weights a training
-    /// checkpoint's were taken (e.g. its EMA).
+    /// checkpoint's were taken (e.g. its EMA). A model that ``KeptModels`` holds for the same
+    /// file is returned without reading the file (and without a note).
     public static func unet(path: String, config: UNetConfig? = nil, note: (String) -> Void = { _ in }) throws -> UNetModel {
+        try KeptModels.shared.unet(path: path, config: config) { try loadUNet(path: path, config: config, note: note) }
+    }
+
+    static func loadUNet(path: String, config: UNetConfig?, note: (String) -> Void) throws -> UNetModel {
         let checkpoint = try open(path, role: .diffusion, note: note)
         let resolved = try config ?? unetConfig(for: checkpoint, path: path, expected: ModelRole.diffusion.expected)
         return try UNetModel(config: resolved, weights: ModelWeights(checkpoint.tensors(), modelName: "guided-diffusion UNet"))
@@ -115,6 +120,10 @@ public enum ModelLoader {
 
     /// OpenAI CLIP (a ViT model) from its TorchScript file or a state dict.
     public static func clip(path: String, note: (String) -> Void = { _ in }) throws -> ClipModel {
+        try KeptModels.shared.clip(path: path) { try loadClip(path: path, note: note) }
+    }
+
+    static func loadClip(path: String, note: (String) -> Void) throws -> ClipModel {
         let checkpoint = try open(path, role: .clip, note: note)
         guard case .clip? = ArchitectureRecognizer.recognize(checkpoint.entries) else {
             throw ModelLoadingError.notRecognised(path: path, expected: ModelRole.clip.expected, found: unknown(checkpoint), download: ModelRole.clip.download)
@@ -124,6 +133,10 @@ public enum ModelLoader {
 
     /// LPIPS-VGG from torchvision's VGG16 weights and the lpips package's v0.1 lin layers.
     public static func lpips(vggPath: String, linearPath: String, note: (String) -> Void = { _ in }) throws -> LPIPSModel {
+        try KeptModels.shared.lpips(vggPath: vggPath, linearPath: linearPath) { try loadLPIPS(vggPath: vggPath, linearPath: linearPath, note: note) }
+    }
+
+    static func loadLPIPS(vggPath: String, linearPath: String, note: (String) -> Void) throws -> LPIPSModel {
         let vgg = try open(vggPath, role: .vgg16, note: note)
         let lin = try open(linearPath, role: .lpipsLinear, note: note)
         var all = try vgg.tensors()

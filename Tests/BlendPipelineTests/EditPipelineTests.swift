@@ -4,6 +4,7 @@ import BlendEditor
 import BlendImage
 import BlendModels
 import BlendPipeline
+import BlendPipelineTestSupport
 
 func quickSettings(_ prompt: String = "a red ball") -> EditSettings {
     var s = EditSettings(prompt: prompt)

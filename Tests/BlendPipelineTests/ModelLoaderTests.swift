@@ -3,6 +3,7 @@ import Testing
 import BlendCheckpoint
 import BlendModels
 import BlendPipeline
+import BlendPipelineTestSupport
 import BlendTensor
 
 /// Model files as users have them: training checkpoints, JSON configs with mistakes.

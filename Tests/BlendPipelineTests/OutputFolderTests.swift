@@ -3,6 +3,7 @@ import Testing
 import BlendEditor
 import BlendImage
 @testable import BlendPipeline
+import BlendPipelineTestSupport
 
 /// Counts (and can fail) the pipeline's file operations, for fault injection.
 final class FileOperationProbe: @unchecked Sendable {

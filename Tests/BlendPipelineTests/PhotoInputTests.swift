@@ -6,6 +6,7 @@ import BlendCheckpoint
 import BlendModels
 import BlendTestSupport
 @testable import BlendPipeline
+import BlendPipelineTestSupport
 
 /// The 40x30 test photo as RGBA (its left quarter fully transparent) or with a colour profile.
 func writeVariant(of photoPath: String, in directory: URL, name: String, alpha: ((Int, Int) -> UInt8)? = nil,

@@ -6,7 +6,7 @@ import BlendPipeline
 import BlendTensor
 
 /// Model files shared by the pipeline suites (made once; removed when the test process exits).
-let sharedTinyModels: TinyModelFiles = {
+public let sharedTinyModels: TinyModelFiles = {
     let models = try! TinyModelFiles()
     sharedTinyModelsDirectory = models.directory
     atexit { if let directory = sharedTinyModelsDirectory { try? FileManager.default.removeItem(at: directory) } }
@@ -18,18 +18,18 @@ nonisolated(unsafe) var sharedTinyModelsDirectory: URL?
 /// official key names: a 16x16 UNet (with its JSON config), a CLIP with the full
 /// 49,408-token vocabulary but 64-wide layers, and the head of CLIP's BPE vocabulary.
 /// Enough to run the whole pipeline end to end in well under a second a step.
-struct TinyModelFiles {
-    let directory: URL
-    var paths: EditModelPaths
+public struct TinyModelFiles: Sendable {
+    public let directory: URL
+    public var paths: EditModelPaths
 
-    static let unetConfig = UNetConfig(imageSize: 16, modelChannels: 32, numResBlocks: 1, channelMult: [1, 1],
+    public static let unetConfig = UNetConfig(imageSize: 16, modelChannels: 32, numResBlocks: 1, channelMult: [1, 1],
                                        attentionResolutions: [8], numHeadChannels: 16)
-    static let clipConfig = ClipConfig(embedDim: 16, imageResolution: 16, visionLayers: 1, visionWidth: 64, visionPatchSize: 8,
+    public static let clipConfig = ClipConfig(embedDim: 16, imageResolution: 16, visionLayers: 1, visionWidth: 64, visionPatchSize: 8,
                                        transformerWidth: 64, transformerHeads: 1, transformerLayers: 1)
 
     /// A working folder of its own (removed by ``remove()``) for a test that uses the shared
     /// model files: making the models is the slow part of a pipeline test.
-    static func scratch() throws -> TinyModelFiles {
+    public static func scratch() throws -> TinyModelFiles {
         let shared = sharedTinyModels
         let directory = shared.directory.appendingPathComponent("scratch-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -42,7 +42,7 @@ struct TinyModelFiles {
     }
 
     /// New model files; with `sharingClipWith`, only a new UNet (CLIP and its vocabulary are that one's).
-    init(unetConfig: UNetConfig = TinyModelFiles.unetConfig, sharingClipWith shared: TinyModelFiles? = nil) throws {
+    public init(unetConfig: UNetConfig = TinyModelFiles.unetConfig, sharingClipWith shared: TinyModelFiles? = nil) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("blend-tiny-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var seed: UInt64 = 11
@@ -70,19 +70,19 @@ struct TinyModelFiles {
             let clip = try collect { _ = try ClipModel(weights: $0, config: Self.clipConfig) }
             try SafetensorsWriter.write(clip, to: clipPath)
         }
-        let vocab = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("BlendModelsTests/Fixtures/clip_vocab_head.txt.gz")
+        let vocab = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Tests/BlendModelsTests/Fixtures/clip_vocab_head.txt.gz")
         paths = EditModelPaths(diffusion: unetPath.path, diffusionConfig: unetConfig, clip: clipPath.path,
                                clipVocabulary: vocab.path, vgg16: directory.appendingPathComponent("missing-vgg16.pth").path,
                                lpipsLinear: directory.appendingPathComponent("missing-vgg.pth").path)
     }
 
-    func remove() { try? FileManager.default.removeItem(at: directory) }
+    public func remove() { try? FileManager.default.removeItem(at: directory) }
 }
 
 
 /// A 40x30 photo (not square, not the model size) and a mask of its centre.
-func writePhotoAndMask(in directory: URL, maskSize: (Int, Int) = (40, 30), maskValue: (Int, Int) -> UInt8 = { x, y in
+public func writePhotoAndMask(in directory: URL, maskSize: (Int, Int) = (40, 30), maskValue: (Int, Int) -> UInt8 = { x, y in
     (12..<28).contains(x) && (8..<22).contains(y) ? 255 : 0
 }) throws -> (photo: String, mask: String) {
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

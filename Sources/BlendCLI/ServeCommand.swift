@@ -1,0 +1,129 @@
+import ArgumentParser
+import BlendModels
+import BlendPipeline
+import BlendServer
+import Foundation
+
+/// `blend serve`: the local web app. A thin front end over ``BlendServer``.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the local web app: paint the mask on a photo, prompt, watch the edit, compare results.",
+        discussion: """
+            Open the address it prints in a browser. Models load once, in the background; the page \
+            says when a file is missing and how to get it (blend models download ...). Jobs, \
+            inputs and results are kept in the data directory and survive restarts.
+
+            The server answers only requests for itself (Host and Origin are checked), and binds \
+            to loopback unless told otherwise: anyone who can reach it can run edits and see \
+            every job.
+            """)
+
+    @Option(help: ArgumentHelp("Address to listen on. Anything but loopback exposes the server to the network.", valueName: "address"))
+    var host = "127.0.0.1"
+
+    @Option(help: "TCP port (0: any free one).")
+    var port = 8188
+
+    @Option(help: ArgumentHelp("Jobs and results (default: $XDG_DATA_HOME/blend, else ~/.local/share/blend).", valueName: "dir"))
+    var dataDir: String?
+
+    @Option(help: ArgumentHelp("Model cache directory (default: $BLEND_MODELS_DIR, else $XDG_CACHE_HOME/blend/models, else ~/.cache/blend/models).", valueName: "dir"))
+    var modelsDir: String?
+
+    @Option(help: ArgumentHelp("Diffusion checkpoint (default: 256x256_diffusion_uncond.pt in the model cache).", valueName: "file"))
+    var diffusionModel: String?
+
+    @Option(help: ArgumentHelp("JSON config for a diffusion checkpoint that is not an official one (guided-diffusion flag names).", valueName: "file"))
+    var diffusionConfig: String?
+
+    @Option(help: ArgumentHelp("CLIP checkpoint (default: ViT-B-16.pt in the model cache).", valueName: "file"))
+    var clipModel: String?
+
+    @Option(help: ArgumentHelp("CLIP's BPE vocabulary (default: bpe_simple_vocab_16e6.txt.gz in the model cache).", valueName: "file"))
+    var clipVocab: String?
+
+    @Option(help: "Jobs that may wait behind the running one; more are refused (HTTP 429).")
+    var queueLimit = 8
+
+    @Option(help: ArgumentHelp("Largest upload (photo and mask together), in MB.", valueName: "MB"))
+    var maxUploadMb = 32
+
+    @Option(help: ArgumentHelp("Largest photo or mask, in megapixels.", valueName: "MP"))
+    var maxMegapixels = 50
+
+    @Option(help: ArgumentHelp("Another host name the server may be reached by (repeatable).", valueName: "name"))
+    var allowHost: [String] = []
+
+    @Flag(help: "Open the page in the default browser once the server runs.")
+    var open = false
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
+        guard queueLimit >= 0 else { throw ValidationError("--queue-limit must be at least 0") }
+        guard maxUploadMb >= 1, maxMegapixels >= 1 else { throw ValidationError("--max-upload-mb and --max-megapixels must be at least 1") }
+    }
+
+    func serverConfiguration() throws -> ServerConfiguration {
+        let files = modelsDir.map { ModelFiles(directory: URL(fileURLWithPath: $0, isDirectory: true)) } ?? .standard()
+        var models = EditModelPaths.standard(files)
+        if let diffusionModel { models.diffusion = diffusionModel }
+        if let clipModel { models.clip = clipModel }
+        if let clipVocab { models.clipVocabulary = clipVocab }
+        if let diffusionConfig {
+            do {
+                models.diffusionConfig = try JSONDecoder().decode(UNetConfig.self, from: Data(contentsOf: URL(fileURLWithPath: diffusionConfig)))
+            } catch {
+                throw ValidationError("cannot read the diffusion config \(diffusionConfig): \(error)")
+            }
+        }
+        var configuration = ServerConfiguration(
+            dataDirectory: dataDir.map { URL(fileURLWithPath: $0, isDirectory: true) } ?? ServerConfiguration.defaultDataDirectory(),
+            models: models)
+        configuration.host = host
+        configuration.port = port
+        configuration.queueLimit = queueLimit
+        configuration.maxUploadBytes = maxUploadMb * 1024 * 1024
+        configuration.maxUploadPixels = maxMegapixels * 1_000_000
+        configuration.extraAllowedHosts = allowHost
+        return configuration
+    }
+
+    func run() async throws {
+        let configuration = try serverConfiguration()
+        let server: BlendServer
+        do {
+            server = try BlendServer(configuration: configuration)
+        } catch let error as ServerError {
+            throw ValidationError(error.description)
+        }
+        if !configuration.isLoopback {
+            FileHandle.standardError.write(Data("""
+                warning: listening on \(configuration.host), not loopback: anyone who can reach this machine on port \
+                \(configuration.port) can run edits and see every job. Use --host 127.0.0.1 unless you mean it.
+
+                """.utf8))
+        }
+        server.start()
+        let display = configuration.host == "0.0.0.0" || configuration.host == "::" ? "127.0.0.1" : configuration.host
+        let open = self.open
+        defer { server.shutdown() }
+        try await server.run(onRunning: { port in
+            let url = "http://\(display.contains(":") ? "[\(display)]" : display):\(port)/"
+            print("blend serve: open \(url) (data: \(configuration.dataDirectory.path)); Ctrl+C stops")
+            if open { Serve.openInBrowser(url) }
+        })
+    }
+
+    static func openInBrowser(_ url: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["xdg-open", url]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        do {
+            try process.run()
+        } catch {
+            FileHandle.standardError.write(Data("could not open a browser (\(error)); open \(url) yourself\n".utf8))
+        }
+    }
+}

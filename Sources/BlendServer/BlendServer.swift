@@ -1,0 +1,305 @@
+import BlendPipeline
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import NIOCore
+import Synchronization
+
+/// `blend serve`: the local web app. One page (served from the binary) and a JSON API over
+/// the pipeline: jobs with their inputs and results in the data directory, one edit at a time
+/// from a bounded queue, progress as server-sent events. The API is documented in README.md.
+///
+/// Use: `let server = try BlendServer(configuration:)`, `server.start()` (loads the models and
+/// starts the worker in the background), then run ``application()``; ``shutdown()`` at the end.
+public final class BlendServer: Sendable {
+    public let configuration: ServerConfiguration
+    let store: JobStore
+    let hub: EventHub
+    let runner: JobRunner
+    let warmup: ModelWarmup
+    let allowed: AllowedHosts
+    let decodeQueue = DispatchQueue(label: "blend.serve.decode")
+
+    /// Opens (and locks) the data directory and reads its jobs; starts nothing.
+    /// - Throws: ``ServerError/dataDirectory(path:reason:)`` when the directory cannot be
+    ///   created or another server uses it.
+    public init(configuration: ServerConfiguration) throws {
+        self.configuration = configuration
+        store = try JobStore(root: configuration.dataDirectory)
+        let hub = EventHub()
+        self.hub = hub
+        let runner = JobRunner(store: store, hub: hub, configuration: configuration)
+        self.runner = runner
+        allowed = AllowedHosts(configuration: configuration)
+        warmup = ModelWarmup(paths: configuration.models) { models in runner.modelsChanged(models) }
+    }
+
+    /// Starts loading the models and the job worker, in the background.
+    public func start() {
+        KeptModels.shared.enable()
+        warmup.reload()
+        runner.start()
+    }
+
+    /// Stops the worker (a running job is marked interrupted), ends the event streams and
+    /// releases the data directory.
+    public func shutdown() {
+        runner.shutdown()
+        hub.finishAll()
+        store.close()
+    }
+
+    /// The port the server listens on, once it runs (the configured one before).
+    public var port: Int { allowed.port.load(ordering: .relaxed) }
+
+    // MARK: Status
+
+    func status() -> ServerStatus { runner.status() }
+
+    // MARK: The application
+
+    /// The Hummingbird application: routes, the host/origin guard and error messages.
+    /// - Parameter onRunning: called with the port once the server listens.
+    public func application(logger: Logger? = nil, onRunning: @escaping @Sendable (Int) -> Void = { _ in }) -> some ApplicationProtocol {
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: ErrorMiddleware())
+        router.add(middleware: RequestGuard(allowed: allowed))
+        addRoutes(to: router)
+        let allowed = self.allowed
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "blend"),
+            onServerRunning: { channel in
+                if let bound = channel.localAddress?.port {
+                    allowed.port.store(bound, ordering: .relaxed)
+                    onRunning(bound)
+                }
+            },
+            logger: logger ?? Logger(label: "blend.serve"))
+    }
+
+    /// Runs the application until SIGINT or SIGTERM.
+    public func run(onRunning: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
+        try await application(onRunning: onRunning).runService()
+    }
+
+    func addRoutes(to router: Router<BasicRequestContext>) {
+        PageAssets.addRoutes(to: router)
+        router.get("/api/status") { _, _ in try Self.json(self.status()) }
+        router.post("/api/models/reload") { _, _ in
+            self.warmup.reload()
+            return try Self.json(self.status())
+        }
+        router.get("/api/jobs") { _, _ in try Self.json(["jobs": self.runner.list()]) }
+        router.post("/api/jobs") { request, context in try await self.createJob(request, context: context) }
+        router.get("/api/jobs/:id") { _, context in try Self.json(try self.runner.job(try Self.jobID(context))) }
+        router.delete("/api/jobs/:id") { _, context in
+            try self.runner.delete(try Self.jobID(context))
+            return Response(status: .noContent)
+        }
+        router.post("/api/jobs/:id/cancel") { _, context in try Self.json(try self.runner.cancel(try Self.jobID(context))) }
+        router.post("/api/jobs/:id/resume") { _, context in
+            let id = try Self.jobID(context)
+            guard self.warmup.status.state != .missing && self.warmup.status.state != .failed else {
+                throw ServerError.unavailable(self.warmup.status.message ?? "the models are not available")
+            }
+            return try Self.json(try self.runner.resume(id), status: .accepted)
+        }
+        router.get("/api/jobs/:id/events") { _, context in
+            let id = try Self.jobID(context)
+            _ = try self.runner.job(id)
+            return self.eventStream(job: id)
+        }
+        router.get("/api/events") { _, _ in self.eventStream(job: nil) }
+        router.get("/api/jobs/:id/photo") { request, context in
+            let job = try self.runner.job(try Self.jobID(context))
+            return try await self.file(self.store.file(job.id, job.photo.file), request: request, context: context,
+                                       type: job.photo.file.hasSuffix(".png") ? "image/png" : "image/jpeg", download: nil)
+        }
+        router.get("/api/jobs/:id/mask") { request, context in
+            let job = try self.runner.job(try Self.jobID(context))
+            return try await self.file(self.store.file(job.id, job.mask), request: request, context: context,
+                                       type: job.mask.hasSuffix(".png") ? "image/png" : "image/jpeg", download: nil)
+        }
+        router.get("/api/jobs/:id/results/:rank") { request, context in
+            let job = try self.runner.job(try Self.jobID(context))
+            let rankText = try context.parameters.require("rank")
+            guard let rank = Int(rankText.hasSuffix(".png") ? String(rankText.dropLast(4)) : rankText),
+                  let result = job.results.first(where: { $0.rank == rank }) else {
+                throw ServerError.notFound("job \(job.id) has no result \(rankText) (it has \(job.results.count))")
+            }
+            return try await self.file(self.store.directory(job.id).appendingPathComponent(result.file), request: request, context: context,
+                                       type: "image/png", download: String(format: "blend-%@-%02d.png", job.id, rank))
+        }
+        router.get("/api/jobs/:id/results.zip") { request, context in
+            let job = try self.runner.job(try Self.jobID(context))
+            guard !job.results.isEmpty else { throw ServerError.notFound("job \(job.id) has no results yet") }
+            let zip = try self.store.resultsZip(for: job)
+            return try await self.file(zip, request: request, context: context, type: "application/zip", download: "blend-\(job.id).zip",
+                                       forceDownload: true)
+        }
+        router.get("/api/jobs/:id/report") { request, context in
+            let job = try self.runner.job(try Self.jobID(context))
+            let report = self.store.outputDirectory(job.id).appendingPathComponent("report.json")
+            guard job.state == .finished, FileManager.default.fileExists(atPath: report.path) else {
+                throw ServerError.notFound("job \(job.id) has no report yet (it is \(job.state.rawValue))")
+            }
+            return try await self.file(report, request: request, context: context, type: "application/json", download: nil)
+        }
+    }
+
+    static func jobID(_ context: BasicRequestContext) throws -> String {
+        let id = try context.parameters.require("id")
+        guard JobStore.isValidID(id) else { throw ServerError.notFound("there is no job \(id)") }
+        return id
+    }
+
+    // MARK: Creating a job
+
+    func createJob(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        let limit = configuration.maxUploadBytes
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
+            throw ServerError.tooLarge("the upload is \(JobIntake.byteCount(length)); the limit is \(JobIntake.byteCount(limit)): send a smaller photo")
+        }
+        // Refuse early, before reading megabytes, when nothing could take the job.
+        if warmup.status.state == .missing || warmup.status.state == .failed {
+            throw ServerError.unavailable(warmup.status.message ?? "the models are not available")
+        }
+        if runner.queueSnapshot.queued.count >= configuration.queueLimit {
+            throw ServerError.queueFull(limit: configuration.queueLimit)
+        }
+        let body: ByteBuffer
+        do {
+            body = try await request.body.collect(upTo: limit)
+        } catch is NIOTooManyBytesError {
+            throw ServerError.tooLarge("the upload is over the limit of \(JobIntake.byteCount(limit)): send a smaller photo")
+        }
+        let parts = try JobIntake.parseMultipart(body, contentType: request.headers[.contentType])
+        let tokenizer = warmup.tokenizer
+        let maxPixels = configuration.maxUploadPixels
+        // Decoding is CPU work of up to a second: one at a time, off the request threads, so
+        // that many uploads at once cannot hold many decoded photos in memory.
+        let checked = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<JobIntake.Checked, any Error>) in
+            decodeQueue.async {
+                continuation.resume(with: Result { try JobIntake.check(parts, tokenizer: tokenizer, maxPixels: maxPixels) })
+            }
+        }
+        let id = JobStore.newID()
+        let photoFile = "photo." + (checked.photoFormat == .png ? "png" : "jpg")
+        let maskFile = "mask." + (checked.maskFormat == .png ? "png" : "jpg")
+        try store.createJob(id: id, photo: checked.photo, photoFile: photoFile, mask: checked.mask, maskFile: maskFile)
+        let record = JobRecord(
+            id: id, state: .queued, prompt: checked.prompt, settings: checked.settings,
+            photo: JobPhoto(file: photoFile, name: checked.photoName, width: checked.photoSize.width, height: checked.photoSize.height),
+            mask: maskFile, maskFraction: checked.maskFraction, createdAt: Date(), results: [])
+        do {
+            let queued = try runner.submit(record)
+            var response = try Self.json(queued, status: .created)
+            response.headers[.location] = "/api/jobs/\(id)"
+            return response
+        } catch {
+            try? store.delete(id)
+            throw error
+        }
+    }
+
+    // MARK: Responses
+
+    static func json<Value: Encodable>(_ value: Value, status: HTTPResponse.Status = .ok) throws -> Response {
+        let data = try APIJSON.encoder.encode(value)
+        return Response(status: status, headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-store"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    func file(_ url: URL, request: Request, context: BasicRequestContext, type: String, download: String?,
+              forceDownload: Bool = false) async throws -> Response {
+        guard FileManager.default.fileExists(atPath: url.path) else { throw ServerError.notFound("\(url.lastPathComponent) is missing") }
+        let body = try await FileIO().loadFile(path: url.path, context: context)
+        var headers: HTTPFields = [.contentType: type, .cacheControl: "no-cache"]
+        if let download, forceDownload || request.uri.queryParameters.get("download") != nil {
+            headers[.contentDisposition] = "attachment; filename=\"\(download)\""
+        }
+        return Response(status: .ok, headers: headers, body: body)
+    }
+
+    /// A `text/event-stream` of the events for `job` (all events when nil), beginning with the
+    /// current state: `status` (server-wide) or `job`. A job's stream ends once the job stops.
+    func eventStream(job id: String?) -> Response {
+        let stream = hub.subscribe(job: id)
+        let first: ServerEvent
+        if let id, let job = try? runner.job(id) {
+            first = ServerEvent("job", job: id, job)
+        } else {
+            first = ServerEvent("status", job: nil, status())
+        }
+        let keepAlive = configuration.keepAliveSeconds
+        let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-store",
+                                   HTTPField.Name("X-Accel-Buffering")!: "no"]
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            try await writer.write(ByteBuffer(string: "retry: 2000\n\n" + first.wire))
+            if id != nil, first.isTerminalJob {
+                try await writer.finish(nil)
+                return
+            }
+            // Keep-alive comments also find out, within `keepAlive` seconds, that a client left.
+            let (pings, pingContinuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+            let ticker = Task {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(keepAlive))
+                    pingContinuation.yield()
+                }
+            }
+            defer { ticker.cancel() }
+            // A stream never ends by itself: on shutdown (Ctrl+C) it is ended, so that the
+            // server's graceful shutdown, which waits for every response, can finish.
+            try await withGracefulShutdownHandler {
+                events: for await item in EventOrPing.merge(stream, pings) {
+                    switch item {
+                    case let .event(event):
+                        try await writer.write(ByteBuffer(string: event.wire))
+                        if id != nil && event.isTerminalJob { break events }
+                    case .ping:
+                        try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                    }
+                }
+            } onGracefulShutdown: {
+                pingContinuation.finish()
+            }
+            try await writer.finish(nil)
+        })
+    }
+}
+
+/// An event or a keep-alive tick, merged from two streams.
+enum EventOrPing: Sendable {
+    case event(ServerEvent)
+    case ping
+
+    static func merge(_ events: AsyncStream<ServerEvent>, _ pings: AsyncStream<Void>) -> AsyncStream<EventOrPing> {
+        let (merged, continuation) = AsyncStream<EventOrPing>.makeStream(bufferingPolicy: .bufferingNewest(64))
+        // Ends when either input ends.
+        let forward = Task {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { for await event in events { continuation.yield(.event(event)) } }
+                group.addTask { for await _ in pings { continuation.yield(.ping) } }
+                await group.next()
+                continuation.finish()
+                group.cancelAll()
+            }
+        }
+        continuation.onTermination = { _ in forward.cancel() }
+        return merged
+    }
+}
+
+extension ServerEvent {
+    /// A `job` event for a job that has stopped.
+    var isTerminalJob: Bool {
+        guard name == "job", let data = json.data(using: .utf8),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let state = (object["state"] as? String).flatMap(JobState.init(rawValue:)) else { return false }
+        return state.isTerminal
+    }
+}

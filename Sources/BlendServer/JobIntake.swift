@@ -1,0 +1,252 @@
+import BlendDiffusion
+import BlendEditor
+import BlendImage
+import BlendModels
+import Foundation
+import MultipartKit
+import NIOCore
+
+/// One part of a `multipart/form-data` body.
+struct FormPart {
+    var name: String
+    var filename: String?
+    var body: [UInt8]
+}
+
+/// Reading and checking the upload that creates a job: every problem is a 4xx
+/// ``ServerError`` with a sentence the page shows, found before anything is queued, and the
+/// sizes are checked from the file headers before any pixel is decoded.
+enum JobIntake {
+    /// Caps on what one job may ask for, beyond the pipeline's own checks: a local server
+    /// should not be made to allocate without bound by one form.
+    static let maxSamples = 1024
+    static let maxBatch = 32
+    static let maxAugmentations = 64
+    static let maxPromptCharacters = 2000
+
+    /// The parts of a `multipart/form-data` body (at most 16 parts).
+    static func parseMultipart(_ body: ByteBuffer, contentType: String?) throws -> [String: FormPart] {
+        guard let contentType, contentType.lowercased().hasPrefix("multipart/form-data") else {
+            throw ServerError.badRequest("send the job as multipart/form-data with the fields photo, mask, prompt and settings")
+        }
+        guard let boundary = parameter("boundary", in: contentType), !boundary.isEmpty, boundary.utf8.count <= 200 else {
+            throw ServerError.badRequest("the multipart/form-data request has no boundary")
+        }
+        final class Collector {
+            var parts: [FormPart] = []
+            var headers: [(String, String)] = []
+            var body: [UInt8] = []
+        }
+        let collector = Collector()
+        let parser = MultipartParser(boundary: boundary)
+        parser.onHeader = { name, value in collector.headers.append((name, value)) }
+        parser.onBody = { buffer in collector.body += buffer.readBytes(length: buffer.readableBytes) ?? [] }
+        parser.onPartComplete = {
+            let disposition = collector.headers.first { $0.0.lowercased() == "content-disposition" }?.1 ?? ""
+            collector.parts.append(FormPart(name: parameter("name", in: disposition) ?? "",
+                                            filename: parameter("filename", in: disposition), body: collector.body))
+            collector.headers = []
+            collector.body = []
+        }
+        do {
+            try parser.execute(body)
+        } catch {
+            throw ServerError.badRequest("the multipart/form-data body is malformed (\(error))")
+        }
+        guard collector.parts.count <= 16 else { throw ServerError.badRequest("too many form fields (\(collector.parts.count))") }
+        var byName: [String: FormPart] = [:]
+        for part in collector.parts where byName[part.name] == nil { byName[part.name] = part }
+        return byName
+    }
+
+    /// A `name=value` or `name="value"` parameter of a header value.
+    static func parameter(_ name: String, in header: String) -> String? {
+        for piece in header.split(separator: ";").dropFirst() {
+            let pair = piece.split(separator: "=", maxSplits: 1)
+            guard pair.count == 2, pair[0].trimmingCharacters(in: .whitespaces).lowercased() == name else { continue }
+            var value = pair[1].trimmingCharacters(in: .whitespaces)
+            if value.hasPrefix("\""), value.hasSuffix("\""), value.count >= 2 { value = String(value.dropFirst().dropLast()) }
+            return value
+        }
+        return nil
+    }
+
+    /// What a valid upload holds.
+    struct Checked {
+        var prompt: String
+        var settings: JobSettings
+        var photo: [UInt8]
+        var photoFormat: ImageFormat
+        var photoName: String
+        var photoSize: ImageSize
+        var mask: [UInt8]
+        var maskFormat: ImageFormat
+        var maskFraction: Double
+    }
+
+    /// Checks the form's fields (cheap ones first), then the images.
+    static func check(_ parts: [String: FormPart], tokenizer: ClipTokenizer?, maxPixels: Int) throws -> Checked {
+        guard let promptPart = parts["prompt"] else {
+            throw ServerError.badRequest("the prompt is missing: say what the masked region should become")
+        }
+        guard let promptText = String(validating: promptPart.body, as: UTF8.self) else {
+            throw ServerError.badRequest("the prompt is not valid UTF-8 text")
+        }
+        let prompt = promptText.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !prompt.isEmpty else { throw ServerError.badRequest("the prompt is empty: say what the masked region should become") }
+        guard prompt.count <= maxPromptCharacters else { throw ServerError.badRequest("the prompt is over \(maxPromptCharacters) characters") }
+        if let tokenizer {
+            do {
+                _ = try tokenizer.tokenize(prompt)
+            } catch let error as ClipTokenizerError {
+                if case let .promptTooLong(count, length) = error {
+                    throw ServerError.badRequest("the prompt is \(count) tokens long but CLIP reads at most \(length) (counting its start and end markers): shorten it")
+                }
+                throw ServerError.badRequest("the prompt cannot be read: \(error)")
+            }
+        }
+        let settings = try decodeSettings(parts["settings"]?.body)
+
+        guard let photoPart = parts["photo"], !photoPart.body.isEmpty else {
+            throw ServerError.badRequest("the photo is missing: choose a PNG or JPEG photo")
+        }
+        guard let maskPart = parts["mask"], !maskPart.body.isEmpty else {
+            throw ServerError.badRequest("the mask is missing: paint the region to change, or load a mask file")
+        }
+        let photoName = displayName(photoPart.filename ?? "photo")
+        let (photo, photoFormat) = try decode(photoPart.body, what: "the photo", name: photoName, maxPixels: maxPixels)
+        let (maskImage, maskFormat) = try decode(maskPart.body, what: "the mask", name: displayName(maskPart.filename ?? "mask"),
+                                                 maxPixels: maxPixels)
+        var mask: EditMask
+        do {
+            try EditMask.checkAspectRatio(mask: maskImage.size, image: photo.size)
+            mask = try EditMask(image: maskImage, size: photo.size, source: "the mask")
+            if settings.invertMask { mask = mask.inverted() }
+            try mask.requireEditedRegion()
+            if settings.method == .blended { try mask.requireBackground() }
+        } catch let error as MaskError {
+            throw ServerError.badRequest(maskMessage(error))
+        }
+        // A mask of another pixel size (same shape) is stored at the photo's size, as the
+        // edit will use it; one at the photo's size is stored as uploaded.
+        var maskBytes = maskPart.body, storedMaskFormat = maskFormat
+        if maskImage.size != photo.size {
+            let original = settings.invertMask ? mask.inverted() : mask
+            maskBytes = try original.image().encoded(as: .png)
+            storedMaskFormat = .png
+        }
+        return Checked(prompt: prompt, settings: settings, photo: photoPart.body, photoFormat: photoFormat, photoName: photoName,
+                       photoSize: photo.size, mask: maskBytes, maskFormat: storedMaskFormat,
+                       maskFraction: Double(mask.editedPixelCount) / Double(mask.width * mask.height))
+    }
+
+    /// The mask errors in the page's words (it has no command-line flags).
+    static func maskMessage(_ error: MaskError) -> String {
+        switch error {
+        case .empty: return "the mask marks nothing to edit: paint the region to change (or turn off \"invert mask\")"
+        case .full: return "the mask marks the whole photo: leave some of it unpainted to keep (or turn on \"invert mask\")"
+        case let .aspectMismatch(mask, image):
+            return "the mask is \(mask) but the photo is \(image): the mask was made for another image; paint it on this photo"
+        case .sizeMismatch: return String(describing: error)
+        }
+    }
+
+    /// The settings field (JSON), with the CLI's defaults for what it leaves out.
+    static func decodeSettings(_ bytes: [UInt8]?) throws -> JobSettings {
+        guard let bytes, !bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) else { return JobSettings() }
+        let object: [String: Any]
+        do {
+            guard let parsed = try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
+                throw ServerError.badRequest("settings must be a JSON object")
+            }
+            object = parsed
+        } catch let error as ServerError {
+            throw error
+        } catch {
+            throw ServerError.badRequest("settings are not valid JSON")
+        }
+        let known = Set(JobSettings.CodingKeys.allCases.map(\.rawValue))
+        if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
+            throw ServerError.badRequest("unknown setting \"\(unknown)\"; known: \(known.sorted().joined(separator: ", "))")
+        }
+        let settings: JobSettings
+        do {
+            settings = try APIJSON.decoder.decode(JobSettings.self, from: Data(bytes))
+        } catch let DecodingError.dataCorrupted(context) {
+            throw ServerError.badRequest("setting \(context.codingPath.map(\.stringValue).joined(separator: ".")): \(context.debugDescription)")
+        } catch let DecodingError.typeMismatch(_, context) {
+            throw ServerError.badRequest("setting \(context.codingPath.map(\.stringValue).joined(separator: ".")) has the wrong type")
+        } catch {
+            throw ServerError.badRequest("settings cannot be read: \(error)")
+        }
+        guard (1...maxSamples).contains(settings.samples) else {
+            throw ServerError.badRequest("samples must be 1 to \(maxSamples), got \(settings.samples)")
+        }
+        guard (1...maxBatch).contains(settings.batch) else { throw ServerError.badRequest("batch must be 1 to \(maxBatch), got \(settings.batch)") }
+        guard (1...maxAugmentations).contains(settings.augmentations) else {
+            throw ServerError.badRequest("augmentations must be 1 to \(maxAugmentations), got \(settings.augmentations)")
+        }
+        do {
+            let total = try spacedTimesteps(original: 1000, spec: settings.steps).count
+            try settings.editSettings(prompt: "-").validate(totalSteps: total)
+        } catch let error as EditError {
+            throw ServerError.badRequest(String(describing: error))
+        } catch {
+            throw ServerError.badRequest("steps \"\(settings.steps)\" cannot be used: \(error)")
+        }
+        return settings
+    }
+
+    /// Decodes an upload after checking its header's size against the pixel limit.
+    static func decode(_ bytes: [UInt8], what: String, name: String, maxPixels: Int) throws -> (RGBImage, ImageFormat) {
+        let size: ImageSize
+        do {
+            size = try ImageSize(header: bytes, source: "\(what) (\(name))")
+        } catch let error as ImageError {
+            throw ServerError.badRequest(imageMessage(error, what: what, name: name))
+        }
+        guard size.pixelCount <= maxPixels else {
+            throw ServerError.tooLarge("\(what) (\(name)) is \(size), \(pixelCount(size.pixelCount)); the limit is \(pixelCount(maxPixels)): downscale it first")
+        }
+        do {
+            let image = try RGBImage(encoded: bytes, source: "\(what) (\(name))")
+            return (image, ImageFormat.detect(bytes) ?? .png)
+        } catch let error as ImageError {
+            throw ServerError.badRequest(imageMessage(error, what: what, name: name))
+        }
+    }
+
+    static func imageMessage(_ error: ImageError, what: String, name: String) -> String {
+        switch error {
+        case .unsupportedFormat: return "\(what) (\(name)) is not a PNG or JPEG image: convert it to PNG or JPEG first"
+        case .truncated: return "\(what) (\(name)) is cut short (an interrupted download or copy?): use a complete file"
+        case let .corrupt(_, format, _): return "\(what) (\(name)) is damaged \(format) data: re-export it from an image editor"
+        default: return String(describing: error)
+        }
+    }
+
+    /// `50 MP`, `1.5 MP`, `1500 pixels`.
+    static func pixelCount(_ pixels: Int) -> String {
+        let value = Double(pixels) / 1_000_000
+        if value >= 10 { return "\(Int(value.rounded())) MP" }
+        if value >= 0.1 { return String(format: "%.1f MP", value) }
+        return "\(pixels) pixels"
+    }
+
+    /// `32 MB`, `1.5 MB`, `6000 bytes`.
+    static func byteCount(_ bytes: Int) -> String {
+        let value = Double(bytes) / 1_048_576
+        if value >= 10 { return "\(Int(value.rounded())) MB" }
+        if value >= 0.1 { return String(format: "%.1f MB", value) }
+        return "\(bytes) bytes"
+    }
+
+    /// A file name fit for display: no path, no control characters, at most 100 characters.
+    static func displayName(_ name: String) -> String {
+        let last = name.split(whereSeparator: { $0 == "/" || $0 == "\\" }).last.map(String.init) ?? ""
+        var scalars = String.UnicodeScalarView()
+        scalars.append(contentsOf: last.unicodeScalars.filter { !$0.properties.isDefaultIgnorableCodePoint && $0.value >= 0x20 && $0.value != 0x7F })
+        let clean = String(scalars)
+        return clean.isEmpty ? "photo" : String(clean.prefix(100))
+    }
+}

@@ -1,0 +1,358 @@
+import BlendEditor
+import BlendImage
+import BlendPipeline
+import BlendTensor
+import Foundation
+import Synchronization
+
+/// The job queue: one edit runs at a time (the CPU is the bottleneck) on a thread of its own,
+/// later ones wait in a bounded queue. Every change of a job's state is saved to its
+/// `job.json` and published as a `job` event; a running job also publishes `progress` and,
+/// every few steps, `preview` events with its current x0 predictions.
+///
+/// Cancelling a running job takes effect at its next step: the pipeline's event callback
+/// throws ``EditError/cancelled``.
+final class JobRunner: Sendable {
+    private struct State {
+        var jobs: [String: JobRecord] = [:]
+        var queue: [String] = []
+        var running: String?
+        var cancelRequested: Set<String> = []
+        var stopping = false
+        var workerStarted = false
+    }
+
+    let store: JobStore
+    let hub: EventHub
+    let configuration: ServerConfiguration
+    private let state = Mutex(State())
+    private let wake = DispatchSemaphore(value: 0)
+    private let workerDone = DispatchSemaphore(value: 0)
+    /// Whether the models are ready; set by the server from ``ModelWarmup``.
+    private let modelsReady = Atomic<Bool>(false)
+    /// The models' status, for the `status` events sent whenever the queue changes.
+    private let modelsStatus = Mutex(ModelsStatus(state: .loading, message: nil, missing: [], missingForLocalClip: []))
+
+    /// Loads the jobs in `store`. A job that was queued or running when the server stopped
+    /// is marked `interrupted` (it can be resumed).
+    init(store: JobStore, hub: EventHub, configuration: ServerConfiguration) {
+        self.store = store
+        self.hub = hub
+        self.configuration = configuration
+        let (jobs, _) = store.loadAll()
+        var loaded: [String: JobRecord] = [:]
+        for var job in jobs {
+            if !job.state.isTerminal {
+                job.state = .interrupted
+                job.error = "the server stopped before the job finished; resume it to run it again"
+                try? store.save(job)
+            }
+            loaded[job.id] = job
+        }
+        state.withLock { $0.jobs = loaded }
+    }
+
+    // MARK: Queries
+
+    /// Every job, newest first.
+    func list() -> [JobRecord] {
+        state.withLock { Array($0.jobs.values) }.sorted { ($0.createdAt, $0.id) > ($1.createdAt, $1.id) }
+    }
+
+    func job(_ id: String) throws -> JobRecord {
+        guard let job = state.withLock({ $0.jobs[id] }) else { throw ServerError.notFound("there is no job \(id)") }
+        return job
+    }
+
+    /// The running job's id and the ids waiting, in order.
+    var queueSnapshot: (running: String?, queued: [String]) { state.withLock { ($0.running, $0.queue) } }
+
+    // MARK: Changes
+
+    /// Queues a new job whose folder and inputs exist. Throws 429 when the queue is full.
+    func submit(_ job: JobRecord) throws -> JobRecord {
+        var job = job
+        job.state = .queued
+        try state.withLock { state in
+            guard !state.stopping else { throw ServerError.unavailable("the server is shutting down") }
+            guard state.queue.count < configuration.queueLimit else { throw ServerError.queueFull(limit: configuration.queueLimit) }
+            state.jobs[job.id] = job
+            state.queue.append(job.id)
+            try store.save(job)
+        }
+        publish(job)
+        wake.signal()
+        return job
+    }
+
+    /// Cancels a queued job at once, a running one at its next step. Cancelling a job that
+    /// has already stopped changes nothing.
+    func cancel(_ id: String) throws -> JobRecord {
+        let job = try state.withLock { state -> JobRecord in
+            guard var job = state.jobs[id] else { throw ServerError.notFound("there is no job \(id)") }
+            switch job.state {
+            case .queued:
+                state.queue.removeAll { $0 == id }
+                job.state = .cancelled
+                job.finishedAt = Date()
+                state.jobs[id] = job
+                try? store.save(job)
+            case .running:
+                state.cancelRequested.insert(id)
+            default:
+                break
+            }
+            return job
+        }
+        if job.state == .cancelled { publish(job) }
+        return job
+    }
+
+    /// Queues an interrupted, cancelled or failed job again.
+    func resume(_ id: String) throws -> JobRecord {
+        let job = try state.withLock { state -> JobRecord in
+            guard var job = state.jobs[id] else { throw ServerError.notFound("there is no job \(id)") }
+            guard job.state.isResumable else {
+                throw ServerError.conflict("job \(id) is \(job.state.rawValue); only interrupted, cancelled or failed jobs can be resumed")
+            }
+            guard !state.stopping else { throw ServerError.unavailable("the server is shutting down") }
+            guard state.queue.count < configuration.queueLimit else { throw ServerError.queueFull(limit: configuration.queueLimit) }
+            job.state = .queued
+            job.error = nil
+            job.finishedAt = nil
+            state.jobs[id] = job
+            state.queue.append(id)
+            try? store.save(job)
+            return job
+        }
+        publish(job)
+        wake.signal()
+        return job
+    }
+
+    /// Deletes a job that is not running, with its folder.
+    func delete(_ id: String) throws {
+        try state.withLock { state in
+            guard let job = state.jobs[id] else { throw ServerError.notFound("there is no job \(id)") }
+            guard job.state != .running else { throw ServerError.conflict("job \(id) is running: cancel it first, then delete it") }
+            state.queue.removeAll { $0 == id }
+            state.jobs[id] = nil
+            try store.delete(id)
+        }
+        hub.publish(ServerEvent("deleted", job: id, ["id": id]))
+        hub.finish(job: id)
+        publishStatus()
+    }
+
+    // MARK: The worker
+
+    /// Takes the models' new status: jobs run only while they are ready.
+    func modelsChanged(_ status: ModelsStatus) {
+        modelsStatus.withLock { $0 = status }
+        modelsReady.store(status.state == .ready, ordering: .sequentiallyConsistent)
+        publishStatus()
+        if status.state == .ready { wake.signal() }
+    }
+
+    /// What `GET /api/status` answers.
+    func status() -> ServerStatus {
+        let queue = queueSnapshot
+        return ServerStatus(version: EditPipeline.version, models: modelsStatus.withLock { $0 },
+                            queue: .init(running: queue.running, queued: queue.queued, limit: configuration.queueLimit),
+                            defaults: JobSettings(),
+                            limits: .init(maxUploadBytes: configuration.maxUploadBytes, maxUploadPixels: configuration.maxUploadPixels))
+    }
+
+    private func publishStatus() {
+        hub.publish(ServerEvent("status", job: nil, status()))
+    }
+
+    /// Starts the worker thread (once).
+    func start() {
+        let first = state.withLock { state -> Bool in
+            defer { state.workerStarted = true }
+            return !state.workerStarted
+        }
+        guard first else { return }
+        let thread = Thread { [self] in
+            workLoop()
+            workerDone.signal()
+        }
+        thread.name = "blend job worker"
+        // The edit's own threads do the heavy lifting; this one mostly waits.
+        thread.stackSize = 8 << 20
+        thread.start()
+    }
+
+    /// Stops the worker: queued jobs stay queued on disk (and come back as interrupted), the
+    /// running one is stopped at its next step and marked interrupted. Waits up to `timeout`
+    /// seconds for the worker thread to end.
+    func shutdown(timeout: Double = 30) {
+        let started = state.withLock { state -> Bool in
+            state.stopping = true
+            return state.workerStarted
+        }
+        wake.signal()
+        if started { _ = workerDone.wait(timeout: .now() + timeout) }
+    }
+
+    private func workLoop() {
+        while true {
+            wake.wait()
+            while let job = nextJob() {
+                run(job)
+            }
+            if state.withLock({ $0.stopping }) { return }
+        }
+    }
+
+    /// Takes the next queued job and marks it running, when the models are ready.
+    private func nextJob() -> JobRecord? {
+        guard modelsReady.load(ordering: .sequentiallyConsistent) else { return nil }
+        let job = state.withLock { state -> JobRecord? in
+            guard !state.stopping, state.running == nil, !state.queue.isEmpty else { return nil }
+            let id = state.queue.removeFirst()
+            guard var job = state.jobs[id] else { return nil }
+            job.state = .running
+            job.startedAt = Date()
+            job.runs += 1
+            job.error = nil
+            job.progress = nil
+            state.running = id
+            state.jobs[id] = job
+            try? store.save(job)
+            return job
+        }
+        if let job {
+            store.removeZip(job.id)
+            publish(job)
+        }
+        return job
+    }
+
+    /// Why a run stopped early.
+    private enum Stop: Error { case cancelled, shutdown }
+
+    private func run(_ job: JobRecord) {
+        let id = job.id
+        var request = EditRequest(
+            imagePath: store.file(id, job.photo.file).path, maskPath: store.file(id, job.mask).path,
+            outputDirectory: store.outputDirectory(id).path, settings: job.settings.editSettings(prompt: job.prompt),
+            models: configuration.models)
+        request.saveIntermediates = false
+        var editStart = Date()
+        var lastPreviewStep = -1
+        var outcome: (state: JobState, error: String?, results: [JobResult])
+        do {
+            let report = try EditPipeline.run(request) { event in
+                let (cancelled, stopping) = state.withLock { ($0.cancelRequested.contains(id), $0.stopping) }
+                if cancelled { throw Stop.cancelled }
+                if stopping { throw Stop.shutdown }
+                switch event {
+                case .loadedModels:
+                    editStart = Date()
+                case let .step(p):
+                    let progress = makeProgress(id, p, since: editStart)
+                    state.withLock { $0.jobs[id]?.progress = progress }
+                    hub.publish(ServerEvent("progress", job: id, progress))
+                    let every = max(1, configuration.previewEvery)
+                    if p.completedSteps - lastPreviewStep >= every || p.step == p.steps || lastPreviewStep < 0 {
+                        lastPreviewStep = p.completedSteps
+                        if let preview = try? Self.previewDataURI(p.predictedImage) {
+                            hub.publish(ServerEvent("preview", job: id, Preview(job: id, completedSteps: p.completedSteps,
+                                                                                iteration: p.iteration, step: p.step, image: preview)))
+                        }
+                    }
+                default:
+                    break
+                }
+            }
+            let results = report.samples.map { sample in
+                JobResult(rank: sample.rank, distance: sample.distance, file: "out/" + sample.file,
+                          url: "/api/jobs/\(id)/results/\(sample.rank)")
+            }
+            outcome = (.finished, nil, results)
+        } catch Stop.cancelled {
+            outcome = (.cancelled, nil, [])
+        } catch Stop.shutdown {
+            outcome = (.interrupted, "the server stopped before the job finished; resume it to run it again", [])
+        } catch {
+            outcome = (.failed, String(describing: error), [])
+        }
+        let finished = state.withLock { state -> JobRecord? in
+            state.running = nil
+            state.cancelRequested.remove(id)
+            guard var job = state.jobs[id] else { return nil }   // deleted meanwhile (cannot happen while running)
+            job.state = outcome.state
+            job.error = outcome.error
+            job.results = outcome.results
+            job.finishedAt = Date()
+            state.jobs[id] = job
+            try? store.save(job)
+            return job
+        }
+        if let finished { publish(finished) }
+    }
+
+    private func makeProgress(_ id: String, _ p: EditProgress, since start: Date) -> JobProgress {
+        let elapsed = Date().timeIntervalSince(start)
+        let done = Double(p.completedSteps), total = Double(p.totalSteps)
+        let perStep = done > 0 ? elapsed / done : nil
+        return JobProgress(job: id, iteration: p.iteration, iterations: p.iterations, step: p.step, steps: p.steps,
+                           completedSteps: p.completedSteps, totalSteps: p.totalSteps, elapsedSeconds: elapsed,
+                           etaSeconds: perStep.map { $0 * (total - done) }, secondsPerStep: perStep,
+                           clipLoss: p.clipLoss, rangeLoss: p.rangeLoss)
+    }
+
+    struct Preview: Encodable {
+        var job: String
+        var completedSteps: Int
+        var iteration: Int
+        var step: Int
+        /// A PNG data URI: the batch's x0 predictions side by side, at the model's resolution.
+        var image: String
+    }
+
+    /// The x0 predictions `[B, 3, H, W]` in [-1, 1] as one PNG strip, as a data URI.
+    static func previewDataURI(_ predictions: Tensor) throws -> String {
+        let count = predictions.dim(0)
+        let tiles = try (0..<count).map { try RGBImage(tensor: predictions.sliced($0..<$0 + 1, axis: 0)) }
+        guard let first = tiles.first else { throw ServerError.badRequest("no predictions") }
+        let gap = 2, width = count * first.width + (count - 1) * gap, height = first.height
+        var pixels = [UInt8](repeating: 255, count: 3 * width * height)
+        for (t, tile) in tiles.enumerated() {
+            let x0 = t * (first.width + gap)
+            for y in 0..<height {
+                let source = 3 * y * tile.width, target = 3 * (y * width + x0)
+                pixels.replaceSubrange(target..<target + 3 * tile.width, with: tile.pixels[source..<source + 3 * tile.width])
+            }
+        }
+        let strip = try RGBImage(width: width, height: height, pixels: pixels)
+        return "data:image/png;base64," + Data(try strip.encoded(as: .png)).base64EncodedString()
+    }
+
+    /// A `job` event, and a `status` event with the queue as it now is.
+    private func publish(_ job: JobRecord) {
+        hub.publish(ServerEvent("job", job: job.id, job))
+        publishStatus()
+    }
+}
+
+/// What `GET /api/status` answers: the models, the queue, the CLI's default settings and the
+/// upload limits.
+struct ServerStatus: Encodable {
+    struct Queue: Encodable {
+        var running: String?
+        var queued: [String]
+        var limit: Int
+    }
+    struct Limits: Encodable {
+        var maxUploadBytes: Int
+        var maxUploadPixels: Int
+    }
+    var version: String
+    var models: ModelsStatus
+    var queue: Queue
+    var defaults: JobSettings
+    var limits: Limits
+}

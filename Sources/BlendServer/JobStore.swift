@@ -1,0 +1,140 @@
+import BlendImage
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The jobs on disk, one folder each under `DATA/jobs/<id>/`:
+///
+/// ```
+/// job.json            the JobRecord (written atomically at every change of state)
+/// photo.png|photo.jpg the photo as uploaded (Exif orientation is applied when it is read)
+/// mask.png            the mask as uploaded (white = edit)
+/// out/                the pipeline's output: ranked/, contact_sheet.png, report.json
+/// results.zip         made on the first download of all results
+/// ```
+///
+/// A lock file (`DATA/.lock`, `flock`) keeps a second server off the same directory.
+final class JobStore: Sendable {
+    let root: URL
+    let jobsDirectory: URL
+    private let lockDescriptor: Int32
+
+    init(root: URL) throws {
+        self.root = root
+        jobsDirectory = root.appendingPathComponent("jobs", isDirectory: true)
+        do {
+            try FileManager.default.createDirectory(at: jobsDirectory, withIntermediateDirectories: true)
+        } catch {
+            throw ServerError.dataDirectory(path: root.path, reason: "it cannot be created (\(error.localizedDescription))")
+        }
+        let lockPath = root.appendingPathComponent(".lock").path
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw ServerError.dataDirectory(path: root.path, reason: "it is not writable (\(String(cString: strerror(errno))))")
+        }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            Glibc.close(fd)
+            throw ServerError.dataDirectory(path: root.path, reason: "another blend serve is using it")
+        }
+        lockDescriptor = fd
+    }
+
+    /// Releases the directory lock.
+    func close() {
+        flock(lockDescriptor, LOCK_UN)
+        Glibc.close(lockDescriptor)
+    }
+
+    /// A new job id: creation time (sortable) and 24 random bits, e.g. `20261130-084012-a1b2c3`.
+    static func newID(now: Date = Date()) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyyMMdd-HHmmss"
+        return formatter.string(from: now) + "-" + String(format: "%06x", UInt32.random(in: 0..<(1 << 24)))
+    }
+
+    /// True for ids of the form ``newID(now:)`` makes: nothing else ever becomes a path.
+    static func isValidID(_ id: String) -> Bool {
+        let bytes = Array(id.utf8)
+        guard bytes.count == 22 else { return false }
+        for (i, b) in bytes.enumerated() {
+            switch i {
+            case 8, 15: if b != UInt8(ascii: "-") { return false }
+            case 16...: if !(b >= 0x30 && b <= 0x39 || b >= 0x61 && b <= 0x66) { return false }
+            default: if !(b >= 0x30 && b <= 0x39) { return false }
+            }
+        }
+        return true
+    }
+
+    func directory(_ id: String) -> URL { jobsDirectory.appendingPathComponent(id, isDirectory: true) }
+    func outputDirectory(_ id: String) -> URL { directory(id).appendingPathComponent("out", isDirectory: true) }
+    func file(_ id: String, _ name: String) -> URL { directory(id).appendingPathComponent(name) }
+
+    /// Creates the job's folder with its inputs; the record is saved by the caller.
+    func createJob(id: String, photo: [UInt8], photoFile: String, mask: [UInt8], maskFile: String) throws {
+        let folder = directory(id)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try writeFileAtomically(photo, to: folder.appendingPathComponent(photoFile).path)
+        try writeFileAtomically(mask, to: folder.appendingPathComponent(maskFile).path)
+    }
+
+    func save(_ record: JobRecord) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        try writeFileAtomically(Array(try encoder.encode(record)) + [0x0A], to: file(record.id, "job.json").path)
+    }
+
+    /// Every job with a readable `job.json`, oldest first; unreadable folders are named in `skipped`.
+    func loadAll() -> (jobs: [JobRecord], skipped: [String]) {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        var jobs: [JobRecord] = [], skipped: [String] = []
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: jobsDirectory.path)) ?? []
+        for name in names.sorted() where Self.isValidID(name) {
+            do {
+                let record = try decoder.decode(JobRecord.self, from: Data(contentsOf: file(name, "job.json")))
+                guard record.id == name else { throw ServerError.badRequest("the record names another job") }
+                jobs.append(record)
+            } catch {
+                skipped.append(name)
+            }
+        }
+        return (jobs, skipped)
+    }
+
+    /// Forgets a made zip (the results changed).
+    func removeZip(_ id: String) { try? FileManager.default.removeItem(at: file(id, "results.zip")) }
+
+    func delete(_ id: String) throws {
+        try FileManager.default.removeItem(at: directory(id))
+    }
+
+    /// A zip (stored, not recompressed: PNGs are compressed already) of the ranked results,
+    /// the contact sheet and report.json. Made once; later calls return the same file.
+    func resultsZip(for record: JobRecord) throws -> URL {
+        let destination = file(record.id, "results.zip")
+        if FileManager.default.fileExists(atPath: destination.path) { return destination }
+        let temporary = file(record.id, ".results-\(UUID().uuidString).zip")
+        defer { try? FileManager.default.removeItem(at: temporary) }
+        var archive = try ZipWriter(url: temporary)
+        let prefix = "blend-\(record.id)/"
+        for result in record.results {
+            try archive.add(name: prefix + URL(fileURLWithPath: result.file).lastPathComponent,
+                            contentsOf: directory(record.id).appendingPathComponent(result.file))
+        }
+        let out = outputDirectory(record.id)
+        for extra in ["contact_sheet.png", "report.json"] where FileManager.default.fileExists(atPath: out.appendingPathComponent(extra).path) {
+            try archive.add(name: prefix + extra, contentsOf: out.appendingPathComponent(extra))
+        }
+        try archive.finish()
+        // rename(2) replaces atomically, so two downloads at once both get a whole file.
+        guard rename(temporary.path, destination.path) == 0 else {
+            throw ServerError.conflict("the zip of \(record.id) could not be written (\(String(cString: strerror(errno))))")
+        }
+        return destination
+    }
+}

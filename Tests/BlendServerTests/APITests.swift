@@ -1,0 +1,281 @@
+import BlendEditor
+import BlendImage
+import BlendPipelineTestSupport
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Testing
+@testable import BlendServer
+
+@Suite(.serialized) struct APITests {
+    @Test func servesThePageAndTheStatus() async throws {
+        let fixture = try ServerFixture()
+        defer { fixture.remove() }
+        let server = try fixture.server()
+        defer { server.shutdown() }
+        try await server.application().test(.router) { client in
+            let page = try await client.execute(uri: "/", method: .get)
+            #expect(page.status == .ok)
+            #expect(page.headers[.contentType]?.hasPrefix("text/html") == true)
+            #expect(page.text.contains("<canvas id=\"stage-canvas\">"))
+            #expect(page.headers[HTTPField.Name("Content-Security-Policy")!]?.contains("default-src 'self'") == true)
+            for asset in ["/app.js", "/style.css", "/favicon.svg"] {
+                let response = try await client.execute(uri: asset, method: .get)
+                #expect(response.status == .ok && response.body.readableBytes > 100, "\(asset)")
+            }
+            try await client.waitForModels()
+            let (status, object) = try await client.json("/api/status")
+            #expect(status == .ok)
+            let defaults = try #require(object["defaults"] as? [String: Any])
+            #expect(defaults["samples"] as? Int == 32 && defaults["steps"] as? String == "100" && defaults["skip"] as? Int == 25)
+            #expect(defaults["seed"] as? Int == 404 && defaults["method"] as? String == "blended")
+            #expect((object["queue"] as? [String: Any])?["limit"] as? Int == 8)
+            let missing = try await client.execute(uri: "/api/nothing", method: .get)
+            #expect(missing.status == .notFound && missing.message.contains("no such page"))
+        }
+    }
+
+    @Test func aJobRunsEndToEndAndItsResultsAreServed() async throws {
+        let fixture = try ServerFixture()
+        defer { fixture.remove() }
+        let server = try fixture.server()
+        defer { server.shutdown() }
+        try await server.application().test(.router) { client in
+            try await client.waitForModels()
+            let created = try await client.post(.job(photo: fixture.photo, mask: fixture.mask))
+            #expect(created.status == .created, "\(created.text)")
+            let job = try JSONSerialization.jsonObject(with: Data(buffer: created.body)) as? [String: Any]
+            let id = try #require(job?["id"] as? String)
+            #expect(created.headers[.location] == "/api/jobs/\(id)")
+            #expect((job?["photo"] as? [String: Any])?["width"] as? Int == 40)
+            let maskFraction = try #require(job?["maskFraction"] as? Double)
+            #expect(abs(maskFraction - Double(16 * 14) / 1200) < 1e-9)
+
+            let finished = try await client.waitForJob(id)
+            #expect(finished["state"] as? String == "finished", "\(finished)")
+            let results = try #require(finished["results"] as? [[String: Any]])
+            #expect(results.map { $0["rank"] as? Int } == [1, 2, 3])
+            let distances = results.compactMap { $0["distance"] as? Double }
+            #expect(distances == distances.sorted())
+
+            // Full resolution, the background untouched, the masked region edited.
+            let photo = try RGBImage(encoded: fixture.photo)
+            let mask = try EditMask(image: RGBImage(encoded: fixture.mask))
+            for result in results {
+                let response = try await client.execute(uri: try #require(result["url"] as? String), method: .get)
+                #expect(response.status == .ok && response.headers[.contentType] == "image/png")
+                let image = try RGBImage(encoded: Array(buffer: response.body))
+                #expect(image.width == 40 && image.height == 30)
+                var changedInside = 0
+                for i in 0..<1200 {
+                    let same = image.pixels[3 * i..<3 * i + 3] == photo.pixels[3 * i..<3 * i + 3]
+                    if mask.isEdited[i] { changedInside += same ? 0 : 1 } else { #expect(same) }
+                }
+                #expect(changedInside > 0)
+            }
+            let download = try await client.execute(uri: "/api/jobs/\(id)/results/1?download=1", method: .get)
+            #expect(download.headers[.contentDisposition]?.contains("attachment") == true)
+            let noSuch = try await client.execute(uri: "/api/jobs/\(id)/results/9", method: .get)
+            #expect(noSuch.status == .notFound && noSuch.message.contains("has no result 9"))
+
+            // The zip of all results.
+            let zip = try await client.execute(uri: "/api/jobs/\(id)/results.zip", method: .get)
+            #expect(zip.status == .ok && zip.headers[.contentType] == "application/zip")
+            let entries = try zipEntries(Array(buffer: zip.body))
+            #expect(entries.count == 5 && entries["blend-\(id)/report.json"] != nil && entries["blend-\(id)/contact_sheet.png"] != nil)
+            let first = try await client.execute(uri: "/api/jobs/\(id)/results/1", method: .get)
+            let firstName = try #require((results[0]["file"] as? String).map { URL(fileURLWithPath: $0).lastPathComponent })
+            #expect(entries["blend-\(id)/\(firstName)"] == Array(buffer: first.body))
+
+            // Inputs, report, list.
+            #expect(try await client.execute(uri: "/api/jobs/\(id)/photo", method: .get).body.readableBytes == fixture.photo.count)
+            #expect(try await client.execute(uri: "/api/jobs/\(id)/mask", method: .get).status == .ok)
+            let report = try await client.json("/api/jobs/\(id)/report")
+            #expect(report.status == .ok && (report.object["samples"] as? [Any])?.count == 3)
+            let list = try await client.json("/api/jobs")
+            #expect((list.object["jobs"] as? [[String: Any]])?.map { $0["id"] as? String } == [id])
+
+            // Cancelling a finished job changes nothing; resuming it is refused.
+            #expect(try await client.json("/api/jobs/\(id)/cancel", method: .post).object["state"] as? String == "finished")
+            let resume = try await client.execute(uri: "/api/jobs/\(id)/resume", method: .post)
+            #expect(resume.status == .conflict && resume.message.contains("only interrupted, cancelled or failed"))
+
+            // Delete: the job and its folder are gone.
+            #expect(try await client.execute(uri: "/api/jobs/\(id)", method: .delete).status == .noContent)
+            #expect(try await client.execute(uri: "/api/jobs/\(id)", method: .get).status == .notFound)
+            #expect(!FileManager.default.fileExists(atPath: fixture.data.appendingPathComponent("jobs/\(id)").path))
+            #expect(try await client.execute(uri: "/api/jobs/../../etc", method: .get).status == .notFound)
+        }
+    }
+
+    @Test func cancelStopsQueuedAndRunningJobs() async throws {
+        let fixture = try ServerFixture()
+        defer { fixture.remove() }
+        let server = try fixture.server()
+        defer { server.shutdown() }
+        try await server.application().test(.router) { client in
+            try await client.waitForModels()
+            let long = #"{"steps": "100", "skip": 0, "samples": 50, "batch": 1, "augmentations": 1}"#
+            let first = try await client.post(.job(photo: fixture.photo, mask: fixture.mask, settings: long))
+            let second = try await client.post(.job(photo: fixture.photo, mask: fixture.mask))
+            let firstID = try #require(try JSONSerialization.jsonObject(with: Data(buffer: first.body)) as? [String: Any])["id"] as! String
+            let secondID = try #require(try JSONSerialization.jsonObject(with: Data(buffer: second.body)) as? [String: Any])["id"] as! String
+
+            // The queued one stops at once.
+            let cancelled = try await client.json("/api/jobs/\(secondID)/cancel", method: .post)
+            #expect(cancelled.object["state"] as? String == "cancelled")
+            // The running one at its next step.
+            _ = try await client.waitForJob(firstID) { $0["progress"] is [String: Any] }
+            let busy = try await client.execute(uri: "/api/jobs/\(firstID)", method: .delete)
+            #expect(busy.status == .conflict && busy.message.contains("cancel it first"))
+            _ = try await client.json("/api/jobs/\(firstID)/cancel", method: .post)
+            let stopped = try await client.waitForJob(firstID)
+            #expect(stopped["state"] as? String == "cancelled")
+            let progress = try #require(stopped["progress"] as? [String: Any])
+            #expect((progress["completedSteps"] as? Int ?? 0) < 5000)
+            // A stopped one can be deleted.
+            #expect(try await client.execute(uri: "/api/jobs/\(firstID)", method: .delete).status == .noContent)
+            // A cancelled job can be resumed, and then runs to the end.
+            let resumed = try await client.json("/api/jobs/\(secondID)/resume", method: .post)
+            #expect(resumed.status == .accepted && resumed.object["state"] as? String == "queued")
+            #expect(try await client.waitForJob(secondID)["state"] as? String == "finished")
+        }
+    }
+
+    @Test func aFullQueueAnswers429() async throws {
+        let fixture = try ServerFixture()
+        defer { fixture.remove() }
+        // Not started: the models never load, so jobs wait in the queue.
+        let server = try fixture.server(start: false) { $0.queueLimit = 2 }
+        defer { server.shutdown() }
+        try await server.application().test(.router) { client in
+            for _ in 0..<2 {
+                #expect(try await client.post(.job(photo: fixture.photo, mask: fixture.mask)).status == .created)
+            }
+            let refused = try await client.post(.job(photo: fixture.photo, mask: fixture.mask))
+            #expect(refused.status == .tooManyRequests)
+            #expect(refused.message == "the queue is full (2 jobs waiting): wait for one to finish, or cancel one")
+            let (_, status) = try await client.json("/api/status")
+            #expect(((status["queue"] as? [String: Any])?["queued"] as? [String])?.count == 2)
+            #expect((status["models"] as? [String: Any])?["state"] as? String == "loading")
+            // The refused job left nothing behind.
+            let folders = try FileManager.default.contentsOfDirectory(atPath: fixture.data.appendingPathComponent("jobs").path)
+            #expect(folders.count == 2)
+        }
+    }
+
+    @Test func uploadLimitsAreCheckedBeforeDecoding() async throws {
+        let fixture = try ServerFixture()
+        defer { fixture.remove() }
+        let server = try fixture.server(start: false) {
+            $0.maxUploadBytes = 6000
+            $0.maxUploadPixels = 1500
+        }
+        defer { server.shutdown() }
+        try await server.application().test(.router) { client in
+            // Bytes: by Content-Length, and by the body itself.
+            let big = Multipart.job(photo: fixture.photo + [UInt8](repeating: 0, count: 8000), mask: fixture.mask)
+            let tooBig = try await client.post(big)
+            #expect(tooBig.status == .contentTooLarge)
+            #expect(tooBig.message.hasSuffix("the limit is 6000 bytes: send a smaller photo"), "\(tooBig.message)")
+            // Pixels: a PNG header claiming 100000 x 100000 is refused without decoding.
+            var header = Array(fixture.photo.prefix(33))
+            header.replaceSubrange(16..<24, with: [0, 1, 0x86, 0xA0, 0, 1, 0x86, 0xA0])
+            let huge = try await client.post(.job(photo: header, mask: fixture.mask))
+            #expect(huge.status == .contentTooLarge)
+            #expect(huge.message.contains("100000x100000") && huge.message.contains("10000 MP; the limit is 1500 pixels"), "\(huge.message)")
+            // A 40x30 photo is 1200 pixels: within the limit.
+            #expect(try await client.post(.job(photo: fixture.photo, mask: fixture.mask)).status == .created)
+        }
+    }
+
+    @Test func badUploadsAreClear4xxAndTheServerCarriesOn() async throws {
+        let fixture = try ServerFixture()
+        defer { fixture.remove() }
+        let server = try fixture.server()
+        defer { server.shutdown() }
+        let otherShape = try RGBImage(width: 30, height: 30, filledWith: RGBColor(red: 255, green: 255, blue: 255)).encoded(as: .png)
+        let black = try RGBImage(width: 40, height: 30, filledWith: RGBColor(red: 0, green: 0, blue: 0)).encoded(as: .png)
+        let white = try RGBImage(width: 40, height: 30, filledWith: RGBColor(red: 255, green: 255, blue: 255)).encoded(as: .png)
+        try await server.application().test(.router) { client in
+            try await client.waitForModels()
+            func expect(_ form: Multipart, _ status: HTTPResponse.Status, _ message: String, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+                let response = try await client.post(form)
+                #expect(response.status == status, "\(response.text)", sourceLocation: sourceLocation)
+                #expect(response.message.contains(message), "\(response.message)", sourceLocation: sourceLocation)
+            }
+            let notMultipart = try await client.execute(uri: "/api/jobs", method: .post, headers: [.contentType: "application/json"],
+                                                        body: ByteBuffer(string: "{}"))
+            #expect(notMultipart.status == .badRequest && notMultipart.message.contains("multipart/form-data"))
+            try await expect(.job(photo: fixture.photo, mask: fixture.mask, prompt: nil), .badRequest, "the prompt is missing")
+            try await expect(.job(photo: fixture.photo, mask: fixture.mask, prompt: "   "), .badRequest, "the prompt is empty")
+            try await expect(.job(photo: fixture.photo, mask: fixture.mask, prompt: Array(repeating: "a very long prompt", count: 40).joined(separator: " ")),
+                             .badRequest, "tokens long but CLIP reads at most 77")
+            try await expect(.job(photo: nil, mask: fixture.mask), .badRequest, "the photo is missing")
+            try await expect(.job(photo: fixture.photo, mask: nil), .badRequest, "the mask is missing")
+            try await expect(.job(photo: Array("just some notes".utf8), mask: fixture.mask), .badRequest, "is not a PNG or JPEG image")
+            try await expect(.job(photo: Array(fixture.photo.prefix(fixture.photo.count / 2)), mask: fixture.mask), .badRequest, "photo")
+            try await expect(.job(photo: [0xFF, 0xD8, 0xFF, 0xE0, 0, 16] + Array(repeating: 7, count: 40), mask: fixture.mask), .badRequest, "the photo (photo.png)")
+            try await expect(.job(photo: fixture.photo, mask: otherShape), .badRequest, "the mask is 30x30 but the photo is 40x30")
+            try await expect(.job(photo: fixture.photo, mask: black), .badRequest, "the mask marks nothing to edit")
+            try await expect(.job(photo: fixture.photo, mask: white), .badRequest, "the mask marks the whole photo")
+            try await expect(.job(photo: fixture.photo, mask: fixture.mask, settings: "{not json"), .badRequest, "not valid JSON")
+            try await expect(.job(photo: fixture.photo, mask: fixture.mask, settings: #"{"sample": 3}"#), .badRequest, "unknown setting \"sample\"")
+            try await expect(.job(photo: fixture.photo, mask: fixture.mask, settings: #"{"samples": "many"}"#), .badRequest, "samples has the wrong type")
+            try await expect(.job(photo: fixture.photo, mask: fixture.mask, settings: #"{"samples": 0}"#), .badRequest, "samples must be 1 to 1024")
+            try await expect(.job(photo: fixture.photo, mask: fixture.mask, settings: #"{"steps": "10", "skip": 10}"#), .badRequest, "skip (10) must be")
+            try await expect(.job(photo: fixture.photo, mask: fixture.mask, settings: #"{"steps": "ten"}"#), .badRequest, "steps")
+            try await expect(.job(photo: fixture.photo, mask: fixture.mask, settings: #"{"seed": "abc"}"#), .badRequest, "seed must be a whole number")
+            try await expect(.job(photo: fixture.photo, mask: fixture.mask, settings: #"{"method": "magic"}"#), .badRequest, "method")
+            // None of them created a job, and the server still answers.
+            #expect((try await client.json("/api/jobs").object["jobs"] as? [Any])?.isEmpty == true)
+            #expect(try await client.execute(uri: "/api/status", method: .get).status == .ok)
+            // An inverted mask is checked after inversion; a random seed is drawn and recorded.
+            let inverted = try await client.post(.job(photo: fixture.photo, mask: fixture.mask, settings: #"{"invertMask": true, "seed": "random", "steps": "10", "skip": 8, "samples": 1}"#))
+            #expect(inverted.status == .created, "\(inverted.text)")
+            let job = try JSONSerialization.jsonObject(with: Data(buffer: inverted.body)) as? [String: Any]
+            let seed = try #require((job?["settings"] as? [String: Any])?["seed"] as? Int)
+            #expect(seed != 404 && seed >= 0)
+            let done = try await client.waitForJob(job?["id"] as! String)
+            #expect(done["state"] as? String == "finished", "\(done)")
+        }
+    }
+
+    @Test func missingModelFilesAreNamedWithTheirDownloadCommands() async throws {
+        let fixture = try ServerFixture()
+        defer { fixture.remove() }
+        let cache = fixture.directory.appendingPathComponent("empty-cache")
+        let server = try fixture.server { configuration in
+            configuration.models = .standard(.init(directory: cache))
+        }
+        defer { server.shutdown() }
+        try await server.application().test(.router) { client in
+            var models: [String: Any] = [:]
+            for _ in 0..<500 {
+                models = try await client.json("/api/status").object["models"] as? [String: Any] ?? [:]
+                if models["state"] as? String != "loading" { break }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(models["state"] as? String == "missing")
+            let commands = (models["missing"] as? [[String: Any]])?.compactMap { $0["command"] as? String }
+            #expect(commands == ["blend models download 256x256_diffusion_uncond", "blend models download ViT-B-16",
+                                 "blend models download clip-vocab"])
+            #expect((models["message"] as? String)?.contains("blend models download ViT-B-16") == true)
+            let refused = try await client.post(.job(photo: fixture.photo, mask: fixture.mask))
+            #expect(refused.status == .serviceUnavailable && refused.message.contains("blend models download 256x256_diffusion_uncond"))
+        }
+    }
+
+    @Test func settingsDefaultsAreTheCLIs() throws {
+        let defaults = JobSettings()
+        let settings = defaults.editSettings(prompt: "x")
+        var expected = BlendEditor.EditSettings(prompt: "x")
+        expected.batchSize = 4
+        #expect(settings == expected)
+        // A partial request keeps the defaults for what it leaves out.
+        let partial = try JobIntake.decodeSettings(Array(#"{"samples": 2, "seed": 7}"#.utf8))
+        #expect(partial.samples == 2 && partial.seed == 7 && partial.steps == "100" && partial.batch == 4)
+    }
+}
