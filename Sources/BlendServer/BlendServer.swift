@@ -120,18 +120,16 @@ public final class BlendServer: Sendable {
         }
         router.get("/api/jobs/:id/mask") { request, context in
             let job = try self.runner.job(try Self.jobID(context))
-            return try await self.file(self.store.file(job.id, job.mask), request: request, context: context,
-                                       type: job.mask.hasSuffix(".png") ? "image/png" : "image/jpeg", download: nil)
+            guard let mask = job.mask else { throw ServerError.notFound("job \(job.id) has no mask: the photo's transparent area is edited") }
+            return try await self.file(self.store.file(job.id, mask), request: request, context: context,
+                                       type: mask.hasSuffix(".png") ? "image/png" : "image/jpeg", download: nil)
         }
+        // A result by its rank (1 = best so far), or by its sample number (a stable address).
         router.get("/api/jobs/:id/results/:rank") { request, context in
-            let job = try self.runner.job(try Self.jobID(context))
-            let rankText = try context.parameters.require("rank")
-            guard let rank = Int(rankText.hasSuffix(".png") ? String(rankText.dropLast(4)) : rankText),
-                  let result = job.results.first(where: { $0.rank == rank }) else {
-                throw ServerError.notFound("job \(job.id) has no result \(rankText) (it has \(job.results.count))")
-            }
-            return try await self.file(self.store.directory(job.id).appendingPathComponent(result.file), request: request, context: context,
-                                       type: "image/png", download: String(format: "blend-%@-%02d.png", job.id, rank))
+            try await self.result(request, context, key: "rank") { job, rank in job.results.first { $0.rank == rank } }
+        }
+        router.get("/api/jobs/:id/samples/:index") { request, context in
+            try await self.result(request, context, key: "index") { job, index in job.results.first { $0.index == index } }
         }
         router.get("/api/jobs/:id/results.zip") { request, context in
             let job = try self.runner.job(try Self.jobID(context))
@@ -142,12 +140,23 @@ public final class BlendServer: Sendable {
         }
         router.get("/api/jobs/:id/report") { request, context in
             let job = try self.runner.job(try Self.jobID(context))
-            let report = self.store.outputDirectory(job.id).appendingPathComponent("report.json")
+            let report = self.store.directory(job.id).appendingPathComponent((job.runDirectory ?? "-") + "/report.json")
             guard job.state == .finished, FileManager.default.fileExists(atPath: report.path) else {
                 throw ServerError.notFound("job \(job.id) has no report yet (it is \(job.state.rawValue))")
             }
             return try await self.file(report, request: request, context: context, type: "application/json", download: nil)
         }
+    }
+
+    func result(_ request: Request, _ context: BasicRequestContext, key: String,
+                _ find: (JobRecord, Int) -> JobResult?) async throws -> Response {
+        let job = try runner.job(try Self.jobID(context))
+        let text = try context.parameters.require(key)
+        guard let number = Int(text.hasSuffix(".png") ? String(text.dropLast(4)) : text), let result = find(job, number) else {
+            throw ServerError.notFound("job \(job.id) has no result \(key) \(text) (it has \(job.results.count) results)")
+        }
+        return try await file(store.directory(job.id).appendingPathComponent(result.file), request: request, context: context,
+                              type: "image/png", download: String(format: "blend-%@-%02d.png", job.id, result.rank))
     }
 
     static func jobID(_ context: BasicRequestContext) throws -> String {
@@ -177,31 +186,40 @@ public final class BlendServer: Sendable {
             throw ServerError.tooLarge("the upload is over the limit of \(JobIntake.byteCount(limit)): send a smaller photo")
         }
         let parts = try JobIntake.parseMultipart(body, contentType: request.headers[.contentType])
-        let tokenizer = warmup.tokenizer
-        let maxPixels = configuration.maxUploadPixels
-        // Decoding is CPU work of up to a second: one at a time, off the request threads, so
-        // that many uploads at once cannot hold many decoded photos in memory.
-        let checked = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<JobIntake.Checked, any Error>) in
-            decodeQueue.async {
-                continuation.resume(with: Result { try JobIntake.check(parts, tokenizer: tokenizer, maxPixels: maxPixels) })
-            }
-        }
+        let form = try JobIntake.checkForm(parts, maxPixels: configuration.maxUploadPixels)
         let id = JobStore.newID()
-        let photoFile = "photo." + (checked.photoFormat == .png ? "png" : "jpg")
-        let maskFile = "mask." + (checked.maskFormat == .png ? "png" : "jpg")
-        try store.createJob(id: id, photo: checked.photo, photoFile: photoFile, mask: checked.mask, maskFile: maskFile)
-        let record = JobRecord(
-            id: id, state: .queued, prompt: checked.prompt, settings: checked.settings,
-            photo: JobPhoto(file: photoFile, name: checked.photoName, width: checked.photoSize.width, height: checked.photoSize.height),
-            mask: maskFile, maskFraction: checked.maskFraction, createdAt: Date(), results: [])
+        let photoFile = "photo." + (form.photoFormat == .png ? "png" : "jpg")
+        let maskFile = form.maskFormat.map { "mask." + ($0 == .png ? "png" : "jpg") }
+        try store.createJob(id: id, photo: form.photo, photoFile: photoFile, mask: form.mask, maskFile: maskFile)
         do {
+            // The pipeline reads and checks the saved inputs as the edit will (mask rules,
+            // region, prompt length, settings), without side effects. That decodes the photo:
+            // one at a time, off the request threads, so that many uploads at once cannot hold
+            // many decoded photos in memory.
+            let editRequest = runner.editRequest(id: id, prompt: form.prompt, settings: form.settings, photoFile: photoFile, maskFile: maskFile)
+            let checked = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<CheckedEdit, any Error>) in
+                decodeQueue.async { continuation.resume(with: Result { try EditPipeline.check(editRequest) }) }
+            }
+            let record = JobRecord(
+                id: id, state: .queued, prompt: form.prompt, settings: form.settings,
+                photo: JobPhoto(file: photoFile, name: form.photoName, width: checked.photo.size.width, height: checked.photo.size.height),
+                mask: maskFile, maskFraction: checked.editedFraction, region: checked.region.description, modelSize: checked.modelSize,
+                notices: checked.notices, createdAt: Date(), results: [])
             let queued = try runner.submit(record)
             var response = try Self.json(queued, status: .created)
             response.headers[.location] = "/api/jobs/\(id)"
             return response
-        } catch {
+        } catch let error as ServerError {
             try? store.delete(id)
             throw error
+        } catch let error as ModelLoadingError {
+            try? store.delete(id)
+            throw ServerError.unavailable(String(describing: error))
+        } catch {
+            try? store.delete(id)
+            throw ServerError.badRequest(JobIntake.message(
+                for: error, photoPath: store.file(id, photoFile).path, photoName: form.photoName,
+                maskPath: maskFile.map { store.file(id, $0).path }))
         }
     }
 

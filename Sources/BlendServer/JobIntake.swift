@@ -71,21 +71,22 @@ enum JobIntake {
         return nil
     }
 
-    /// What a valid upload holds.
-    struct Checked {
+    /// What a well-formed upload holds: the form checked, the images' sizes within the limit
+    /// (from their headers); the images themselves are checked by the pipeline
+    /// (``EditPipeline/check(_:)``) once they are saved.
+    struct Form: Sendable {
         var prompt: String
         var settings: JobSettings
         var photo: [UInt8]
         var photoFormat: ImageFormat
         var photoName: String
-        var photoSize: ImageSize
-        var mask: [UInt8]
-        var maskFormat: ImageFormat
-        var maskFraction: Double
+        /// Nil: no mask; the photo's transparent area is edited.
+        var mask: [UInt8]?
+        var maskFormat: ImageFormat?
     }
 
-    /// Checks the form's fields (cheap ones first), then the images.
-    static func check(_ parts: [String: FormPart], tokenizer: ClipTokenizer?, maxPixels: Int) throws -> Checked {
+    /// Checks the form's fields, cheapest first, and the images' headers.
+    static func checkForm(_ parts: [String: FormPart], maxPixels: Int) throws -> Form {
         guard let promptPart = parts["prompt"] else {
             throw ServerError.badRequest("the prompt is missing: say what the masked region should become")
         }
@@ -95,60 +96,57 @@ enum JobIntake {
         let prompt = promptText.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !prompt.isEmpty else { throw ServerError.badRequest("the prompt is empty: say what the masked region should become") }
         guard prompt.count <= maxPromptCharacters else { throw ServerError.badRequest("the prompt is over \(maxPromptCharacters) characters") }
-        if let tokenizer {
-            do {
-                _ = try tokenizer.tokenize(prompt)
-            } catch let error as ClipTokenizerError {
-                if case let .promptTooLong(count, length) = error {
-                    throw ServerError.badRequest("the prompt is \(count) tokens long but CLIP reads at most \(length) (counting its start and end markers): shorten it")
-                }
-                throw ServerError.badRequest("the prompt cannot be read: \(error)")
-            }
-        }
         let settings = try decodeSettings(parts["settings"]?.body)
-
         guard let photoPart = parts["photo"], !photoPart.body.isEmpty else {
             throw ServerError.badRequest("the photo is missing: choose a PNG or JPEG photo")
         }
-        guard let maskPart = parts["mask"], !maskPart.body.isEmpty else {
-            throw ServerError.badRequest("the mask is missing: paint the region to change, or load a mask file")
-        }
         let photoName = displayName(photoPart.filename ?? "photo")
-        let (photo, photoFormat) = try decode(photoPart.body, what: "the photo", name: photoName, maxPixels: maxPixels)
-        let (maskImage, maskFormat) = try decode(maskPart.body, what: "the mask", name: displayName(maskPart.filename ?? "mask"),
-                                                 maxPixels: maxPixels)
-        var mask: EditMask
-        do {
-            try EditMask.checkAspectRatio(mask: maskImage.size, image: photo.size)
-            mask = try EditMask(image: maskImage, size: photo.size, source: "the mask")
-            if settings.invertMask { mask = mask.inverted() }
-            try mask.requireEditedRegion()
-            if settings.method == .blended { try mask.requireBackground() }
-        } catch let error as MaskError {
-            throw ServerError.badRequest(maskMessage(error))
+        let photoFormat = try checkHeader(photoPart.body, what: "the photo", name: photoName, maxPixels: maxPixels)
+        var mask: [UInt8]?, maskFormat: ImageFormat?
+        if let maskPart = parts["mask"], !maskPart.body.isEmpty {
+            mask = maskPart.body
+            maskFormat = try checkHeader(maskPart.body, what: "the mask", name: displayName(maskPart.filename ?? "mask"), maxPixels: maxPixels)
         }
-        // A mask of another pixel size (same shape) is stored at the photo's size, as the
-        // edit will use it; one at the photo's size is stored as uploaded.
-        var maskBytes = maskPart.body, storedMaskFormat = maskFormat
-        if maskImage.size != photo.size {
-            let original = settings.invertMask ? mask.inverted() : mask
-            maskBytes = try original.image().encoded(as: .png)
-            storedMaskFormat = .png
-        }
-        return Checked(prompt: prompt, settings: settings, photo: photoPart.body, photoFormat: photoFormat, photoName: photoName,
-                       photoSize: photo.size, mask: maskBytes, maskFormat: storedMaskFormat,
-                       maskFraction: Double(mask.editedPixelCount) / Double(mask.width * mask.height))
+        return Form(prompt: prompt, settings: settings, photo: photoPart.body, photoFormat: photoFormat, photoName: photoName,
+                    mask: mask, maskFormat: maskFormat)
     }
 
-    /// The mask errors in the page's words (it has no command-line flags).
-    static func maskMessage(_ error: MaskError) -> String {
+    /// The pipeline's errors about a job's inputs, in the page's words: it has settings, not
+    /// command-line flags, and the files are the user's photo and mask, not paths on the server.
+    static func message(for error: any Error, photoPath: String, photoName: String, maskPath: String?) -> String {
+        var text: String
         switch error {
-        case .empty: return "the mask marks nothing to edit: paint the region to change (or turn off \"invert mask\")"
-        case .full: return "the mask marks the whole photo: leave some of it unpainted to keep (or turn on \"invert mask\")"
-        case let .aspectMismatch(mask, image):
-            return "the mask is \(mask) but the photo is \(image): the mask was made for another image; paint it on this photo"
-        case .sizeMismatch: return String(describing: error)
+        case let error as MaskError:
+            switch error {
+            case .empty: text = "the mask marks nothing to edit: paint the region to change (or turn off \"invert mask\")"
+            case .full: text = "the mask marks the whole photo: leave some of it unpainted to keep (or turn on \"invert mask\")"
+            case let .aspectMismatch(mask, image):
+                text = "the mask is \(mask) but the photo is \(image): the mask was made for another image; paint it on this photo"
+            default: text = String(describing: error)
+            }
+        case let error as ImageError:
+            switch error {
+            case let .unsupportedFormat(source, _): text = "\(source) is not a PNG or JPEG image: convert it to PNG or JPEG first"
+            case let .truncated(source, _): text = "\(source) is cut short (an interrupted download or copy?): use a complete file"
+            case let .corrupt(source, format, _): text = "\(source) is damaged \(format) data: re-export it from an image editor"
+            default: text = String(describing: error)
+            }
+        default:
+            text = String(describing: error)
         }
+        if !photoPath.isEmpty { text = text.replacingOccurrences(of: photoPath, with: "the photo (\(photoName))") }
+        if let maskPath, !maskPath.isEmpty { text = text.replacingOccurrences(of: maskPath, with: "the mask") }
+        for (phrase, words) in [("pass --truncate-prompt", "turn on \"truncate prompt\""), ("drop --invert-mask", "turn off \"invert mask\""),
+                                ("use --invert-mask", "turn on \"invert mask\""),
+                                ("pass --mask with a mask image (white = edit)", "paint the region to change or load a mask")] {
+            text = text.replacingOccurrences(of: phrase, with: words)
+        }
+        for (flag, setting) in [("--invert-mask", "\"invert mask\""), ("--truncate-prompt", "\"truncate prompt\""),
+                                ("--mask-threshold", "the mask threshold setting"), ("--region-padding", "the region padding setting"),
+                                ("--region", "the region setting"), ("--feather", "the feather setting")] {
+            text = text.replacingOccurrences(of: flag, with: setting)
+        }
+        return text
     }
 
     /// The settings field (JSON), with the CLI's defaults for what it leaves out.
@@ -189,40 +187,30 @@ enum JobIntake {
         do {
             let total = try spacedTimesteps(original: 1000, spec: settings.steps).count
             try settings.editSettings(prompt: "-").validate(totalSteps: total)
+            try settings.maskOptions.validate()
         } catch let error as EditError {
             throw ServerError.badRequest(String(describing: error))
+        } catch let error as MaskError {
+            throw ServerError.badRequest(message(for: error, photoPath: "", photoName: "", maskPath: nil))
         } catch {
             throw ServerError.badRequest("steps \"\(settings.steps)\" cannot be used: \(error)")
         }
         return settings
     }
 
-    /// Decodes an upload after checking its header's size against the pixel limit.
-    static func decode(_ bytes: [UInt8], what: String, name: String, maxPixels: Int) throws -> (RGBImage, ImageFormat) {
+    /// Checks an upload's header (its format and its size against the pixel limit) without
+    /// decoding it.
+    static func checkHeader(_ bytes: [UInt8], what: String, name: String, maxPixels: Int) throws -> ImageFormat {
         let size: ImageSize
         do {
             size = try ImageSize(header: bytes, source: "\(what) (\(name))")
         } catch let error as ImageError {
-            throw ServerError.badRequest(imageMessage(error, what: what, name: name))
+            throw ServerError.badRequest(message(for: error, photoPath: "", photoName: name, maskPath: nil))
         }
         guard size.pixelCount <= maxPixels else {
             throw ServerError.tooLarge("\(what) (\(name)) is \(size), \(pixelCount(size.pixelCount)); the limit is \(pixelCount(maxPixels)): downscale it first")
         }
-        do {
-            let image = try RGBImage(encoded: bytes, source: "\(what) (\(name))")
-            return (image, ImageFormat.detect(bytes) ?? .png)
-        } catch let error as ImageError {
-            throw ServerError.badRequest(imageMessage(error, what: what, name: name))
-        }
-    }
-
-    static func imageMessage(_ error: ImageError, what: String, name: String) -> String {
-        switch error {
-        case .unsupportedFormat: return "\(what) (\(name)) is not a PNG or JPEG image: convert it to PNG or JPEG first"
-        case .truncated: return "\(what) (\(name)) is cut short (an interrupted download or copy?): use a complete file"
-        case let .corrupt(_, format, _): return "\(what) (\(name)) is damaged \(format) data: re-export it from an image editor"
-        default: return String(describing: error)
-        }
+        return ImageFormat.detect(bytes) ?? .png
     }
 
     /// `50 MP`, `1.5 MP`, `1500 pixels`.

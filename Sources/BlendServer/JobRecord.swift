@@ -1,4 +1,6 @@
 import BlendEditor
+import BlendImage
+import BlendPipeline
 import Foundation
 
 /// Where a job is in its life. `interrupted` is a job that was queued or running when the
@@ -13,7 +15,7 @@ public enum JobState: String, Codable, Sendable, CaseIterable {
 
 /// The edit settings of a job, under the CLI's option names (`blend edit --help`). Every
 /// field is optional in a request; a missing one takes the CLI's default, which is
-/// ``EditSettings``'s (the reference implementation's).
+/// ``EditSettings``'s (the reference implementation's) and ``MaskOptions``'.
 public struct JobSettings: Codable, Sendable, Equatable {
     public var method: EditMethod
     public var samples: Int
@@ -31,11 +33,26 @@ public struct JobSettings: Codable, Sendable, Equatable {
     public var lpipsLambda: Float
     public var l2Lambda: Float
     public var augmentations: Int
+    /// A mask pixel edits where it is above this share of white (`--mask-threshold`).
+    public var maskThreshold: Float
+    /// `auto`, `full` or `X,Y,W,H` in photo pixels (`--region`).
+    public var region: String
+    /// Context around the mask's box for `region: auto`, in photo pixels; null for the default.
+    public var regionPadding: Int?
+    /// Width of the fade from the edit into the photo, in photo pixels (`--feather`).
+    public var feather: Int
+    /// Keep a long prompt's first 75 tokens instead of refusing it (`--truncate-prompt`).
+    public var truncatePrompt: Bool
 
     /// The CLI's defaults.
-    public init() { self.init(EditSettings(prompt: "")) }
+    public init() { self.init(EditSettings(prompt: ""), MaskOptions()) }
 
-    public init(_ s: EditSettings) {
+    public init(_ s: EditSettings, _ mask: MaskOptions = MaskOptions()) {
+        maskThreshold = mask.threshold
+        region = mask.region.description
+        regionPadding = mask.regionPadding
+        feather = mask.feather
+        truncatePrompt = false
         method = s.method
         samples = s.samples
         batch = s.batchSize
@@ -72,9 +89,38 @@ public struct JobSettings: Codable, Sendable, Equatable {
         return s
     }
 
+    /// The pipeline's mask options (`region` was checked when the job was made).
+    public var maskOptions: MaskOptions {
+        MaskOptions(threshold: maskThreshold, region: EditRegion(region) ?? .auto, regionPadding: regionPadding, feather: feather)
+    }
+
     enum CodingKeys: String, CodingKey, CaseIterable {
         case method, samples, batch, steps, skip, ddim, seed, invertMask, enforceBackground
         case clipLambda, rangeLambda, lpipsLambda, l2Lambda, augmentations
+        case maskThreshold, region, regionPadding, feather, truncatePrompt
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(method, forKey: .method)
+        try c.encode(samples, forKey: .samples)
+        try c.encode(batch, forKey: .batch)
+        try c.encode(steps, forKey: .steps)
+        try c.encode(skip, forKey: .skip)
+        try c.encode(ddim, forKey: .ddim)
+        try c.encode(seed, forKey: .seed)
+        try c.encode(invertMask, forKey: .invertMask)
+        try c.encode(enforceBackground, forKey: .enforceBackground)
+        try c.encode(clipLambda, forKey: .clipLambda)
+        try c.encode(rangeLambda, forKey: .rangeLambda)
+        try c.encode(lpipsLambda, forKey: .lpipsLambda)
+        try c.encode(l2Lambda, forKey: .l2Lambda)
+        try c.encode(augmentations, forKey: .augmentations)
+        try c.encode(maskThreshold, forKey: .maskThreshold)
+        try c.encode(region, forKey: .region)
+        try c.encode(regionPadding, forKey: .regionPadding)   // null: the default padding
+        try c.encode(feather, forKey: .feather)
+        try c.encode(truncatePrompt, forKey: .truncatePrompt)
     }
 
     /// Reads a (possibly partial) settings object; absent fields keep the CLI's defaults.
@@ -116,6 +162,17 @@ public struct JobSettings: Codable, Sendable, Equatable {
         lpipsLambda = try c.decodeIfPresent(Float.self, forKey: .lpipsLambda) ?? lpipsLambda
         l2Lambda = try c.decodeIfPresent(Float.self, forKey: .l2Lambda) ?? l2Lambda
         augmentations = try c.decodeIfPresent(Int.self, forKey: .augmentations) ?? augmentations
+        maskThreshold = try c.decodeIfPresent(Float.self, forKey: .maskThreshold) ?? maskThreshold
+        if let text = try c.decodeIfPresent(String.self, forKey: .region) {
+            guard EditRegion(text) != nil else {
+                throw DecodingError.dataCorruptedError(forKey: .region, in: c,
+                                                       debugDescription: "region must be auto, full or X,Y,W,H in photo pixels, got \"\(text)\"")
+            }
+            region = text
+        }
+        regionPadding = try c.decodeIfPresent(Int.self, forKey: .regionPadding) ?? regionPadding
+        feather = try c.decodeIfPresent(Int.self, forKey: .feather) ?? feather
+        truncatePrompt = try c.decodeIfPresent(Bool.self, forKey: .truncatePrompt) ?? truncatePrompt
     }
 
     /// A seed that fits the page's JavaScript numbers exactly (below 2^53).
@@ -133,17 +190,33 @@ public struct JobPhoto: Codable, Sendable, Equatable {
     public var height: Int
 }
 
-/// One finished edit.
+/// One finished edit (listed as soon as it is written, before the others are done).
 public struct JobResult: Codable, Sendable, Equatable {
-    /// 1 = best (lowest CLIP distance).
+    /// The sample's number (0-based): its noise depends only on the seed and this.
+    public var index: Int
+    /// 1 = best (lowest CLIP distance) among the results so far.
     public var rank: Int
-    /// CLIP distance of the masked result to the prompt: lower matches better.
-    public var distance: Float
+    /// CLIP distance of the edited region to the prompt: lower matches better; null when the
+    /// sample diverged (not a finite number), ranked last.
+    public var distance: Float?
     /// Path under the job's folder.
     public var file: String
-    /// Where the API serves it at full resolution.
+    /// Where the API serves it at full resolution; stable while the ranks change.
     public var url: String
+
+    /// Ranks `results` by distance (non-finite last, then by index).
+    static func ranked(_ results: [JobResult]) -> [JobResult] {
+        results.sorted { ($0.distance ?? .infinity, $0.index) < ($1.distance ?? .infinity, $1.index) }
+            .enumerated().map { rank, result in
+                var result = result
+                result.rank = rank + 1
+                return result
+            }
+    }
 }
+
+/// A loss or distance for JSON: nil unless finite (JSON has no NaN or infinity).
+func finite(_ value: Float) -> Float? { value.isFinite ? value : nil }
 
 /// How far a running job is.
 public struct JobProgress: Codable, Sendable, Equatable {
@@ -160,8 +233,8 @@ public struct JobProgress: Codable, Sendable, Equatable {
     /// Estimated seconds to the end of the edit (null until a step has finished).
     public var etaSeconds: Double?
     public var secondsPerStep: Double?
-    public var clipLoss: Float
-    public var rangeLoss: Float
+    public var clipLoss: Float?
+    public var rangeLoss: Float?
 }
 
 /// A job as the API returns it and as `job.json` stores it.
@@ -171,15 +244,23 @@ public struct JobRecord: Codable, Sendable, Equatable {
     public var prompt: String
     public var settings: JobSettings
     public var photo: JobPhoto
-    /// The mask file in the job's folder.
-    public var mask: String
+    /// The mask file in the job's folder; null when the photo's transparent area is the mask.
+    public var mask: String?
     /// Share of the photo's pixels the mask marks for editing (after `invertMask`), 0...1.
     public var maskFraction: Double
+    /// The part of the photo the model edits (`X,Y,W,H`) and the model's square size.
+    public var region: String
+    public var modelSize: Int
+    /// Notes and warnings about the inputs and the run (a suspicious mask, a truncated prompt,
+    /// a resumed run), as the pipeline words them.
+    public var notices: [String] = []
     public var createdAt: Date
     public var startedAt: Date?
     public var finishedAt: Date?
-    /// Ranked, best first.
+    /// Ranked, best first; while the job runs, the samples finished so far.
     public var results: [JobResult]
+    /// The run's folder under the job's folder (`out/runs/<id>`), once it exists.
+    public var runDirectory: String?
     /// What went wrong, for `failed` (and why a job stopped, for `interrupted`).
     public var error: String?
     /// The last progress seen (kept after the job stops, so the page can say how far it got).

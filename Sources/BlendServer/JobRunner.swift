@@ -44,7 +44,7 @@ final class JobRunner: Sendable {
         for var job in jobs {
             if !job.state.isTerminal {
                 job.state = .interrupted
-                job.error = "the server stopped before the job finished; resume it to run it again"
+                job.error = "the server stopped before the job finished; resume it to continue (finished samples are kept)"
                 try? store.save(job)
             }
             loaded[job.id] = job
@@ -233,65 +233,116 @@ final class JobRunner: Sendable {
     /// Why a run stopped early.
     private enum Stop: Error { case cancelled, shutdown }
 
+    /// The pipeline request of a job whose inputs are in its folder.
+    func editRequest(id: String, prompt: String, settings: JobSettings, photoFile: String, maskFile: String?) -> EditRequest {
+        var request = EditRequest(imagePath: store.file(id, photoFile).path, maskPath: maskFile.map { store.file(id, $0).path },
+                                  outputDirectory: store.outputDirectory(id).path, settings: settings.editSettings(prompt: prompt),
+                                  models: configuration.models)
+        request.maskOptions = settings.maskOptions
+        request.truncatePrompt = settings.truncatePrompt
+        return request
+    }
+
+    /// Runs a job: a resumed one continues its unfinished run (keeping its finished samples).
     private func run(_ job: JobRecord) {
         let id = job.id
-        var request = EditRequest(
-            imagePath: store.file(id, job.photo.file).path, maskPath: store.file(id, job.mask).path,
-            outputDirectory: store.outputDirectory(id).path, settings: job.settings.editSettings(prompt: job.prompt),
-            models: configuration.models)
-        request.saveIntermediates = false
+        var request = editRequest(id: id, prompt: job.prompt, settings: job.settings, photoFile: job.photo.file, maskFile: job.mask)
+        request.resume = job.runs > 1
         var editStart = Date()
         var lastPreviewStep = -1
-        var outcome: (state: JobState, error: String?, results: [JobResult])
-        do {
-            let report = try EditPipeline.run(request) { event in
-                let (cancelled, stopping) = state.withLock { ($0.cancelRequested.contains(id), $0.stopping) }
-                if cancelled { throw Stop.cancelled }
-                if stopping { throw Stop.shutdown }
-                switch event {
-                case .loadedModels:
-                    editStart = Date()
-                case let .step(p):
-                    let progress = makeProgress(id, p, since: editStart)
-                    state.withLock { $0.jobs[id]?.progress = progress }
-                    hub.publish(ServerEvent("progress", job: id, progress))
-                    let every = max(1, configuration.previewEvery)
-                    if p.completedSteps - lastPreviewStep >= every || p.step == p.steps || lastPreviewStep < 0 {
-                        lastPreviewStep = p.completedSteps
-                        if let preview = try? Self.previewDataURI(p.predictedImage) {
-                            hub.publish(ServerEvent("preview", job: id, Preview(job: id, completedSteps: p.completedSteps,
-                                                                                iteration: p.iteration, step: p.step, image: preview)))
-                        }
-                    }
-                default:
-                    break
+        var outcome: (state: JobState, error: String?)
+        let jobFolder = store.directory(id).path + "/"
+        func relative(_ path: String) -> String { path.hasPrefix(jobFolder) ? String(path.dropFirst(jobFolder.count)) : path }
+        func events(_ event: EditEvent) throws {
+            let (cancelled, stopping) = state.withLock { ($0.cancelRequested.contains(id), $0.stopping) }
+            if cancelled { throw Stop.cancelled }
+            if stopping { throw Stop.shutdown }
+            switch event {
+            case let .notice(text):
+                update(id) { job in if !job.notices.contains(text) { job.notices.append(text) } }
+            case let .planned(plan):
+                update(id, save: true) { job in
+                    job.runDirectory = relative(plan.runDirectory)
+                    job.region = plan.region.description
+                    job.modelSize = plan.modelSize
+                    if plan.resumedSamples.isEmpty { job.results = [] }
                 }
+            case .loadedModels:
+                editStart = Date()
+            case let .step(p):
+                let progress = makeProgress(id, p, since: editStart)
+                state.withLock { $0.jobs[id]?.progress = progress }
+                hub.publish(ServerEvent("progress", job: id, progress))
+                let every = max(1, configuration.previewEvery)
+                if p.completedSteps - lastPreviewStep >= every || p.step == p.steps || lastPreviewStep < 0 {
+                    lastPreviewStep = p.completedSteps
+                    if let preview = try? Self.previewDataURI(p.predictedImage) {
+                        hub.publish(ServerEvent("preview", job: id, Preview(job: id, completedSteps: p.completedSteps,
+                                                                            iteration: p.iteration, step: p.step, image: preview)))
+                    }
+                }
+            case let .sampleFinished(sample):
+                // On disk now: listed at once (ranks are provisional until the job finishes).
+                store.removeZip(id)
+                update(id, save: true, publish: true) { job in
+                    job.results.removeAll { $0.index == sample.index }
+                    job.results.append(JobResult(index: sample.index, rank: 0, distance: finite(sample.distance),
+                                                 file: relative(sample.file), url: "/api/jobs/\(id)/samples/\(sample.index)"))
+                    job.results = JobResult.ranked(job.results)
+                }
+            default:
+                break
             }
-            let results = report.samples.map { sample in
-                JobResult(rank: sample.rank, distance: sample.distance, file: "out/" + sample.file,
-                          url: "/api/jobs/\(id)/results/\(sample.rank)")
-            }
-            outcome = (.finished, nil, results)
-        } catch Stop.cancelled {
-            outcome = (.cancelled, nil, [])
-        } catch Stop.shutdown {
-            outcome = (.interrupted, "the server stopped before the job finished; resume it to run it again", [])
-        } catch {
-            outcome = (.failed, String(describing: error), [])
         }
+        var finalResults: [JobResult]?
+        do {
+            let report: EditReport
+            do {
+                report = try EditPipeline.run(request, events: events)
+            } catch OutputError.nothingToResume where request.resume {
+                // Nothing was kept to continue (e.g. stopped before its first sample): start afresh.
+                request.resume = false
+                report = try EditPipeline.run(request, events: events)
+            }
+            let run = relative(report.directory)
+            finalResults = report.samples.map { sample in
+                JobResult(index: sample.index, rank: sample.rank, distance: finite(sample.distance), file: run + "/" + sample.file,
+                          url: "/api/jobs/\(id)/samples/\(sample.index)")
+            }
+            outcome = (.finished, nil)
+        } catch Stop.cancelled {
+            outcome = (.cancelled, nil)
+        } catch Stop.shutdown {
+            outcome = (.interrupted, "the server stopped before the job finished; resume it to continue (finished samples are kept)")
+        } catch {
+            outcome = (.failed, String(describing: error))
+        }
+        store.removeZip(id)
         let finished = state.withLock { state -> JobRecord? in
             state.running = nil
             state.cancelRequested.remove(id)
-            guard var job = state.jobs[id] else { return nil }   // deleted meanwhile (cannot happen while running)
+            guard var job = state.jobs[id] else { return nil }
             job.state = outcome.state
             job.error = outcome.error
-            job.results = outcome.results
+            if let finalResults { job.results = finalResults }
             job.finishedAt = Date()
             state.jobs[id] = job
             try? store.save(job)
             return job
         }
         if let finished { publish(finished) }
+    }
+
+    /// Changes a job's record (saving it and publishing a `job` event if asked).
+    private func update(_ id: String, save: Bool = false, publish: Bool = false, _ change: (inout JobRecord) -> Void) {
+        let job = state.withLock { state -> JobRecord? in
+            guard var job = state.jobs[id] else { return nil }
+            change(&job)
+            state.jobs[id] = job
+            if save { try? store.save(job) }
+            return job
+        }
+        if publish, let job { hub.publish(ServerEvent("job", job: id, job)) }
     }
 
     private func makeProgress(_ id: String, _ p: EditProgress, since start: Date) -> JobProgress {
@@ -301,7 +352,7 @@ final class JobRunner: Sendable {
         return JobProgress(job: id, iteration: p.iteration, iterations: p.iterations, step: p.step, steps: p.steps,
                            completedSteps: p.completedSteps, totalSteps: p.totalSteps, elapsedSeconds: elapsed,
                            etaSeconds: perStep.map { $0 * (total - done) }, secondsPerStep: perStep,
-                           clipLoss: p.clipLoss, rangeLoss: p.rangeLoss)
+                           clipLoss: finite(p.clipLoss), rangeLoss: finite(p.rangeLoss))
     }
 
     struct Preview: Encodable {

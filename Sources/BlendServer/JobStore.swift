@@ -10,7 +10,8 @@ import Glibc
 /// job.json            the JobRecord (written atomically at every change of state)
 /// photo.png|photo.jpg the photo as uploaded (Exif orientation is applied when it is read)
 /// mask.png            the mask as uploaded (white = edit)
-/// out/                the pipeline's output: ranked/, contact_sheet.png, report.json
+/// out/                the pipeline's output folder: runs/<run>/ (samples/ as they finish,
+///                     ranked/, contact_sheet.png, report.json), latest -> runs/<run>
 /// results.zip         made on the first download of all results
 /// ```
 ///
@@ -74,11 +75,11 @@ final class JobStore: Sendable {
     func file(_ id: String, _ name: String) -> URL { directory(id).appendingPathComponent(name) }
 
     /// Creates the job's folder with its inputs; the record is saved by the caller.
-    func createJob(id: String, photo: [UInt8], photoFile: String, mask: [UInt8], maskFile: String) throws {
+    func createJob(id: String, photo: [UInt8], photoFile: String, mask: [UInt8]?, maskFile: String?) throws {
         let folder = directory(id)
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         try writeFileAtomically(photo, to: folder.appendingPathComponent(photoFile).path)
-        try writeFileAtomically(mask, to: folder.appendingPathComponent(maskFile).path)
+        if let mask, let maskFile { try writeFileAtomically(mask, to: folder.appendingPathComponent(maskFile).path) }
     }
 
     func save(_ record: JobRecord) throws {
@@ -126,9 +127,10 @@ final class JobStore: Sendable {
             try archive.add(name: prefix + URL(fileURLWithPath: result.file).lastPathComponent,
                             contentsOf: directory(record.id).appendingPathComponent(result.file))
         }
-        let out = outputDirectory(record.id)
-        for extra in ["contact_sheet.png", "report.json"] where FileManager.default.fileExists(atPath: out.appendingPathComponent(extra).path) {
-            try archive.add(name: prefix + extra, contentsOf: out.appendingPathComponent(extra))
+        if let run = record.runDirectory.map({ directory(record.id).appendingPathComponent($0) }) {
+            for extra in ["contact_sheet.png", "report.json"] where FileManager.default.fileExists(atPath: run.appendingPathComponent(extra).path) {
+                try archive.add(name: prefix + extra, contentsOf: run.appendingPathComponent(extra))
+            }
         }
         try archive.finish()
         // rename(2) replaces atomically, so two downloads at once both get a whole file.

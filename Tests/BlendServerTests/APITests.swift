@@ -1,5 +1,6 @@
 import BlendEditor
 import BlendImage
+import BlendPipeline
 import BlendPipelineTestSupport
 import Foundation
 import HTTPTypes
@@ -78,7 +79,11 @@ import Testing
             let download = try await client.execute(uri: "/api/jobs/\(id)/results/1?download=1", method: .get)
             #expect(download.headers[.contentDisposition]?.contains("attachment") == true)
             let noSuch = try await client.execute(uri: "/api/jobs/\(id)/results/9", method: .get)
-            #expect(noSuch.status == .notFound && noSuch.message.contains("has no result 9"))
+            #expect(noSuch.status == .notFound && noSuch.message.contains("has no result rank 9"))
+            // By sample number too: the address does not change as ranks do.
+            let byIndex = try await client.execute(uri: "/api/jobs/\(id)/samples/\(results[0]["index"] as? Int ?? -1)", method: .get)
+            let byRank = try await client.execute(uri: "/api/jobs/\(id)/results/1", method: .get)
+            #expect(byIndex.status == .ok && byIndex.body == byRank.body)
 
             // The zip of all results.
             let zip = try await client.execute(uri: "/api/jobs/\(id)/results.zip", method: .get)
@@ -117,7 +122,7 @@ import Testing
         defer { server.shutdown() }
         try await server.application().test(.router) { client in
             try await client.waitForModels()
-            let long = #"{"steps": "100", "skip": 0, "samples": 50, "batch": 1, "augmentations": 1}"#
+            let long = #"{"steps": "20", "skip": 0, "samples": 50, "batch": 1, "augmentations": 1}"#
             let first = try await client.post(.job(photo: fixture.photo, mask: fixture.mask, settings: long))
             let second = try await client.post(.job(photo: fixture.photo, mask: fixture.mask))
             let firstID = try #require(try JSONSerialization.jsonObject(with: Data(buffer: first.body)) as? [String: Any])["id"] as! String
@@ -126,8 +131,8 @@ import Testing
             // The queued one stops at once.
             let cancelled = try await client.json("/api/jobs/\(secondID)/cancel", method: .post)
             #expect(cancelled.object["state"] as? String == "cancelled")
-            // The running one at its next step.
-            _ = try await client.waitForJob(firstID) { $0["progress"] is [String: Any] }
+            // The running one at its next step, keeping the samples it finished.
+            _ = try await client.waitForJob(firstID) { ($0["results"] as? [Any])?.isEmpty == false }
             let busy = try await client.execute(uri: "/api/jobs/\(firstID)", method: .delete)
             #expect(busy.status == .conflict && busy.message.contains("cancel it first"))
             _ = try await client.json("/api/jobs/\(firstID)/cancel", method: .post)
@@ -135,6 +140,11 @@ import Testing
             #expect(stopped["state"] as? String == "cancelled")
             let progress = try #require(stopped["progress"] as? [String: Any])
             #expect((progress["completedSteps"] as? Int ?? 0) < 5000)
+            let kept = try #require(stopped["results"] as? [[String: Any]])
+            #expect(!kept.isEmpty && kept.count < 50)
+            for result in kept {
+                #expect(try await client.execute(uri: try #require(result["url"] as? String), method: .get).status == .ok)
+            }
             // A stopped one can be deleted.
             #expect(try await client.execute(uri: "/api/jobs/\(firstID)", method: .delete).status == .noContent)
             // A cancelled job can be resumed, and then runs to the end.
@@ -212,9 +222,11 @@ import Testing
             try await expect(.job(photo: fixture.photo, mask: fixture.mask, prompt: nil), .badRequest, "the prompt is missing")
             try await expect(.job(photo: fixture.photo, mask: fixture.mask, prompt: "   "), .badRequest, "the prompt is empty")
             try await expect(.job(photo: fixture.photo, mask: fixture.mask, prompt: Array(repeating: "a very long prompt", count: 40).joined(separator: " ")),
-                             .badRequest, "tokens long but CLIP reads at most 77")
+                             .badRequest, "CLIP reads at most 77: shorten it, or turn on \"truncate prompt\"")
             try await expect(.job(photo: nil, mask: fixture.mask), .badRequest, "the photo is missing")
-            try await expect(.job(photo: fixture.photo, mask: nil), .badRequest, "the mask is missing")
+            // No mask: the photo's transparent area would be edited, and this one has none.
+            try await expect(.job(photo: fixture.photo, mask: nil), .badRequest,
+                             "the photo (photo.png): no mask was given and the photo has no transparent pixels to edit; paint the region to change or load a mask")
             try await expect(.job(photo: Array("just some notes".utf8), mask: fixture.mask), .badRequest, "is not a PNG or JPEG image")
             try await expect(.job(photo: Array(fixture.photo.prefix(fixture.photo.count / 2)), mask: fixture.mask), .badRequest, "photo")
             try await expect(.job(photo: [0xFF, 0xD8, 0xFF, 0xE0, 0, 16] + Array(repeating: 7, count: 40), mask: fixture.mask), .badRequest, "the photo (photo.png)")
@@ -229,6 +241,12 @@ import Testing
             try await expect(.job(photo: fixture.photo, mask: fixture.mask, settings: #"{"steps": "ten"}"#), .badRequest, "steps")
             try await expect(.job(photo: fixture.photo, mask: fixture.mask, settings: #"{"seed": "abc"}"#), .badRequest, "seed must be a whole number")
             try await expect(.job(photo: fixture.photo, mask: fixture.mask, settings: #"{"method": "magic"}"#), .badRequest, "method")
+            try await expect(.job(photo: fixture.photo, mask: fixture.mask, settings: #"{"region": "diagonal"}"#), .badRequest,
+                             "region must be auto, full or X,Y,W,H")
+            try await expect(.job(photo: fixture.photo, mask: fixture.mask, settings: #"{"maskThreshold": 1.5}"#), .badRequest,
+                             "the mask threshold must be at least 0 and below 1")
+            try await expect(.job(photo: fixture.photo, mask: fixture.mask, settings: #"{"region": "30,20,40,40"}"#), .badRequest,
+                             "30,20,40,40")
             // None of them created a job, and the server still answers.
             #expect((try await client.json("/api/jobs").object["jobs"] as? [Any])?.isEmpty == true)
             #expect(try await client.execute(uri: "/api/status", method: .get).status == .ok)
@@ -275,7 +293,9 @@ import Testing
         expected.batchSize = 4
         #expect(settings == expected)
         // A partial request keeps the defaults for what it leaves out.
-        let partial = try JobIntake.decodeSettings(Array(#"{"samples": 2, "seed": 7}"#.utf8))
+        #expect(defaults.maskOptions == MaskOptions())
+        let partial = try JobIntake.decodeSettings(Array(#"{"samples": 2, "seed": 7, "region": "full", "feather": 0}"#.utf8))
         #expect(partial.samples == 2 && partial.seed == 7 && partial.steps == "100" && partial.batch == 4)
+        #expect(partial.maskOptions == MaskOptions(threshold: 0.5, region: .full, regionPadding: nil, feather: 0))
     }
 }

@@ -128,25 +128,26 @@ import Testing
     @Test func aRestartShowsInterruptedJobsWhichCanBeResumed() async throws {
         let fixture = try ServerFixture()
         defer { fixture.remove() }
-        // First life: one job runs (and is stopped by the shutdown), one waits behind it.
+        // First life: one job runs (and is stopped by the shutdown after its first sample), one
+        // waits behind it.
         let ids: [String]
         do {
             let server = try fixture.server()
             ids = try await server.application().test(.router) { client in
                 var ids: [String] = []
                 try await client.waitForModels()
-                let long = #"{"steps": "100", "skip": 0, "samples": 50, "batch": 1, "augmentations": 1}"#
+                let long = #"{"steps": "20", "skip": 0, "samples": 8, "batch": 1, "augmentations": 1}"#
                 for settings in [long, quickSettings] {
                     let created = try await client.post(.job(photo: fixture.photo, mask: fixture.mask, settings: settings))
                     ids.append(try #require((try JSONSerialization.jsonObject(with: Data(buffer: created.body)) as? [String: Any])?["id"] as? String))
                 }
-                _ = try await client.waitForJob(ids[0]) { $0["progress"] is [String: Any] }
+                _ = try await client.waitForJob(ids[0]) { ($0["results"] as? [Any])?.isEmpty == false }
                 return ids
             }
             server.shutdown()
         }
-        // The record on disk says interrupted, whatever the first server managed to write.
-        // Second life: both are listed as interrupted, with their inputs; resuming runs them.
+        // Second life: both are listed as interrupted, with their inputs; resuming runs them,
+        // the first one from where it stopped.
         let server = try fixture.server()
         defer { server.shutdown() }
         try await server.application().test(.router) { client in
@@ -155,6 +156,20 @@ import Testing
             #expect(list.allSatisfy { $0["state"] as? String == "interrupted" })
             #expect(list.allSatisfy { ($0["error"] as? String)?.contains("resume it") == true })
             try await client.waitForModels()
+            let before = try #require(list.first { $0["id"] as? String == ids[0] })
+            let kept = try #require(before["results"] as? [[String: Any]])
+            #expect(!kept.isEmpty && kept.count < 8)
+            var keptBytes: [Int: ByteBuffer] = [:]
+            for result in kept {
+                keptBytes[result["index"] as! Int] = try await client.execute(uri: result["url"] as! String, method: .get).body
+            }
+            #expect(try await client.json("/api/jobs/\(ids[0])/resume", method: .post).status == .accepted)
+            let continued = try await client.waitForJob(ids[0])
+            #expect(continued["state"] as? String == "finished" && (continued["results"] as? [Any])?.count == 8)
+            #expect((continued["notices"] as? [String])?.contains { $0.contains("resuming") } == true, "\(continued["notices"] ?? "")")
+            for (index, bytes) in keptBytes {
+                #expect(try await client.execute(uri: "/api/jobs/\(ids[0])/samples/\(index)", method: .get).body == bytes)
+            }
             let resumed = try await client.json("/api/jobs/\(ids[1])/resume", method: .post)
             #expect(resumed.status == .accepted)
             let done = try await client.waitForJob(ids[1])

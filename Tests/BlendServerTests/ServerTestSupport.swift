@@ -139,11 +139,12 @@ extension TestResponse {
 /// until the server closes (the request should say `Connection: close`) or the body given
 /// by `Content-Length` is complete.
 func rawHTTP(port: Int, _ head: String, body: [UInt8] = [], timeout: Double = 30) throws -> (status: Int, text: String) {
-    let (status, _, bytes) = try rawExchange(port: port, head, body: body, timeout: timeout)
-    return (status, String(decoding: bytes, as: UTF8.self))
+    let (status, response, _) = try rawExchange(port: port, head, body: body, timeout: timeout)
+    return (status, String(decoding: response, as: UTF8.self))
 }
 
 /// ``rawHTTP(port:_:body:timeout:)`` with the body apart: (status, the whole response, body).
+/// `text` of rawHTTP is the whole response, headers included.
 func rawExchange(port: Int, _ head: String, body: [UInt8] = [], timeout: Double = 30) throws -> (status: Int, response: [UInt8], body: [UInt8]) {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw POSIXError(.EIO) }

@@ -116,13 +116,18 @@ const settingFields = {
   lpipsLambda: ["set-lpips-lambda", "float"],
   l2Lambda: ["set-l2-lambda", "float"],
   augmentations: ["set-augmentations", "int"],
+  maskThreshold: ["set-mask-threshold", "float"],
+  region: ["set-region", "text"],
+  regionPadding: ["set-region-padding", "optional-int"],
+  feather: ["set-feather", "int"],
+  truncatePrompt: ["set-truncate", "bool"],
 };
 
 function fillSettings(settings) {
   for (const [key, [id, kind]] of Object.entries(settingFields)) {
     if (!(key in settings)) continue;
     const el = $(id);
-    if (kind === "bool") el.checked = !!settings[key]; else el.value = settings[key];
+    if (kind === "bool") el.checked = !!settings[key]; else el.value = settings[key] == null ? "" : settings[key];
   }
   if ("seed" in settings) $("set-seed").value = settings.seed;
   $("set-seed-random").checked = false;
@@ -137,6 +142,7 @@ function readSettings() {
     if (kind === "bool") settings[key] = el.checked;
     else if (kind === "int") settings[key] = parseInt(el.value, 10);
     else if (kind === "float") settings[key] = parseFloat(el.value);
+    else if (kind === "optional-int") { if (el.value.trim() !== "") settings[key] = parseInt(el.value, 10); }
     else settings[key] = el.value.trim();
   }
   settings.seed = $("set-seed-random").checked ? "random" : parseInt($("set-seed").value, 10);
@@ -710,7 +716,8 @@ function renderJob(job) {
   const queue = state.status ? state.status.queue.queued : [];
   const position = queue.indexOf(job.id);
   let meta = `${stateWords[job.state] || job.state}${position >= 0 ? ` (number ${position + 1} in the queue)` : ""} · ${job.photo.name}, ${job.photo.width}×${job.photo.height}`
-    + ` · ${s.samples} samples, ${s.steps} steps (skip ${s.skip}), seed ${s.seed}, ${s.method}`;
+    + ` · ${s.samples} samples, ${s.steps} steps (skip ${s.skip}), seed ${s.seed}, ${s.method}`
+    + (job.region ? ` · region ${job.region} at ${job.modelSize}×${job.modelSize}` : "");
   if (job.finishedAt && job.startedAt) meta += ` · took ${formatDuration((new Date(job.finishedAt) - new Date(job.startedAt)) / 1000)}`;
   $("job-meta").textContent = meta;
   $("job-view").dataset.state = job.state;
@@ -723,6 +730,13 @@ function renderJob(job) {
   const error = $("job-error");
   error.hidden = !job.error;
   error.textContent = job.error || "";
+  const notices = $("job-notices");
+  notices.hidden = !(job.notices && job.notices.length);
+  notices.replaceChildren(...(job.notices || []).map((text) => {
+    const li = document.createElement("li");
+    li.textContent = text;
+    return li;
+  }));
   const running = job.state === "running" || job.state === "queued";
   $("progress-box").hidden = !running && !(job.progress && job.state !== "finished");
   if (job.progress) renderProgress(job.progress);
@@ -736,7 +750,7 @@ function renderProgress(p) {
   $("progress-text").textContent = `Step ${p.step}/${p.steps} of batch ${p.iteration + 1}/${p.iterations} · ${Math.floor(100 * fraction)} %`
     + ` · ETA ${formatDuration(p.etaSeconds)}`
     + (p.secondsPerStep ? ` · ${p.secondsPerStep.toFixed(2)} s/step` : "")
-    + ` · CLIP loss ${p.clipLoss.toFixed(3)}`;
+    + (p.clipLoss == null ? "" : ` · CLIP loss ${p.clipLoss.toFixed(3)}`);
 }
 
 function renderResults(job) {
@@ -768,7 +782,7 @@ function renderResults(job) {
     const distance = document.createElement("span");
     distance.className = "muted";
     distance.title = "CLIP distance to the prompt: lower matches better";
-    distance.textContent = `distance ${result.distance.toFixed(4)}`;
+    distance.textContent = result.distance == null ? "diverged" : `distance ${result.distance.toFixed(4)}`;
     const actions = document.createElement("span");
     actions.className = "result-actions";
     const download = document.createElement("a");
@@ -811,9 +825,9 @@ async function editAgain(job) {
   try {
     const [photo, mask] = await Promise.all([
       fetch(`/api/jobs/${job.id}/photo`).then((r) => r.blob()),
-      fetch(`/api/jobs/${job.id}/mask`).then((r) => r.blob()),
+      job.mask ? fetch(`/api/jobs/${job.id}/mask`).then((r) => r.blob()) : Promise.resolve(null),
     ]);
-    const maskImage = await createImageBitmap(mask);
+    const maskImage = mask ? await createImageBitmap(mask) : null;
     state.photo = null;
     await setPhoto(photo, job.photo.name, { maskImage });
     $("prompt").value = job.prompt;
@@ -832,8 +846,8 @@ async function useAsInput(job, result) {
     if (state.photo && state.photo.width === job.photo.width && state.photo.height === job.photo.height) {
       await setPhoto(file, name, { keepMask: true });
     } else {
-      const mask = await fetch(`/api/jobs/${job.id}/mask`).then((r) => r.blob());
-      await setPhoto(file, name, { maskImage: await createImageBitmap(mask) });
+      const mask = job.mask ? await fetch(`/api/jobs/${job.id}/mask`).then((r) => r.blob()) : null;
+      await setPhoto(file, name, { maskImage: mask ? await createImageBitmap(mask) : null });
     }
     $("prompt").value = job.prompt;
     closeCompare();
@@ -850,7 +864,8 @@ const compare = { job: null, result: null, split: 50 };
 function openCompare(job, result) {
   compare.job = job;
   compare.result = result;
-  $("compare-title").textContent = `#${result.rank} · distance ${result.distance.toFixed(4)} · ${job.photo.width}×${job.photo.height} · “${job.prompt}”`;
+  const distance = result.distance == null ? "diverged" : `distance ${result.distance.toFixed(4)}`;
+  $("compare-title").textContent = `#${result.rank} · ${distance} · ${job.photo.width}×${job.photo.height} · “${job.prompt}”`;
   $("compare-frame").style.setProperty("--ratio", `${job.photo.width / job.photo.height}`);
   $("compare-after").src = result.url;
   $("compare-before").src = `/api/jobs/${job.id}/photo`;
