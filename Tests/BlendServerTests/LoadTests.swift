@@ -79,10 +79,29 @@ import FoundationNetworking
                                     var cancel = URLRequest(url: URL(string: "\(base)/api/jobs/\(newID)/cancel")!)
                                     cancel.httpMethod = "POST"
                                     _ = try await send(cancel)
+                                    // If it had started meanwhile, it stops at its next step; until
+                                    // then deleting it is refused (409), as documented.
                                     var delete = URLRequest(url: URL(string: "\(base)/api/jobs/\(newID)")!)
                                     delete.httpMethod = "DELETE"
-                                    _ = try await send(delete)
+                                    for _ in 0..<600 {
+                                        let (data, response) = try await session.data(for: delete)
+                                        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+                                        if status != 409 { counts[status, default: 0] += 1; break }
+                                        #expect(String(decoding: data, as: UTF8.self).contains("cancel it first"))
+                                        try await Task.sleep(for: .milliseconds(50))
+                                    }
                                 }
+                            case 4 where worker % 5 == 0:
+                                // An event stream opened and dropped (the page does this on every reload).
+                                let (status, _, _) = try await withCheckedThrowingContinuation { continuation in
+                                    DispatchQueue.global().async {
+                                        continuation.resume(with: Result {
+                                            try rawExchange(port: port, "GET /api/events HTTP/1.1\nHost: 127.0.0.1:\(port)\nConnection: close\n",
+                                                            stopAfter: "event: status")
+                                        })
+                                    }
+                                }
+                                counts[status, default: 0] += 1
                             default:
                                 _ = try await send(URLRequest(url: URL(string: "\(base)/app.js")!))
                             }
@@ -112,8 +131,12 @@ import FoundationNetworking
             #expect(try await client.waitForJob(againID, seconds: 600)["state"] as? String == "finished")
             let quiet = try await client.execute(uri: "/api/jobs/\(againID)/results/1", method: .get)
             #expect(loaded.body == quiet.body && loaded.body.readableBytes > 0)
-            // No event stream or queued job is left over.
+            // No queued job is left over, and the dropped event streams are gone (each notices
+            // its client left at its next keep-alive).
             #expect(server.runner.queueSnapshot.queued.isEmpty)
+            let streamsDeadline = Date().addingTimeInterval(10)
+            while server.hub.subscriberCount > 0 && Date() < streamsDeadline { try await Task.sleep(for: .milliseconds(50)) }
+            #expect(server.hub.subscriberCount == 0)
         }
     }
 }

@@ -145,7 +145,9 @@ func rawHTTP(port: Int, _ head: String, body: [UInt8] = [], timeout: Double = 30
 
 /// ``rawHTTP(port:_:body:timeout:)`` with the body apart: (status, the whole response, body).
 /// `text` of rawHTTP is the whole response, headers included.
-func rawExchange(port: Int, _ head: String, body: [UInt8] = [], timeout: Double = 30) throws -> (status: Int, response: [UInt8], body: [UInt8]) {
+/// With `stopAfter`, it stops (and hangs up) once the body contains that text.
+func rawExchange(port: Int, _ head: String, body: [UInt8] = [], timeout: Double = 30,
+                 stopAfter: String? = nil) throws -> (status: Int, response: [UInt8], body: [UInt8]) {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw POSIXError(.EIO) }
     defer { close(fd) }
@@ -181,6 +183,7 @@ func rawExchange(port: Int, _ head: String, body: [UInt8] = [], timeout: Double 
                 .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) }
         }
         if let bodyStart, let contentLength, received.count - bodyStart >= contentLength { break }
+        if let bodyStart, let stopAfter, received[bodyStart...].firstRange(of: Array(stopAfter.utf8)) != nil { break }
     }
     let status = String(decoding: received.prefix(64), as: UTF8.self).split(separator: " ", maxSplits: 2).dropFirst().first.flatMap { Int($0) } ?? 0
     return (status, received, Array(received[(bodyStart ?? received.count)...]))
