@@ -191,7 +191,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BlendCLITests",
-            dependencies: ["BlendCLI", "BlendEditor", "BlendPipeline", "BlendImage", "BlendModels", "BlendCheckpoint", "BlendTensor"]
+            dependencies: ["BlendCLI", "BlendServer", "BlendEditor", "BlendPipeline", "BlendImage", "BlendModels", "BlendCheckpoint", "BlendTensor"]
         ),
         .testTarget(
             name: "BlendModelsTests",

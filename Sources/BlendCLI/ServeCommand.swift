@@ -110,6 +110,7 @@ struct Serve: AsyncParsableCommand {
         try await server.run(onRunning: { port in
             let url = "http://\(display.contains(":") ? "[\(display)]" : display):\(port)/"
             print("blend serve: open \(url) (data: \(configuration.dataDirectory.path)); Ctrl+C stops")
+            fflush(stdout)
             if open { Serve.openInBrowser(url) }
         })
     }

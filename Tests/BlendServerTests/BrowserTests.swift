@@ -119,7 +119,8 @@ import FoundationNetworking
         try await driver.clear("#set-augmentations")
         try await driver.type("#set-augmentations", "2")
         try await driver.click("#run")
-        try await driver.wait("the results", seconds: 120, "return document.querySelectorAll('#results .result-card img').length === 2 && [...document.querySelectorAll('#results .result-card img')].every(i => i.complete && i.naturalWidth > 0)")
+        // Samples are listed as they finish; then the job finishes.
+        try await driver.wait("the results", seconds: 120, "return document.getElementById('job-view').dataset.state === 'finished' && document.querySelectorAll('#results .result-card img').length === 2 && [...document.querySelectorAll('#results .result-card img')].every(i => i.complete && i.naturalWidth > 0)")
         try await driver.screenshot(to: shots.appendingPathComponent("3-results.png"))
 
         // The comparison, at the photo's resolution.

@@ -204,7 +204,7 @@ function draw() {
   ctx.clearRect(0, 0, canvas.width, canvas.height);
   if (!state.photo) return;
   ctx.setTransform(dpr * stage.zoom, 0, 0, dpr * stage.zoom, dpr * stage.panX, dpr * stage.panY);
-  ctx.imageSmoothingEnabled = stage.zoom < 2;
+  ctx.imageSmoothingEnabled = stage.zoom < 4;
   ctx.drawImage(state.photo.image, 0, 0, state.photo.width, state.photo.height);
   if (stage.tintDirty) updateTint();
   ctx.globalAlpha = $("overlay-opacity").value / 100;
