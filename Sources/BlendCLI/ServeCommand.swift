@@ -109,8 +109,8 @@ struct Serve: AsyncParsableCommand {
         defer { server.shutdown() }
         try await server.run(onRunning: { port in
             let url = "http://\(display.contains(":") ? "[\(display)]" : display):\(port)/"
-            print("blend serve: open \(url) (data: \(configuration.dataDirectory.path)); Ctrl+C stops")
-            fflush(stdout)
+            // Unbuffered, so that it shows at once also when the output goes to a file.
+            FileHandle.standardOutput.write(Data("blend serve: open \(url) (data: \(configuration.dataDirectory.path)); Ctrl+C stops\n".utf8))
             if open { Serve.openInBrowser(url) }
         })
     }

@@ -32,11 +32,14 @@ import FoundationNetworking
         try await server.application().test(.live) { client in
             let port = try #require(client.port)
             try await client.waitForModels()
-            // The job under load: long enough to outlast it (it is cancelled-free: it must finish).
-            let settings = #"{"steps": "50", "skip": 0, "samples": 2, "batch": 1, "augmentations": 2, "seed": 9}"#
+            // The job under load: long enough to outlast it (a tiny-model sample takes about a
+            // second here, more under load), and it must finish.
+            let samples = 2 * Int(Self.seconds.rounded(.up)) + 6
+            let settings = #"{"steps": "100", "skip": 25, "batch": 1, "augmentations": 2, "seed": 9, "samples": \#(samples)}"#
             let created = try await client.post(.job(photo: fixture.photo, mask: fixture.mask, settings: settings))
             let id = try #require((try JSONSerialization.jsonObject(with: Data(buffer: created.body)) as? [String: Any])?["id"] as? String)
-            _ = try await client.waitForJob(id) { $0["state"] as? String == "running" }
+            let started = try await client.waitForJob(id) { $0["state"] as? String != "queued" }
+            #expect(started["state"] as? String == "running", "\(started)")
             let rssBefore = residentBytes()
 
             let base = "http://127.0.0.1:\(port)"
@@ -114,6 +117,7 @@ import FoundationNetworking
                 return all
             }
             session.invalidateAndCancel()
+            #expect(server.runner.queueSnapshot.running == id, "the job under load ended before the load did")
             let rssAfter = residentBytes()
             let total = counts.values.reduce(0, +)
             print("load: \(Self.clients) clients, \(Self.seconds) s: \(total) requests, statuses \(counts.sorted { $0.key < $1.key }), "
@@ -122,14 +126,16 @@ import FoundationNetworking
             #expect(Set(counts.keys).isSubset(of: [200, 201, 204, 429]), "\(counts)")
             #expect(rssAfter - rssBefore < Self.memoryBound, "grew by \((rssAfter - rssBefore) / 1_048_576) MiB")
 
-            // The job under load finishes, with the results it has without load.
-            let done = try await client.waitForJob(id, seconds: 600)
-            #expect(done["state"] as? String == "finished", "\(done)")
-            let loaded = try await client.execute(uri: "/api/jobs/\(id)/results/1", method: .get)
-            let again = try await client.post(.job(photo: fixture.photo, mask: fixture.mask, settings: settings))
+            // The job under load finishes, with the results it has without load: its first sample
+            // is made again alone (sample i depends only on the seed and i).
+            let done = try await client.waitForJob(id, seconds: 900)
+            #expect(done["state"] as? String == "finished" && (done["results"] as? [Any])?.count == samples, "\(done)")
+            let loaded = try await client.execute(uri: "/api/jobs/\(id)/samples/0", method: .get)
+            let alone = #"{"steps": "100", "skip": 25, "batch": 1, "augmentations": 2, "seed": 9, "samples": 1}"#
+            let again = try await client.post(.job(photo: fixture.photo, mask: fixture.mask, settings: alone))
             let againID = try #require((try JSONSerialization.jsonObject(with: Data(buffer: again.body)) as? [String: Any])?["id"] as? String)
             #expect(try await client.waitForJob(againID, seconds: 600)["state"] as? String == "finished")
-            let quiet = try await client.execute(uri: "/api/jobs/\(againID)/results/1", method: .get)
+            let quiet = try await client.execute(uri: "/api/jobs/\(againID)/samples/0", method: .get)
             #expect(loaded.body == quiet.body && loaded.body.readableBytes > 0)
             // No queued job is left over, and the dropped event streams are gone (each notices
             // its client left at its next keep-alive).

@@ -108,8 +108,9 @@ extension TestClientProtocol {
             if done(job) { return job }
             try await Task.sleep(for: .milliseconds(20))
         }
-        Issue.record("job \(id) did not get there in \(seconds) s")
-        return try await json("/api/jobs/\(id)").object
+        let job = try await json("/api/jobs/\(id)").object
+        Issue.record("job \(id) did not get there in \(seconds) s: it is \(job["state"] ?? "-") (\(job["error"] ?? "no error"))")
+        return job
     }
 
     /// Polls the status until the models are ready.
