@@ -71,9 +71,9 @@ struct Serve: AsyncParsableCommand {
         if let clipVocab { models.clipVocabulary = clipVocab }
         if let diffusionConfig {
             do {
-                models.diffusionConfig = try JSONDecoder().decode(UNetConfig.self, from: Data(contentsOf: URL(fileURLWithPath: diffusionConfig)))
-            } catch {
-                throw ValidationError("cannot read the diffusion config \(diffusionConfig): \(error)")
+                models.diffusionConfig = try ConfigFile.unet(path: diffusionConfig)
+            } catch let error as ConfigFileError {
+                throw ValidationError("\(error) (--diffusion-config)")
             }
         }
         var configuration = ServerConfiguration(

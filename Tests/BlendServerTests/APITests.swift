@@ -12,11 +12,7 @@ import Testing
 
 @Suite(.serialized) struct APITests {
     @Test func servesThePageAndTheStatus() async throws {
-        let fixture = try ServerFixture()
-        defer { fixture.remove() }
-        let server = try fixture.server()
-        defer { server.shutdown() }
-        try await server.application().test(.router) { client in
+        try await withServer() { fixture, server, client in
             let page = try await client.execute(uri: "/", method: .get)
             #expect(page.status == .ok)
             #expect(page.headers[.contentType]?.hasPrefix("text/html") == true)
@@ -39,11 +35,7 @@ import Testing
     }
 
     @Test func aJobRunsEndToEndAndItsResultsAreServed() async throws {
-        let fixture = try ServerFixture()
-        defer { fixture.remove() }
-        let server = try fixture.server()
-        defer { server.shutdown() }
-        try await server.application().test(.router) { client in
+        try await withServer() { fixture, server, client in
             try await client.waitForModels()
             let created = try await client.post(.job(photo: fixture.photo, mask: fixture.mask))
             #expect(created.status == .created, "\(created.text)")
@@ -116,11 +108,7 @@ import Testing
     }
 
     @Test func cancelStopsQueuedAndRunningJobs() async throws {
-        let fixture = try ServerFixture()
-        defer { fixture.remove() }
-        let server = try fixture.server()
-        defer { server.shutdown() }
-        try await server.application().test(.router) { client in
+        try await withServer() { fixture, server, client in
             try await client.waitForModels()
             let long = #"{"steps": "20", "skip": 0, "samples": 50, "batch": 1, "augmentations": 1}"#
             let first = try await client.post(.job(photo: fixture.photo, mask: fixture.mask, settings: long))
@@ -155,12 +143,8 @@ import Testing
     }
 
     @Test func aFullQueueAnswers429() async throws {
-        let fixture = try ServerFixture()
-        defer { fixture.remove() }
         // Not started: the models never load, so jobs wait in the queue.
-        let server = try fixture.server(start: false) { $0.queueLimit = 2 }
-        defer { server.shutdown() }
-        try await server.application().test(.router) { client in
+        try await withServer(start: false, configure: { $0.queueLimit = 2 }) { fixture, server, client in
             for _ in 0..<2 {
                 #expect(try await client.post(.job(photo: fixture.photo, mask: fixture.mask)).status == .created)
             }
@@ -177,14 +161,7 @@ import Testing
     }
 
     @Test func uploadLimitsAreCheckedBeforeDecoding() async throws {
-        let fixture = try ServerFixture()
-        defer { fixture.remove() }
-        let server = try fixture.server(start: false) {
-            $0.maxUploadBytes = 6000
-            $0.maxUploadPixels = 1500
-        }
-        defer { server.shutdown() }
-        try await server.application().test(.router) { client in
+        try await withServer(start: false, configure: { $0.maxUploadBytes = 6000; $0.maxUploadPixels = 1500 }) { fixture, server, client in
             // Bytes: by Content-Length, and by the body itself.
             let big = Multipart.job(photo: fixture.photo + [UInt8](repeating: 0, count: 8000), mask: fixture.mask)
             let tooBig = try await client.post(big)
@@ -202,14 +179,10 @@ import Testing
     }
 
     @Test func badUploadsAreClear4xxAndTheServerCarriesOn() async throws {
-        let fixture = try ServerFixture()
-        defer { fixture.remove() }
-        let server = try fixture.server()
-        defer { server.shutdown() }
         let otherShape = try RGBImage(width: 30, height: 30, filledWith: RGBColor(red: 255, green: 255, blue: 255)).encoded(as: .png)
         let black = try RGBImage(width: 40, height: 30, filledWith: RGBColor(red: 0, green: 0, blue: 0)).encoded(as: .png)
         let white = try RGBImage(width: 40, height: 30, filledWith: RGBColor(red: 255, green: 255, blue: 255)).encoded(as: .png)
-        try await server.application().test(.router) { client in
+        try await withServer { fixture, server, client in
             try await client.waitForModels()
             func expect(_ form: Multipart, _ status: HTTPResponse.Status, _ message: String, sourceLocation: SourceLocation = #_sourceLocation) async throws {
                 let response = try await client.post(form)
@@ -262,14 +235,8 @@ import Testing
     }
 
     @Test func missingModelFilesAreNamedWithTheirDownloadCommands() async throws {
-        let fixture = try ServerFixture()
-        defer { fixture.remove() }
-        let cache = fixture.directory.appendingPathComponent("empty-cache")
-        let server = try fixture.server { configuration in
-            configuration.models = .standard(.init(directory: cache))
-        }
-        defer { server.shutdown() }
-        try await server.application().test(.router) { client in
+        let cache = FileManager.default.temporaryDirectory.appendingPathComponent("blend-empty-cache-\(UUID().uuidString)")
+        try await withServer(configure: { $0.models = .standard(.init(directory: cache)) }) { fixture, server, client in
             var models: [String: Any] = [:]
             for _ in 0..<500 {
                 models = try await client.json("/api/status").object["models"] as? [String: Any] ?? [:]

@@ -12,11 +12,7 @@ import Testing
 /// send them, event streams, restarts.
 @Suite(.serialized) struct LiveServerTests {
     @Test func foreignHostsAndOriginsAreRefused() async throws {
-        let fixture = try ServerFixture()
-        defer { fixture.remove() }
-        let server = try fixture.server(start: false)
-        defer { server.shutdown() }
-        try await server.application().test(.live) { client in
+        try await withServer(.live, start: false) { fixture, server, client in
             let port = try #require(client.port)
             func get(host: String, extra: String = "") throws -> (status: Int, text: String) {
                 try rawHTTP(port: port, "GET /api/status HTTP/1.1\nHost: \(host)\n\(extra)Connection: close\n")
@@ -63,11 +59,7 @@ import Testing
     }
 
     @Test func eventsStreamProgressPreviewsAndTheEnd() async throws {
-        let fixture = try ServerFixture()
-        defer { fixture.remove() }
-        let server = try fixture.server { $0.previewEvery = 2 }
-        defer { server.shutdown() }
-        try await server.application().test(.live) { client in
+        try await withServer(.live, configure: { $0.previewEvery = 2 }) { fixture, server, client in
             let port = try #require(client.port)
             try await client.waitForModels()
             // A long job holds the worker, so the second one is still queued when its stream opens.
@@ -97,11 +89,7 @@ import Testing
     }
 
     @Test func progressAndPreviewEventsReachTheServerWideStream() async throws {
-        let fixture = try ServerFixture()
-        defer { fixture.remove() }
-        let server = try fixture.server { $0.previewEvery = 1 }
-        defer { server.shutdown() }
-        try await server.application().test(.router) { client in
+        try await withServer(configure: { $0.previewEvery = 1 }) { fixture, server, client in
             try await client.waitForModels()
             let events = server.hub.subscribe(job: nil, buffer: 10_000)
             let created = try await client.post(.job(photo: fixture.photo, mask: fixture.mask))
@@ -193,11 +181,7 @@ import Testing
 
 extension LiveServerTests {
     @Test func anOversizedChunkedUploadIsRefusedWhileItStreams() async throws {
-        let fixture = try ServerFixture()
-        defer { fixture.remove() }
-        let server = try fixture.server(start: false) { $0.maxUploadBytes = 4096 }
-        defer { server.shutdown() }
-        try await server.application().test(.live) { client in
+        try await withServer(.live, start: false, configure: { $0.maxUploadBytes = 4096 }) { fixture, server, client in
             let port = try #require(client.port)
             let form = Multipart.job(photo: [UInt8](repeating: 7, count: 10_000), mask: fixture.mask).finished()
             // No Content-Length: the limit must hold while the body arrives.

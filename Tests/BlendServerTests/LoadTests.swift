@@ -25,11 +25,7 @@ import FoundationNetworking
     static let memoryBound = 256 * 1024 * 1024
 
     @Test func manyClientsWhileAJobRuns() async throws {
-        let fixture = try ServerFixture()
-        defer { fixture.remove() }
-        let server = try fixture.server { $0.queueLimit = 2 }
-        defer { server.shutdown() }
-        try await server.application().test(.live) { client in
+        try await withServer(.live, configure: { $0.queueLimit = 2 }) { fixture, server, client in
             let port = try #require(client.port)
             try await client.waitForModels()
             // The job under load: long enough to outlast it (a tiny-model sample takes about a

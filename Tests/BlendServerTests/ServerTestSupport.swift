@@ -55,6 +55,19 @@ struct ServerFixture {
     func remove() { try? FileManager.default.removeItem(at: directory) }
 }
 
+/// Runs `body` against a server on a fixture of its own (a data directory, the shared tiny
+/// models): `start` loads the models and starts the worker; `configure` changes the
+/// configuration first. The server is shut down and the fixture removed afterwards.
+func withServer<T: Sendable>(_ setup: TestingSetup = .router, start: Bool = true,
+                             configure: (inout ServerConfiguration) -> Void = { _ in },
+                             _ body: @Sendable (ServerFixture, BlendServer, any TestClientProtocol) async throws -> T) async throws -> T {
+    let fixture = try ServerFixture()
+    defer { fixture.remove() }
+    let server = try fixture.server(start: start, configure)
+    defer { server.shutdown() }
+    return try await server.application().test(setup) { client in try await body(fixture, server, client) }
+}
+
 /// A `multipart/form-data` body.
 struct Multipart {
     let boundary = "----blend-test-\(UInt32.random(in: 0...UInt32.max))"
