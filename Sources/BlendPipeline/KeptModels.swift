@@ -7,9 +7,10 @@ import Synchronization
 ///
 /// Off until ``enable()`` is called (the CLI edits once per process and keeps nothing). When
 /// on, ``ModelLoader`` returns the kept model for a role when the file's path, size and
-/// modification time and the configuration are those it was loaded from, and otherwise loads
-/// the file and keeps the new model in place of the old one: at most one model per role
-/// (diffusion, CLIP, LPIPS) stays in memory.
+/// modification time and the configuration are those it was loaded from (and repeats what the
+/// loader said about the file then, e.g. that a training checkpoint's EMA weights were used),
+/// and otherwise loads the file and keeps the new model in place of the old one: at most one
+/// model per role (diffusion, CLIP, LPIPS) stays in memory.
 public final class KeptModels: Sendable {
     /// The process's one store, consulted by ``ModelLoader``.
     public static let shared = KeptModels()
@@ -37,9 +38,15 @@ public final class KeptModels: Sendable {
 
     private struct State {
         var enabled = false
-        var unet: (key: Key, model: UNetModel)?
-        var clip: (key: Key, model: ClipModel)?
-        var lpips: (key: Key, model: LPIPSModel)?
+        var unet: Kept<UNetModel>?
+        var clip: Kept<ClipModel>?
+        var lpips: Kept<LPIPSModel>?
+    }
+
+    private struct Kept<Model: Sendable>: Sendable {
+        var key: Key
+        var model: Model
+        var notes: [String]
     }
 
     private let state = Mutex(State())
@@ -59,29 +66,41 @@ public final class KeptModels: Sendable {
         return stamps.count == paths.count ? Key(files: stamps, config: config) : nil
     }
 
-    /// The kept UNet for `path` and `config`, or `load()`'s, which is then kept (when enabled).
-    func unet(path: String, config: UNetConfig?, load: () throws -> UNetModel) throws -> UNetModel {
-        try kept(Self.key([path], config: config), \.unet, load)
+    /// The kept UNet for `path` and `config`, or the one `load` makes (telling `note` what it
+    /// tells), which is then kept (when enabled).
+    func unet(path: String, config: UNetConfig?, note: (String) -> Void,
+              load: ((String) -> Void) throws -> UNetModel) throws -> UNetModel {
+        try kept(Self.key([path], config: config), \.unet, note, load)
     }
 
-    func clip(path: String, load: () throws -> ClipModel) throws -> ClipModel {
-        try kept(Self.key([path]), \.clip, load)
+    func clip(path: String, note: (String) -> Void, load: ((String) -> Void) throws -> ClipModel) throws -> ClipModel {
+        try kept(Self.key([path]), \.clip, note, load)
     }
 
-    func lpips(vggPath: String, linearPath: String, load: () throws -> LPIPSModel) throws -> LPIPSModel {
-        try kept(Self.key([vggPath, linearPath]), \.lpips, load)
+    func lpips(vggPath: String, linearPath: String, note: (String) -> Void,
+               load: ((String) -> Void) throws -> LPIPSModel) throws -> LPIPSModel {
+        try kept(Self.key([vggPath, linearPath]), \.lpips, note, load)
     }
 
-    private func kept<Model: Sendable>(_ key: Key?, _ slot: WritableKeyPath<State, (key: Key, model: Model)?>,
-                             _ load: () throws -> Model) throws -> Model {
+    private func kept<Model: Sendable>(_ key: Key?, _ slot: WritableKeyPath<State, Kept<Model>?>, _ note: (String) -> Void,
+                                       _ load: ((String) -> Void) throws -> Model) throws -> Model {
         let (enabled, found) = state.withLock { state in
-            (state.enabled, key != nil && state[keyPath: slot]?.key == key ? state[keyPath: slot]?.model : nil)
+            (state.enabled, key != nil && state[keyPath: slot]?.key == key ? state[keyPath: slot] : nil)
         }
-        if let found { return found }
+        if let found {
+            found.notes.forEach(note)
+            return found.model
+        }
         // Loading happens outside the lock; one edit runs at a time, so two loads of the same
         // file at once only waste time, never give a wrong model.
-        let model = try load()
-        if enabled, let key { state.withLock { $0[keyPath: slot] = (key, model) } }
+        var notes: [String] = []
+        let model = try withoutActuallyEscaping(note) { tell in
+            try load { text in
+                notes.append(text)
+                tell(text)
+            }
+        }
+        if enabled, let key { state.withLock { $0[keyPath: slot] = Kept(key: key, model: model, notes: notes) } }
         return model
     }
 }

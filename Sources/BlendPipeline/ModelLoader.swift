@@ -87,9 +87,9 @@ public enum ModelLoader {
     /// otherwise the official preset named like the file, or the one preset whose
     /// structure the tensor shapes match. `note` is told which weights a training
     /// checkpoint's were taken (e.g. its EMA). A model that ``KeptModels`` holds for the same
-    /// file is returned without reading the file (and without a note).
+    /// file is returned without reading the file (its notes are told again).
     public static func unet(path: String, config: UNetConfig? = nil, note: (String) -> Void = { _ in }) throws -> UNetModel {
-        try KeptModels.shared.unet(path: path, config: config) { try loadUNet(path: path, config: config, note: note) }
+        try KeptModels.shared.unet(path: path, config: config, note: note) { try loadUNet(path: path, config: config, note: $0) }
     }
 
     static func loadUNet(path: String, config: UNetConfig?, note: (String) -> Void) throws -> UNetModel {
@@ -120,7 +120,7 @@ public enum ModelLoader {
 
     /// OpenAI CLIP (a ViT model) from its TorchScript file or a state dict.
     public static func clip(path: String, note: (String) -> Void = { _ in }) throws -> ClipModel {
-        try KeptModels.shared.clip(path: path) { try loadClip(path: path, note: note) }
+        try KeptModels.shared.clip(path: path, note: note) { try loadClip(path: path, note: $0) }
     }
 
     static func loadClip(path: String, note: (String) -> Void) throws -> ClipModel {
@@ -133,7 +133,9 @@ public enum ModelLoader {
 
     /// LPIPS-VGG from torchvision's VGG16 weights and the lpips package's v0.1 lin layers.
     public static func lpips(vggPath: String, linearPath: String, note: (String) -> Void = { _ in }) throws -> LPIPSModel {
-        try KeptModels.shared.lpips(vggPath: vggPath, linearPath: linearPath) { try loadLPIPS(vggPath: vggPath, linearPath: linearPath, note: note) }
+        try KeptModels.shared.lpips(vggPath: vggPath, linearPath: linearPath, note: note) {
+            try loadLPIPS(vggPath: vggPath, linearPath: linearPath, note: $0)
+        }
     }
 
     static func loadLPIPS(vggPath: String, linearPath: String, note: (String) -> Void) throws -> LPIPSModel {
