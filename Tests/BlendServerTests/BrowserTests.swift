@@ -51,7 +51,6 @@ import FoundationNetworking
         defer { server.shutdown() }
         try await server.application().test(.live) { client in
             let port = try #require(client.port)
-            debugLog("server on \(port)")
             let driverPort = try freeLoopbackPort()
             let driverProcess = Process()
             driverProcess.executableURL = URL(fileURLWithPath: driverPath)
@@ -61,9 +60,7 @@ import FoundationNetworking
             try driverProcess.run()
             // SIGKILL, not waited for: Foundation reaps it (waitUntilExit can hang here).
             defer { kill(driverProcess.processIdentifier, SIGKILL) }
-            debugLog("driver started")
             try await waitForDriver(port: driverPort)
-            debugLog("driver ready")
             let driver = try await WebDriver.start(driverPort: driverPort, browser: browser,
                                                    profile: fixture.directory.appendingPathComponent("chromium-profile"),
                                                    width: 1280, height: 800)
@@ -74,14 +71,11 @@ import FoundationNetworking
                 await driver.quit()
                 throw error
             }
-            debugLog("quit")
             await driver.quit()
-            debugLog("quitted")
         }
     }
 
     func run(_ driver: WebDriver, port: Int, photoPath: String, photo: RGBImage, shots: URL, client: some TestClientProtocol) async throws {
-        debugLog("session")
         try await driver.setWindow(width: 1280, height: 800)
         try await driver.navigate("http://127.0.0.1:\(port)/")
         try await driver.wait("the models", #"return document.getElementById("model-status").dataset.state === "ready""#)
@@ -99,6 +93,14 @@ import FoundationNetworking
         let (a, b) = (photoX(-60), photoX(60))
         try await driver.stroke(on: "#stage-canvas", through: [(-60, 0), (-20, 0), (20, 0), (60, 0)])
         try await driver.wait("the undo step", "return !document.getElementById('undo').disabled")
+        // Undo and redo from the keyboard: the stroke goes and comes back.
+        let painted = "return maskCoverage()"
+        let coverage = try #require(try await driver.execute(painted) as? NSNumber).doubleValue
+        #expect(coverage > 0.01)
+        try await driver.chord("z")
+        #expect(try #require(try await driver.execute(painted) as? NSNumber).doubleValue == 0)
+        try await driver.chord("z", shift: true)
+        #expect(try #require(try await driver.execute(painted) as? NSNumber).doubleValue == coverage)
         try await driver.type("#prompt", "a red ball")
         try await driver.screenshot(to: shots.appendingPathComponent("1-painted.png"))
 
@@ -142,12 +144,18 @@ import FoundationNetworking
         try await driver.wait("the editor", #"return !document.getElementById("editor-view").hidden && document.getElementById("stage").dataset.ready === "true""#)
         try await Task.sleep(for: .milliseconds(300))
         try await driver.screenshot(to: shots.appendingPathComponent("6-phone-editor.png"))
+        #expect(try await driver.execute("return document.getElementById('prompt').value") as? String == "a red ball")
 
-        debugLog("checks")
+        // A result as the new input: the photo is replaced, the mask kept.
+        try await driver.setWindow(width: 1280, height: 800)
+        try await driver.execute("showJob(state.jobs.keys().next().value)")
+        try await driver.click("#results .result-card .result-actions button")
+        try await driver.wait("the result as the photo", #"return !document.getElementById("editor-view").hidden && state.photo && state.photo.name.endsWith("-edit1.png")"#)
+        #expect(try #require(try await driver.execute(painted) as? NSNumber).doubleValue == coverage)
+
         // What the server got and made: the mask is the stroke, the results are at full
         // resolution and differ from the photo only inside it.
         let jobs = try #require(try await client.json("/api/jobs").object["jobs"] as? [[String: Any]])
-        debugLog("jobs")
         let job = try #require(jobs.first)
         #expect(jobs.count == 1 && job["state"] as? String == "finished" && job["prompt"] as? String == "a red ball")
         let id = try #require(job["id"] as? String)
@@ -170,7 +178,6 @@ import FoundationNetworking
         }
         #expect(inside > 500 && outside > 10_000)
         #expect(wrong == 0, "\(wrong) mask pixels disagree with the stroke painted")
-        debugLog("mask checked")
         for rank in 1...2 {
             let result = try RGBImage(encoded: Array(buffer: try await client.execute(uri: "/api/jobs/\(id)/results/\(rank)", method: .get).body))
             #expect(result.width == photo.width && result.height == photo.height)
@@ -211,5 +218,3 @@ func freeLoopbackPort() throws -> Int {
     guard bound == 0 else { throw POSIXError(.EADDRINUSE) }
     return Int(UInt16(bigEndian: address.sin_port))
 }
-
-func debugLog(_ text: String) { FileHandle.standardError.write(Data("[browser] \(text)\n".utf8)) }

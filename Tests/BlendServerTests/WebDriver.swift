@@ -121,6 +121,17 @@ struct WebDriver {
         _ = try await call("POST", "/actions", ["actions": [["type": "key", "id": "keyboard", "actions": actions]]])
     }
 
+    /// `key` pressed with Control held (and Shift, if asked): e.g. Ctrl+Z.
+    func chord(_ key: String, shift: Bool = false) async throws {
+        var actions: [[String: Any]] = [["type": "keyDown", "value": "\u{E009}"]]
+        if shift { actions.append(["type": "keyDown", "value": "\u{E008}"]) }
+        actions += [["type": "keyDown", "value": key], ["type": "keyUp", "value": key]]
+        if shift { actions.append(["type": "keyUp", "value": "\u{E008}"]) }
+        actions.append(["type": "keyUp", "value": "\u{E009}"])
+        _ = try await call("POST", "/actions", ["actions": [["type": "key", "id": "keyboard", "actions": actions]]])
+        _ = try await call("DELETE", "/actions")
+    }
+
     func screenshot(to url: URL) async throws {
         guard let base64 = try await call("GET", "/screenshot") as? String, let png = Data(base64Encoded: base64) else {
             throw Failure(description: "no screenshot")
