@@ -36,6 +36,12 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
+        // oneDNN from Debian (libdnnl-dev, no pkg-config file): the engine's second convolution
+        // backend, for bf16 (AVX512_BF16 / AMX) and the fp32 shapes where it is faster.
+        .systemLibrary(
+            name: "CDNNL",
+            providers: [.apt(["libdnnl-dev"])]
+        ),
         // zlib from Debian (zlib1g-dev): gzip'd files such as CLIP's BPE vocabulary, the raw
         // DEFLATE and CRC-32 of zip archives, and the colour profiles carried into PNG outputs.
         .systemLibrary(
@@ -60,7 +66,7 @@ let package = Package(
         // Knows nothing of diffusion, CLIP or images on disk.
         .target(
             name: "BlendTensor",
-            dependencies: ["COpenBLAS"],
+            dependencies: ["COpenBLAS", "CDNNL"],
             swiftSettings: engineSettings
         ),
         // The networks: guided-diffusion UNet, CLIP, LPIPS. Know nothing of the CLI.

@@ -38,11 +38,12 @@ fi
 build=.build-fuzz
 mkdir -p "$build/modules" "$build/obj" "$build/bin"
 cflags=$(pkg-config --cflags openblas libpng libturbojpeg zlib)
-libs=$(pkg-config --libs openblas libpng libturbojpeg zlib)
+# oneDNN (BlendTensor's CDNNL) has no pkg-config file: its headers are in the default path.
+libs="$(pkg-config --libs openblas libpng libturbojpeg zlib) -ldnnl"
 xcc=()
 for flag in $cflags; do xcc+=(-Xcc "$flag"); done
 common=(-O -g -parse-as-library -enable-testing -sanitize=fuzzer,address
-        -I "$build/modules" -I Sources/COpenBLAS -I Sources/CZlib -I Sources/CPNG -I Sources/CJPEG "${xcc[@]}")
+        -I "$build/modules" -I Sources/COpenBLAS -I Sources/CDNNL -I Sources/CZlib -I Sources/CPNG -I Sources/CJPEG "${xcc[@]}")
 
 # Rebuilds module $1 from the sources that follow when any of them is newer than its object.
 module() {

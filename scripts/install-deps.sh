@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages blend builds against, when any is missing:
-# OpenBLAS (the tensor engine's GEMM), libpng and libjpeg-turbo's TurboJPEG API
+# OpenBLAS (the tensor engine's GEMM), oneDNN (its bf16 and some fp32 convolutions), libpng and libjpeg-turbo's TurboJPEG API
 # (image files), zlib (gzip'd files such as CLIP's vocabulary), and pkg-config (how
 # SwiftPM finds them). With --browser also Chromium and chromedriver, which the test
 # suite drives to check the web app's page (scripts/test.sh passes it).
 # Runs non-interactively (CI=true, no stdin); uses sudo when not root.
 set -euo pipefail
 
-packages=(pkg-config libopenblas-dev libpng-dev libturbojpeg0-dev zlib1g-dev)
+packages=(pkg-config libopenblas-dev libdnnl-dev libpng-dev libturbojpeg0-dev zlib1g-dev)
 if [[ "${1:-}" == "--browser" ]]; then
     packages+=(chromium chromium-driver)
 fi

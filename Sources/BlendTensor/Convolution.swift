@@ -42,7 +42,9 @@ struct ConvGeometry {
 ///
 /// `weight` is `[outChannels, inChannels, kH, kW]` and `bias` `[outChannels]`; both are
 /// constants. The gradient flows to `x`. Implemented as im2col tiles times the weight
-/// matrix through BLAS; 1×1 convolutions skip im2col.
+/// matrix through BLAS; 1×1 convolutions skip im2col. ``ComputePrecision/current`` and
+/// ``ConvolutionBackend/current`` (task-local) choose bf16 and oneDNN (see
+/// ``convolutionOnOneDNN(_:_:precision:hasBias:)``).
 public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil,
                    stride: (Int, Int), padding: (Int, Int)) throws -> Tensor {
     guard x.rank == 4 else {
@@ -65,6 +67,21 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil,
                            outChannels: weight.dim(0), kernelH: weight.dim(2), kernelW: weight.dim(3),
                            strideH: stride.0, strideW: stride.1, padH: padding.0, padW: padding.1,
                            outH: h / stride.0 + 1, outW: w / stride.1 + 1)
+    let precision = ComputePrecision.current.effective
+    if let conv = convolutionOnOneDNN(geo, precision: precision, hasBias: bias != nil) {
+        let y = Tensor(uninitializedShape: [geo.batch, geo.outChannels, geo.outH, geo.outW])
+        conv.forward(x.pointer, weight: weight, bias: bias, into: y.pointer)
+        let inputShape = x.shape
+        return Tensor.recorded(y, from: [x]) { g in
+            let gx = Tensor(uninitializedShape: inputShape)
+            return [conv.inputGradient(g.pointer, weight: weight, into: gx.pointer) ? gx : convInputGradient(g, weight: weight, geo)]
+        }
+    }
+    if precision == .bf16Rounded {
+        let rounded = weight.bfloat16RoundedWeights
+        let y = convForward(x.roundedToBFloat16(), weight: rounded, bias: bias, geo)
+        return Tensor.recorded(y, from: [x]) { g in [convInputGradient(g.roundedToBFloat16(), weight: rounded, geo)] }
+    }
     let y = convForward(x, weight: weight, bias: bias, geo)
     return Tensor.recorded(y, from: [x]) { g in [convInputGradient(g, weight: weight, geo)] }
 }

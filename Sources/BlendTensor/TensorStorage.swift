@@ -65,6 +65,10 @@ final class TensorStorage: @unchecked Sendable {
         case winogradFilter(out: Int, in: Int)
         /// A kernel split into one `[out, in]` matrix per tap, `[kH·kW, out, in]`.
         case kernelTaps(out: Int, in: Int, kernelH: Int, kernelW: Int)
+        /// The values rounded to bfloat16 (``ComputePrecision/bf16Rounded``).
+        case bfloat16Rounded
+        /// Weights in the layout (and data type) of one oneDNN primitive, named by it.
+        case oneDNN(String)
     }
 
     /// The block `key` derived from these values, computed by `make` (which fills `count`
