@@ -293,9 +293,19 @@ OPS = {
 }
 
 
-def time_op(name, builder, repeats, warmup):
+def time_op(name, builder, repeats, warmup, autocast_bf16=False):
     torch.manual_seed(0)  # same inputs whatever --only selects
     run, flop = builder()
+    if autocast_bf16:
+        # PyTorch's mixed precision on the CPU: eligible ops (convolutions, matmuls, linear)
+        # in bfloat16, the rest in float32 -- the counterpart of blend's --precision bf16.
+        plain = run
+
+        def run():
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return plain()
+
+        name += "_bf16"
     for _ in range(warmup):
         run()
     times = []
@@ -322,6 +332,9 @@ def parse_args(argv):
     parser.add_argument("--only", default=None, metavar="NAME[,NAME]",
                         help="comma-separated op names; default all of: "
                         + ", ".join(OPS))
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                        help="bf16: run each op under torch.autocast(\"cpu\", bfloat16); "
+                        "the op names get \"_bf16\" appended (default fp32)")
     parser.add_argument("--threads", type=int, default=2,
                         help="torch.set_num_threads (default 2)")
     args = parser.parse_args(argv)
@@ -350,7 +363,8 @@ def main(argv=None):
     log(f"torch {torch.__version__}; threads {torch.get_num_threads()}; "
         f"mkldnn available {torch.backends.mkldnn.is_available()}")
     for name in args.names:
-        result = time_op(name, OPS.get(name) or LONG_OPS[name], args.repeats, args.warmup)
+        result = time_op(name, OPS.get(name) or LONG_OPS[name], args.repeats, args.warmup,
+                         autocast_bf16=args.precision == "bf16")
         print(json.dumps(result), flush=True)
 
 

@@ -4,6 +4,9 @@
 // With --json, one JSON object per line (the format bench/compare.py reads):
 //   {"name": "conv3x3_256_fwd", "seconds": 0.5, "runs": 5, "gflops": 150.0}
 // The op names and shapes match bench/engine_bench.py, the PyTorch side.
+// --precision bf16 (or bf16-rounded) runs the convolutions in that precision and
+// --conv-backend engine|onednn forces one convolution backend; either suffixes the op
+// names (conv3x3_256_fwd_bf16, conv3x3_256_fwd_onednn) so that runs can be compared.
 import BlendEditor
 import BlendModels
 import BlendTensor
@@ -13,6 +16,17 @@ struct Options {
     var json = false
     var repeats = 5
     var only: Set<String> = []
+    var precision = ComputePrecision.fp32
+    var convBackend = ConvolutionBackend.automatic
+    /// The convolution micro-benchmarks of the UNet's shapes (`conv_*`).
+    var convs = false
+    /// Timesteps at which to measure the full-size UNet's accuracy in `precision` against fp32.
+    var accuracyTimesteps: [Int] = []
+
+    /// What the op names get appended: "_bf16", "_onednn", both or nothing.
+    var nameSuffix: String {
+        (precision == .fp32 ? "" : "_" + precision.rawValue) + (convBackend == .automatic ? "" : "_" + convBackend.rawValue)
+    }
 }
 
 func parseOptions(names: [String]) -> Options {
@@ -27,10 +41,30 @@ func parseOptions(names: [String]) -> Options {
         case "--only":
             guard let v = args.next() else { fail("--only needs a comma-separated list of op names") }
             options.only = Set(v.split(separator: ",").map(String.init))
+        case "--precision":
+            guard let v = args.next(), let p = ComputePrecision(rawValue: v) else {
+                fail("--precision needs one of \(ComputePrecision.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            options.precision = p
+        case "--conv-backend":
+            guard let v = args.next(), let b = ConvolutionBackend(rawValue: v) else {
+                fail("--conv-backend needs one of \(ConvolutionBackend.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            options.convBackend = b
+        case "--convs": options.convs = true
+        case "--accuracy":
+            guard let v = args.next() else { fail("--accuracy needs a comma-separated list of timesteps") }
+            let steps = v.split(separator: ",").compactMap { Int($0) }
+            guard !steps.isEmpty, steps.allSatisfy({ (0..<1000).contains($0) }) else { fail("--accuracy needs timesteps 0...999") }
+            options.accuracyTimesteps = steps
         case "-h", "--help":
             print("""
-            usage: blend-bench [--json] [--repeats N] [--only NAME[,NAME...]]
+            usage: blend-bench [--json] [--repeats N] [--only NAME[,NAME...]] [--precision fp32|bf16|bf16-rounded]
+                               [--conv-backend automatic|engine|onednn] [--convs] [--accuracy T[,T...]]
             Times the tensor engine's heavy ops (median of N runs after one warm-up).
+            --convs runs the convolution micro-benchmarks (conv_*) of the UNet's shapes instead of the default ops.
+            --accuracy T,...: instead of timing, the full-size UNet's output and input gradient in --precision
+            against fp32 at those timesteps (relative L2 errors).
             Ops: \(names.joined(separator: ", "))
             """)
             exit(0)
@@ -102,6 +136,39 @@ let benchmarks: [Benchmark] = [
         }
     },
 ]
+
+/// A convolution of the ADM-256 UNet's kind, forward and input gradient: `[1, c, size, size]`
+/// to `o` channels, k×k kernel.
+func convBenchmarks(_ c: Int, _ size: Int, _ o: Int, k: Int, stride: Int = 1) -> [Benchmark] {
+    let pad = k / 2, out = (size + 2 * pad - k) / stride + 1
+    let name = "conv\(k)x\(k)\(stride == 1 ? "" : "s\(stride)")_\(c)_\(size)px_to\(o)"
+    let flops = 2 * Double(o * c * k * k * out * out)
+    func inputs() throws -> (Tensor, Tensor, Tensor) {
+        (try randn([1, c, size, size]), try randn([o, c, k, k], std: 1 / Float(c * k * k).squareRoot()), try randn([o]))
+    }
+    return [
+        Benchmark(name: name + "_fwd", flops: flops) {
+            let (x, w, b) = try inputs()
+            return { _ = try conv2d(x, weight: w, bias: b, stride: stride, padding: pad) }
+        },
+        Benchmark(name: name + "_bwd_input", flops: flops) {
+            let (x0, w, b) = try inputs()
+            let x = x0.requiringGradient()
+            let y = try conv2d(x, weight: w, bias: b, stride: stride, padding: pad)
+            let g = try randn(y.shape)
+            return { _ = try gradients(of: y, withRespectTo: [x], seed: g, retainGraph: true) }
+        },
+    ]
+}
+
+/// The UNet's convolutions where the engine's paths were slowest against PyTorch: small
+/// images with many channels (im2col below 1024 pixels), stride 2, and 1×1 (skip projections;
+/// the attention blocks' qkv and output projections are 1×1 conv1d over the tokens).
+let convMicroBenchmarks: [Benchmark] =
+    convBenchmarks(1024, 8, 1024, k: 3) + convBenchmarks(1024, 16, 1024, k: 3) + convBenchmarks(512, 32, 512, k: 3)
+    + convBenchmarks(256, 64, 256, k: 3) + convBenchmarks(256, 128, 256, k: 3, stride: 2)
+    + convBenchmarks(512, 32, 512, k: 3, stride: 2) + convBenchmarks(1024, 16, 3072, k: 1)
+    + convBenchmarks(2048, 16, 1024, k: 1) + convBenchmarks(512, 64, 1536, k: 1) + convBenchmarks(512, 64, 256, k: 1)
 
 /// Full-size random weights: uniform values with variance 1/fan_in from an inline
 /// xorshift (drawing 552M Gaussian samples would take longer than the benchmark itself).
@@ -178,16 +245,61 @@ let unetBenchmarks: [Benchmark] = [
     },
 ]
 
-let options = parseOptions(names: (benchmarks + unetBenchmarks).map(\.name))
+let options = parseOptions(names: (benchmarks + unetBenchmarks + convMicroBenchmarks).map(\.name))
+if options.precision == .bf16, let note = ComputePrecision.bf16Unavailable {
+    FileHandle.standardError.write(Data("blend-bench: \(note)\n".utf8))
+}
+
+/// ‖a − b‖ / ‖b‖.
+func relativeL2(_ a: Tensor, _ b: Tensor) -> Double {
+    let x = a.scalars, y = b.scalars
+    var diff = 0.0, norm = 0.0
+    for i in x.indices {
+        diff += Double(x[i] - y[i]) * Double(x[i] - y[i])
+        norm += Double(y[i]) * Double(y[i])
+    }
+    return (diff / max(norm, .leastNormalMagnitude)).squareRoot()
+}
+
+if !options.accuracyTimesteps.isEmpty {
+    do {
+        let model = try randomADM256()
+        let x = try randn([1, 3, 256, 256])
+        for t in options.accuracyTimesteps {
+            func run() throws -> (Tensor, Tensor) {
+                let leaf = x.requiringGradient()
+                let y = try model(leaf, timesteps: [Float(t)])
+                return (y.detached(), try gradients(of: y, withRespectTo: [leaf], seed: randn(y.shape))[0])
+            }
+            let (y0, g0) = try run()
+            let (y1, g1) = try ComputePrecision.$current.withValue(options.precision.effective) { try run() }
+            print("{\"name\": \"unet_adm256_accuracy_t\(t)\(options.nameSuffix)\", \"output_relative_l2\": \(relativeL2(y1, y0)), "
+                  + "\"input_gradient_relative_l2\": \(relativeL2(g1, g0)), \"peak_rss_gib\": \(peakRSSGiB())}")
+        }
+    } catch {
+        fail("accuracy: \(error)")
+    }
+    exit(0)
+}
 if !options.json {
     print("blend-bench: engine threads \(engineThreadCount), BLAS threads \(blasThreadCount), \(options.repeats) runs each")
 }
 // The full-model benchmarks are long (seconds to tens of seconds a run): only when named with --only.
-let selected = benchmarks.filter { options.only.isEmpty || options.only.contains($0.name) }
+let selected = benchmarks.filter { (options.only.isEmpty && !options.convs) || options.only.contains($0.name) }
     + unetBenchmarks.filter { options.only.contains($0.name) }
+    + convMicroBenchmarks.filter { options.convs || options.only.contains($0.name) }
 for bench in selected {
     do {
-        let body = try bench.setUp()
+        let body = try ComputePrecision.$current.withValue(options.precision.effective) {
+            try ConvolutionBackend.$current.withValue(options.convBackend) {
+                let run = try bench.setUp()
+                return {
+                    try ComputePrecision.$current.withValue(options.precision.effective) {
+                        try ConvolutionBackend.$current.withValue(options.convBackend) { try run() }
+                    }
+                }
+            }
+        }
         try body()   // warm-up
         var times: [Double] = []
         for _ in 0..<options.repeats {
@@ -199,12 +311,12 @@ for bench in selected {
         let median = times[times.count / 2]
         if options.json {
             let peak = peakRSSGiB()
-            var line = "{\"name\": \"\(bench.name)\", \"seconds\": \(median), \"runs\": \(times.count), \"peak_rss_gib\": \(peak.isNaN ? "null" : String(peak))"
+            var line = "{\"name\": \"\(bench.name + options.nameSuffix)\", \"seconds\": \(median), \"runs\": \(times.count), \"peak_rss_gib\": \(peak.isNaN ? "null" : String(peak))"
             if let flops = bench.flops { line += ", \"gflops\": \(flops / median / 1e9)" }
             print(line + "}")
         } else {
             let rate = bench.flops.map { String(format: "  %.1f GFLOP/s", $0 / median / 1e9) } ?? ""
-            print(bench.name.padding(toLength: 28, withPad: " ", startingAt: 0) + String(format: " %8.4f s", median) + rate
+            print((bench.name + options.nameSuffix).padding(toLength: 36, withPad: " ", startingAt: 0) + String(format: " %8.4f s", median) + rate
                   + String(format: "  (peak RSS so far %.2f GiB)", peakRSSGiB()))
         }
     } catch {

@@ -19,5 +19,6 @@ struct Engine: ParsableCommand {
         print("engine threads: \(engineThreadCount)")
         print("BLAS threads:   \(blasThreadCount)")
         print("BLAS kernels:   \(blasCoreName)")
+        print("oneDNN:         \(ComputeLibrary.oneDNNVersion), \(ComputeLibrary.oneDNNInstructionSet) (bf16: \(ComputeLibrary.supportsBF16 ? "yes" : "no, fp32 is used"))")
     }
 }

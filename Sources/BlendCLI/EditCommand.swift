@@ -3,6 +3,7 @@ import BlendEditor
 import BlendImage
 import BlendModels
 import BlendPipeline
+import BlendTensor
 import Foundation
 import Synchronization
 
@@ -112,6 +113,9 @@ struct Edit: ParsableCommand {
     @Option(help: ArgumentHelp("Model cache directory (default: $BLEND_MODELS_DIR, else $XDG_CACHE_HOME/blend/models, else ~/.cache/blend/models).", valueName: "dir"))
     var modelsDir: String?
 
+    @Option(help: ArgumentHelp("Arithmetic of the diffusion model's convolutions: fp32 (the reference) or bf16 (faster on CPUs with AVX512_BF16 or AMX; elsewhere fp32 is used, with a note). Recorded in report.json.", valueName: "fp32|bf16"))
+    var precision: ComputePrecision = .fp32
+
     @Flag(help: "Also save every sample's x0 prediction at a fifth of the steps, in intermediates/.")
     var saveIntermediates = false
 
@@ -169,6 +173,7 @@ struct Edit: ParsableCommand {
         request.resume = resume
         request.truncatePrompt = truncatePrompt
         request.randomSeed = seed == "-1"
+        request.precision = precision
         return request
     }
 
@@ -232,6 +237,16 @@ struct Edit: ParsableCommand {
 }
 
 extension EditMethod: ExpressibleByArgument {}
+
+/// `--precision`: fp32 or bf16 (bf16-rounded, which only measures bf16's accuracy, is not offered).
+extension ComputePrecision: ExpressibleByArgument {
+    public init?(argument: String) {
+        guard let value = ComputePrecision(rawValue: argument), value != .bf16Rounded else { return nil }
+        self = value
+    }
+
+    public static var allValueStrings: [String] { [ComputePrecision.fp32.rawValue, ComputePrecision.bf16.rawValue] }
+}
 extension EditRegion: ExpressibleByArgument {}
 
 /// Ctrl-C during an edit: the first asks the run to stop after the current step (keeping

@@ -86,6 +86,8 @@ public enum EditPipeline {
             try events(.notice(text))
         }
         for text in checked.notices { try notice(text) }
+        let precision = request.precision.effective
+        if request.precision == .bf16, let note = ComputePrecision.bf16Unavailable { try notice(note) }
         try events(.checkedInputs)
         var settings = request.settings
         let photo = checked.photo, soft = checked.softMask, geometry = checked.geometry
@@ -189,7 +191,8 @@ public enum EditPipeline {
                 try FileManager.default.createDirectory(at: intermediates, withIntermediateDirectories: true)
             }
             let editStart = Date()
-            _ = try editor.edit(image: modelImage.tensor(), mask: geometry.modelMask.tensor(), promptEmbedding: text,
+            _ = try ComputePrecision.$current.withValue(precision) {
+              try editor.edit(image: modelImage.tensor(), mask: geometry.modelMask.tensor(), promptEmbedding: text,
                                 sampleIndices: remaining, progress: { progress in
                 stepsDone += 1
                 if request.saveIntermediates && (progress.step % max(1, progress.steps / 5) == 0 || progress.step == progress.steps) {
@@ -214,6 +217,7 @@ public enum EditPipeline {
                 try events(.sampleFinished(FinishedSample(index: sample.index, file: run.directory.appendingPathComponent(file).path,
                                                           distance: sample.distance, finished: done.count, total: settings.samples)))
             })
+            }
             editSeconds = Date().timeIntervalSince(editStart)
         }
 
@@ -244,7 +248,7 @@ public enum EditPipeline {
             timings: .init(loadModelsSeconds: loadSeconds, editSeconds: editSeconds,
                            secondsPerStep: stepsDone > 0 ? editSeconds / Double(stepsDone) : 0,
                            totalSeconds: Date().timeIntervalSince(start)),
-            blendVersion: version)
+            blendVersion: version, precision: precision)
         // report.json last: its presence means the run finished.
         try run.writeJSON(report, to: run.reportFile, step: "write report.json")
         try folder.publish(run)

@@ -1,6 +1,7 @@
 import BlendEditor
 import BlendImage
 import BlendModels
+import BlendTensor
 import Foundation
 
 /// The model files an edit reads.
@@ -88,6 +89,9 @@ public struct EditRequest: Sendable {
     /// Ignore `settings.seed` and draw a random one; it is announced (``EditEvent/notice(_:)``)
     /// and recorded in the report. A resumed run keeps the seed of the run it continues.
     public var randomSeed: Bool = false
+    /// The arithmetic of the diffusion model's convolutions: fp32 (the reference) or bf16 (on
+    /// CPUs without AVX512_BF16 or AMX the edit runs in fp32, with a notice saying so).
+    public var precision: ComputePrecision = .fp32
     /// For tests: called with a name before every file operation of the output folder.
     var fileOperationHook: (@Sendable (String) throws -> Void)? = nil
 
@@ -189,4 +193,7 @@ public struct EditReport: Codable, Sendable {
     public var resumedSamples: Int
     public var timings: Timings
     public var blendVersion: String
+    /// The precision the convolutions ran in (bf16 asked for on a CPU without bf16 runs, and
+    /// is recorded, as fp32); nil in reports of versions before the option.
+    public var precision: ComputePrecision? = nil
 }
