@@ -137,7 +137,7 @@ let package = Package(
         // server suites run whole edits in well under a second.
         .target(
             name: "BlendPipelineTestSupport",
-            dependencies: ["BlendPipeline", "BlendCheckpoint", "BlendImage", "BlendModels", "BlendTensor"]
+            dependencies: ["BlendPipeline", "BlendCheckpoint", "BlendDiffusion", "BlendImage", "BlendModels", "BlendTensor"]
         ),
         .target(
             name: "BlendTestSupport",
@@ -197,7 +197,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BlendCLITests",
-            dependencies: ["BlendCLI", "BlendServer", "BlendEditor", "BlendPipeline", "BlendImage", "BlendModels", "BlendCheckpoint", "BlendTensor"]
+            dependencies: ["BlendCLI", "BlendServer", "BlendEditor", "BlendPipeline", "BlendPipelineTestSupport", "BlendDiffusion", "BlendImage", "BlendModels", "BlendCheckpoint", "BlendTensor"]
         ),
         .testTarget(
             name: "BlendModelsTests",

@@ -12,11 +12,15 @@ Tests/BlendPipelineTests/Fixtures/sd/:
   - sd1_diffusers/, sd2_diffusers/: the same encoders as diffusers stores them (text_encoder/;
     SD 2.x's converted by diffusers' single-file converter, one block shorter), with
     tokenizer/special_tokens_map.json (the pad token) and scheduler/scheduler_config.json
-    (SD 1.5's published config; SD 2.1's, v-prediction, for the sd2 set).
+    (SD 1.5's published config; SD 2.1's, v-prediction, for the sd2 set);
+  - vocab_86_merges.txt.gz: the head (header + first 86 merges) of CLIP's BPE vocabulary
+    (from Tests/BlendModelsTests/Fixtures/clip_vocab_head.txt.gz), whose 600 ids fit these
+    encoders: the vocabulary the pipeline's end-to-end latent edits tokenize with.
 The tests copy these beside the UNet and VAE fixtures (a merged single file, a whole folder).
 
     .venv/bin/python scripts/make-sd-pipeline-fixtures.py
 """
+import gzip
 import json
 import os
 
@@ -66,8 +70,18 @@ def extras(folder, pad_token, scheduler):
     write_json(os.path.join(folder, "scheduler", "scheduler_config.json"), scheduler)
 
 
+def write_vocabulary():
+    head = os.path.join(OUT, "..", "..", "..", "BlendModelsTests", "Fixtures", "clip_vocab_head.txt.gz")
+    with gzip.open(head, "rt", encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    assert len(lines[1:87]) == VOCAB - 512 - 2
+    with open(os.path.join(OUT, "vocab_86_merges.txt.gz"), "wb") as f:
+        f.write(gzip.compress(("\n".join(lines[:87]) + "\n").encode(), mtime=0))
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
+    write_vocabulary()
     g = torch.Generator().manual_seed(23)
 
     # SD 1.x: 16 wide (the tiny UNet's cross_attention_dim), 2 layers.

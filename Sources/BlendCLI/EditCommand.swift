@@ -1,4 +1,5 @@
 import ArgumentParser
+import BlendDiffusion
 import BlendEditor
 import BlendImage
 import BlendModels
@@ -7,7 +8,7 @@ import BlendTensor
 import Foundation
 import Synchronization
 
-/// `blend edit`: Blended Diffusion on a photo, a mask and a prompt.
+/// `blend edit`: Blended Diffusion (pixel) or Blended Latent Diffusion (latent) on a photo, a mask and a prompt.
 struct Edit: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Edit the masked region of a photo to match a text prompt.",
@@ -17,8 +18,14 @@ struct Edit: ParsableCommand {
             is done), ranked/ (the same, best first, named by rank and CLIP distance; outside the \
             mask every pixel is the original's), contact_sheet.png and report.json (settings, seed, \
             region, per-sample distances, timings). An interrupted run keeps its finished samples: \
-            run the same command with --resume to make only the rest. Defaults are those of the \
-            reference implementation (omriav/blended-diffusion).
+            run the same command with --resume to make only the rest.
+
+            Methods (--method): pixel (Blended Diffusion at 256x256: guided-diffusion's UNet steered \
+            by CLIP gradients; slow; defaults of the reference, omriav/blended-diffusion), latent \
+            (Blended Latent Diffusion at 512x512, or 768 for v-models, on a Stable Diffusion 1.x/2.x \
+            checkpoint, no gradients, much faster; --sd-model, --scheduler, --strength, \
+            --guidance-scale, --negative-prompt ...), local-clip (the paper's baseline). Options of \
+            one method are refused with another. Every method ranks its results with CLIP ViT-B/16.
 
             Masks: white (above --mask-threshold, default 50 %) edits, black keeps; a mask with \
             transparency edits its transparent pixels instead; with no --mask, a photo's own \
@@ -29,7 +36,7 @@ struct Edit: ParsableCommand {
               blend models download 256x256_diffusion_uncond
               blend models download ViT-B-16
               blend models download clip-vocab
-            (and vgg16, lpips-vgg for --method local-clip).
+            (and vgg16, lpips-vgg for --method local-clip; stable-diffusion-v1-5 for --method latent).
             """)
 
     @Argument(help: ArgumentHelp("The photo to edit (PNG or JPEG).", valueName: "image"))
@@ -56,19 +63,19 @@ struct Edit: ParsableCommand {
     @Option(help: ArgumentHelp("Output directory.", valueName: "dir"))
     var out = "output"
 
-    @Option(help: "Number of edits to make (the reference makes 4 x 8).")
-    var samples = 32
+    @Option(help: ArgumentHelp("Number of edits to make (default: 32 for pixel, as the reference's 4 x 8; 4 for latent).", valueName: "n"))
+    var samples: Int?
 
-    @Option(help: "Edits made together in one diffusion run.")
-    var batch = 4
+    @Option(help: ArgumentHelp("Edits made together in one diffusion run (default: 4 for pixel, 1 for latent).", valueName: "n"))
+    var batch: Int?
 
-    @Option(help: ArgumentHelp("Timestep respacing of the 1000-step process: a count (\"100\"), a comma list, or ddimN.", valueName: "spacing"))
-    var steps = "100"
+    @Option(help: ArgumentHelp("pixel: timestep respacing of the 1000-step process, a count, a comma list or ddimN (default: 100). latent: solver steps, 1 to 1000 (default: 25), of which --strength run.", valueName: "steps"))
+    var steps: String?
 
-    @Option(help: "Steps skipped at the start: higher keeps more of the source's layout.")
-    var skip = 25
+    @Option(help: ArgumentHelp("Steps skipped at the start: higher keeps more of the source's layout (pixel only; default: 25).", valueName: "n"))
+    var skip: Int?
 
-    @Flag(help: "Sample with DDIM (score conditioning) instead of DDPM.")
+    @Flag(help: "Sample with DDIM (score conditioning) instead of DDPM (pixel only).")
     var ddim = false
 
     @Option(parsing: .unconditional, help: ArgumentHelp("Random seed: the same seed gives the same edits; -1 picks a random one (printed and recorded).", valueName: "n"))
@@ -77,46 +84,57 @@ struct Edit: ParsableCommand {
     @Flag(help: "Edit outside the mask instead (background replacement).")
     var invertMask = false
 
-    @Option(help: ArgumentHelp("blended (Blended Diffusion) or local-clip (the paper's baseline: no blending, background losses).", valueName: "method"))
+    @Option(help: ArgumentHelp("pixel (Blended Diffusion; also called blended), latent (Blended Latent Diffusion on Stable Diffusion), or local-clip (the paper's baseline: no blending, background losses).", valueName: "method"))
     var method: EditMethod = .blended
 
-    @Option(help: "Weight of the CLIP guidance.")
-    var clipLambda: Float = 1000
+    @Option(help: ArgumentHelp("Weight of the CLIP guidance (pixel only; default: 1000).", valueName: "x"))
+    var clipLambda: Float?
 
-    @Option(help: "Weight of the range loss that keeps values in [-1, 1].")
-    var rangeLambda: Float = 50
+    @Option(help: ArgumentHelp("Weight of the range loss that keeps values in [-1, 1] (pixel only; default: 50).", valueName: "x"))
+    var rangeLambda: Float?
 
-    @Option(help: "Weight of the LPIPS background loss (local-clip only).")
-    var lpipsLambda: Float = 1000
+    @Option(help: ArgumentHelp("Weight of the LPIPS background loss (local-clip only; default: 1000).", valueName: "x"))
+    var lpipsLambda: Float?
 
-    @Option(help: "Weight of the L2 background loss (local-clip only).")
-    var l2Lambda: Float = 10000
+    @Option(help: ArgumentHelp("Weight of the L2 background loss (local-clip only; default: 10000).", valueName: "x"))
+    var l2Lambda: Float?
 
-    @Option(help: "Images CLIP sees per sample and step: one plain resize plus N-1 random warps.")
-    var augmentations = 8
+    @Option(help: ArgumentHelp("Images CLIP sees per sample and step: one plain resize plus N-1 random warps (pixel only; default: 8).", valueName: "n"))
+    var augmentations: Int?
 
-    @Flag(inversion: .prefixedNo, help: "Paste the clean source background back at the end (blended only).")
+    @Flag(inversion: .prefixedNo, help: "Paste the clean source background back at the end (pixel and latent).")
     var enforceBackground = true
-
-    @Option(help: ArgumentHelp("Diffusion checkpoint (default: 256x256_diffusion_uncond.pt in the model cache).", valueName: "file"))
-    var diffusionModel: String?
-
-    @Option(help: ArgumentHelp("JSON config for a diffusion checkpoint that is not an official one (guided-diffusion flag names).", valueName: "file"))
-    var diffusionConfig: String?
-
-    @Option(help: ArgumentHelp("CLIP checkpoint (default: ViT-B-16.pt in the model cache).", valueName: "file"))
-    var clipModel: String?
-
-    @Option(help: ArgumentHelp("CLIP's BPE vocabulary (default: bpe_simple_vocab_16e6.txt.gz in the model cache).", valueName: "file"))
-    var clipVocab: String?
-
-    @Option(help: ArgumentHelp("Model cache directory (default: $BLEND_MODELS_DIR, else $XDG_CACHE_HOME/blend/models, else ~/.cache/blend/models).", valueName: "dir"))
-    var modelsDir: String?
 
     @Option(help: ArgumentHelp("Arithmetic of the diffusion model's convolutions: fp32 (the reference) or bf16 (faster on CPUs with AVX512_BF16 or AMX; elsewhere fp32 is used, with a note). Recorded in report.json.", valueName: "fp32|bf16"))
     var precision: ComputePrecision = .fp32
 
-    @Flag(help: "Also save every sample's x0 prediction at a fifth of the steps, in intermediates/.")
+    @Option(help: ArgumentHelp("Latent: the solver, dpm++2m (DPM-Solver++(2M)) or ddim (eta 0) (default: dpm++2m).", valueName: "name"))
+    var scheduler: LatentSolverKind?
+
+    @Option(help: ArgumentHelp("Latent: share of the steps that run, from the source noised to where they start; lower keeps more of the source (0 < s <= 1; default: 0.75).", valueName: "s"))
+    var strength: Double?
+
+    @Option(help: ArgumentHelp("Latent: classifier-free guidance scale, 0 to 100; at most 1 follows the prompt alone (default: 7.5).", valueName: "x"))
+    var guidanceScale: Float?
+
+    @Option(help: ArgumentHelp("Latent: what the edit should not look like (default: none, SD's empty prompt).", valueName: "text"))
+    var negativePrompt: String?
+
+    @Option(help: ArgumentHelp("Latent: what the UNet predicts, epsilon or v (default: the folder's scheduler config; for single files epsilon, or v for SD 2.x files named 768).", valueName: "type"))
+    var predictionType: PredictionType?
+
+    @Option(name: .customLong("init"), help: ArgumentHelp("Latent: the first latent, source (the source noised, the paper) or noise (pure noise, the official script) (default: source).", valueName: "from"))
+    var initialLatent: LatentInit?
+
+    @Option(help: ArgumentHelp("Latent: the background's noise level after each step, same (the paper) or next (one level too high, the official script) (default: same).", valueName: "level"))
+    var blendLevel: BlendLevel?
+
+    @Option(help: ArgumentHelp("Latent: progressive mask shrinking for thin masks, 0 to 64 dilations (default: 0, off).", valueName: "n"))
+    var maskDilations: Int?
+
+    @OptionGroup var modelFiles: ModelFileOptions
+
+    @Flag(help: "Also save every sample's x0 prediction at a fifth of the steps, in intermediates/ (pixel only).")
     var saveIntermediates = false
 
     @Flag(help: "Continue the interrupted run of the same command in --out: keep its finished samples, make the rest.")
@@ -132,42 +150,74 @@ struct Edit: ParsableCommand {
         if prompt.trimmingCharacters(in: .whitespaces).isEmpty {
             throw ValidationError("the prompt is empty: say what the masked region should become")
         }
-        if samples < 1 || batch < 1 { throw ValidationError("--samples and --batch must be at least 1") }
-        if augmentations < 1 { throw ValidationError("--augmentations must be at least 1") }
+        if (samples ?? 1) < 1 || (batch ?? 1) < 1 { throw ValidationError("--samples and --batch must be at least 1") }
+        if (augmentations ?? 1) < 1 { throw ValidationError("--augmentations must be at least 1") }
+        try checkMethodOptions()
         if seed != "-1" && UInt64(seed) == nil {
             throw ValidationError("--seed must be a whole number from 0 to \(UInt64.max), or -1 for a random seed; got \(seed)")
         }
     }
 
+    /// Refuses the options of the other method (one line each, naming the option).
+    func checkMethodOptions() throws {
+        let latent = method == .latent
+        let pixelOnly: [(String, Bool)] = [
+            ("--skip", skip != nil), ("--ddim", ddim), ("--clip-lambda", clipLambda != nil), ("--range-lambda", rangeLambda != nil),
+            ("--lpips-lambda", lpipsLambda != nil), ("--l2-lambda", l2Lambda != nil), ("--augmentations", augmentations != nil),
+            ("--save-intermediates", saveIntermediates), ("--diffusion-model", modelFiles.diffusionModel != nil),
+            ("--diffusion-config", modelFiles.diffusionConfig != nil),
+        ]
+        let latentOnly: [(String, Bool)] = [
+            ("--sd-model", modelFiles.sdModel != nil), ("--sd-config", modelFiles.sdConfig != nil), ("--scheduler", scheduler != nil),
+            ("--strength", strength != nil), ("--guidance-scale", guidanceScale != nil), ("--negative-prompt", negativePrompt != nil),
+            ("--prediction-type", predictionType != nil), ("--init", initialLatent != nil), ("--blend-level", blendLevel != nil),
+            ("--mask-dilations", maskDilations != nil),
+        ]
+        if latent, let name = pixelOnly.first(where: { $0.1 })?.0 {
+            throw ValidationError("\(name) is an option of the pixel method, not of --method latent: leave it out, or use --method pixel")
+        }
+        if !latent, let name = latentOnly.first(where: { $0.1 })?.0 {
+            throw ValidationError("\(name) is an option of --method latent, not of --method \(method.rawValue): add --method latent, or leave it out")
+        }
+        if latent, let steps, Int(steps) == nil {
+            throw ValidationError("--steps must be a whole number of solver steps (1 to 1000) for --method latent, got \(steps)")
+        }
+    }
+
     func request() throws -> EditRequest {
+        let latent = method == .latent
         var settings = EditSettings(prompt: prompt)
         settings.method = method
-        settings.timestepRespacing = steps
-        settings.skipTimesteps = skip
-        settings.ddim = ddim
+        let samples = samples ?? (latent ? 4 : 32)
         settings.samples = samples
-        settings.batchSize = min(batch, samples)
+        settings.batchSize = min(batch ?? (latent ? 1 : 4), samples)
         settings.seed = UInt64(seed) ?? 0
-        settings.clipGuidanceLambda = clipLambda
-        settings.rangeLambda = rangeLambda
-        settings.lpipsSimLambda = lpipsLambda
-        settings.l2SimLambda = l2Lambda
-        settings.augmentations = augmentations
         settings.invertMask = invertMask
         settings.enforceBackground = enforceBackground
-        let files = modelsDir.map { ModelFiles(directory: URL(fileURLWithPath: $0, isDirectory: true)) } ?? .standard()
-        var models = EditModelPaths.standard(files)
-        if let diffusionModel { models.diffusion = diffusionModel }
-        if let clipModel { models.clip = clipModel }
-        if let clipVocab { models.clipVocabulary = clipVocab }
-        if let diffusionConfig {
-            do {
-                models.diffusionConfig = try ConfigFile.unet(path: diffusionConfig)
-            } catch let error as ConfigFileError {
-                throw ValidationError("\(error) (--diffusion-config)")
-            }
+        if !latent {
+            settings.timestepRespacing = steps ?? settings.timestepRespacing
+            settings.skipTimesteps = skip ?? settings.skipTimesteps
+            settings.ddim = ddim
+            settings.clipGuidanceLambda = clipLambda ?? settings.clipGuidanceLambda
+            settings.rangeLambda = rangeLambda ?? settings.rangeLambda
+            settings.lpipsSimLambda = lpipsLambda ?? settings.lpipsSimLambda
+            settings.l2SimLambda = l2Lambda ?? settings.l2SimLambda
+            settings.augmentations = augmentations ?? settings.augmentations
         }
-        var request = EditRequest(imagePath: image, maskPath: mask, outputDirectory: out, settings: settings, models: models)
+        var request = EditRequest(imagePath: image, maskPath: mask, outputDirectory: out, settings: settings, models: try modelFiles.paths())
+        if latent {
+            var options = LatentOptions()
+            if let steps { options.steps = Int(steps) ?? options.steps }
+            options.scheduler = scheduler ?? options.scheduler
+            options.strength = strength ?? options.strength
+            options.guidanceScale = guidanceScale ?? options.guidanceScale
+            options.negativePrompt = negativePrompt ?? options.negativePrompt
+            options.predictionType = predictionType
+            options.initialLatent = initialLatent ?? options.initialLatent
+            options.blendLevel = blendLevel ?? options.blendLevel
+            options.maskDilations = maskDilations ?? options.maskDilations
+            request.latent = options
+        }
         request.saveIntermediates = saveIntermediates
         request.maskOptions = MaskOptions(threshold: maskThreshold, region: region, regionPadding: regionPadding, feather: feather)
         request.resume = resume
@@ -213,8 +263,9 @@ struct Edit: ParsableCommand {
                     let done = Double(p.completedSteps), total = Double(p.totalSteps)
                     let elapsed = Date().timeIntervalSince(editStart)
                     let eta = done > 0 ? elapsed / done * (total - done) : .nan
+                    let loss = method == .latent ? "" : ", clip loss \(String(format: "%.3f", p.clipLoss))"
                     bar.show(fraction: done / total,
-                             detail: "step \(p.step)/\(p.steps) of run \(p.iteration + 1)/\(p.iterations), ETA \(duration(eta)), clip loss \(String(format: "%.3f", p.clipLoss))")
+                             detail: "step \(p.step)/\(p.steps) of run \(p.iteration + 1)/\(p.iterations), ETA \(duration(eta))\(loss)")
                 case let .sampleFinished(sample):
                     finished = sample.finished
                 case .wroteOutputs:
@@ -236,7 +287,30 @@ struct Edit: ParsableCommand {
     }
 }
 
-extension EditMethod: ExpressibleByArgument {}
+extension EditMethod: ExpressibleByArgument {
+    /// `pixel` is the user-facing name of Blended Diffusion (`blended`).
+    public init?(argument: String) {
+        if argument == "pixel" { self = .blended } else { self.init(rawValue: argument) }
+    }
+
+    public static var allValueStrings: [String] { ["pixel", "latent", "local-clip", "blended"] }
+}
+
+extension LatentSolverKind: ExpressibleByArgument {}
+extension LatentInit: ExpressibleByArgument {}
+extension BlendLevel: ExpressibleByArgument {}
+
+extension PredictionType: ExpressibleByArgument {
+    public init?(argument: String) {
+        switch argument {
+        case "epsilon", "eps": self = .epsilon
+        case "v", "v_prediction", "v-prediction": self = .vPrediction
+        default: return nil
+        }
+    }
+
+    public static var allValueStrings: [String] { ["epsilon", "v"] }
+}
 
 /// `--precision`: fp32 or bf16 (bf16-rounded, which only measures bf16's accuracy, is not offered).
 extension ComputePrecision: ExpressibleByArgument {

@@ -27,20 +27,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Jobs and results (default: $XDG_DATA_HOME/blend, else ~/.local/share/blend).", valueName: "dir"))
     var dataDir: String?
 
-    @Option(help: ArgumentHelp("Model cache directory (default: $BLEND_MODELS_DIR, else $XDG_CACHE_HOME/blend/models, else ~/.cache/blend/models).", valueName: "dir"))
-    var modelsDir: String?
-
-    @Option(help: ArgumentHelp("Diffusion checkpoint (default: 256x256_diffusion_uncond.pt in the model cache).", valueName: "file"))
-    var diffusionModel: String?
-
-    @Option(help: ArgumentHelp("JSON config for a diffusion checkpoint that is not an official one (guided-diffusion flag names).", valueName: "file"))
-    var diffusionConfig: String?
-
-    @Option(help: ArgumentHelp("CLIP checkpoint (default: ViT-B-16.pt in the model cache).", valueName: "file"))
-    var clipModel: String?
-
-    @Option(help: ArgumentHelp("CLIP's BPE vocabulary (default: bpe_simple_vocab_16e6.txt.gz in the model cache).", valueName: "file"))
-    var clipVocab: String?
+    @OptionGroup var modelFiles: ModelFileOptions
 
     @Option(help: "Jobs that may wait behind the running one; more are refused (HTTP 429).")
     var queueLimit = 8
@@ -64,18 +51,7 @@ struct Serve: AsyncParsableCommand {
     }
 
     func serverConfiguration() throws -> ServerConfiguration {
-        let files = modelsDir.map { ModelFiles(directory: URL(fileURLWithPath: $0, isDirectory: true)) } ?? .standard()
-        var models = EditModelPaths.standard(files)
-        if let diffusionModel { models.diffusion = diffusionModel }
-        if let clipModel { models.clip = clipModel }
-        if let clipVocab { models.clipVocabulary = clipVocab }
-        if let diffusionConfig {
-            do {
-                models.diffusionConfig = try ConfigFile.unet(path: diffusionConfig)
-            } catch let error as ConfigFileError {
-                throw ValidationError("\(error) (--diffusion-config)")
-            }
-        }
+        let models = try modelFiles.paths()
         var configuration = ServerConfiguration(
             dataDirectory: dataDir.map { URL(fileURLWithPath: $0, isDirectory: true) } ?? ServerConfiguration.defaultDataDirectory(),
             models: models)

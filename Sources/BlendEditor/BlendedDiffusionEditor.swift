@@ -36,6 +36,20 @@ public struct EditProgress: Sendable {
 
     public var completedSteps: Int { iteration * steps + step }
     public var totalSteps: Int { iterations * steps }
+
+    public init(iteration: Int, iterations: Int, step: Int, steps: Int, timestep: Int, sampleIndices: [Int],
+                sample: Tensor, predictedImage: Tensor, clipLoss: Float, rangeLoss: Float) {
+        self.iteration = iteration
+        self.iterations = iterations
+        self.step = step
+        self.steps = steps
+        self.timestep = timestep
+        self.sampleIndices = sampleIndices
+        self.sample = sample
+        self.predictedImage = predictedImage
+        self.clipLoss = clipLoss
+        self.rangeLoss = rangeLoss
+    }
 }
 
 /// One finished edit.
@@ -69,6 +83,9 @@ public struct BlendedDiffusionEditor: Sendable {
         self.settings = settings
         diffusion = try GaussianDiffusion.spaced(schedule: .linear, steps: 1000, respacing: settings.timestepRespacing)
         try settings.validate(totalSteps: diffusion.stepCount)
+        guard settings.method != .latent else {
+            throw EditError.invalidSetting("the latent method runs in BlendedLatentDiffusionEditor, not on a guided-diffusion UNet")
+        }
         if settings.method == .localClip && settings.lpipsSimLambda != 0 && models.lpips == nil {
             throw EditError.invalidSetting("the local-CLIP baseline needs the LPIPS model (or an LPIPS lambda of 0)")
         }
@@ -238,13 +255,8 @@ public struct BlendedDiffusionEditor: Sendable {
         return (conditioned, clipLoss, rangeLoss)
     }
 
-    /// The reference's `unaugmented_clip_distance`: the masked result in [0, 1], resized
-    /// to CLIP's resolution (bilinear), embedded — without CLIP's normalisation, as the
-    /// reference does — and compared with the prompt.
+    /// The reference's `unaugmented_clip_distance` (see ``ClipRanking/distance(_:mask:text:)``).
     public func rankingDistance(_ image: Tensor, mask: Tensor, text: Tensor) throws -> Float {
-        let r = models.clip.config.imageResolution
-        let unit = try ((image + 1) * 0.5).clamped(min: 0, max: 1) * mask
-        let resized = try resizeBilinear(unit, height: r, width: r)
-        return try GuidanceLosses.sphericalDistance(models.clip.image(resized), text).scalar
+        try ClipRanking(clip: models.clip).distance(image, mask: mask, text: text)
     }
 }

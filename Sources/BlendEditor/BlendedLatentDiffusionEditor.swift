@@ -33,7 +33,7 @@ public struct LatentNoise: Sendable {
         }
     }
 
-    func callAsFunction(_ purpose: Purpose, samples: Range<Int>, shape: [Int]) throws -> Tensor {
+    func callAsFunction(_ purpose: Purpose, samples: [Int], shape: [Int]) throws -> Tensor {
         let parts = try samples.map { i -> Tensor in
             let t = try make(purpose, i, shape)
             guard t.shape == shape else {
@@ -47,9 +47,11 @@ public struct LatentNoise: Sendable {
 
 /// Where a running latent edit stands, for progress display.
 public struct LatentEditProgress: Sendable {
-    /// The samples being denoised together.
-    public var samples: Range<Int>
-    public var sampleCount: Int
+    /// The numbers of the samples being denoised together.
+    public var sampleIndices: [Int]
+    /// The batch being made (of this call's batches), and how many batches there are.
+    public var batch: Int
+    public var batches: Int
     /// Steps done for these samples, and steps per sample.
     public var step: Int
     public var steps: Int
@@ -57,6 +59,9 @@ public struct LatentEditProgress: Sendable {
     public var timestep: Int
     /// The latents `[B, C, h, w]` after the step and the blending.
     public var latents: Tensor
+
+    public var completedSteps: Int { batch * steps + step }
+    public var totalSteps: Int { batches * steps }
 }
 
 /// One finished latent edit.
@@ -114,9 +119,16 @@ public struct BlendedLatentDiffusionEditor: Sendable {
     /// (`[1, L, D]`, the prompt's hidden states) against `unconditionalContext` (`[1, L, D]`,
     /// the empty or negative prompt's). Returns the samples in order (ranking is the caller's).
     /// `noise` defaults to seeded streams of `settings.seed`.
+    ///
+    /// Makes the samples numbered `sampleIndices` (default: all of `0..<settings.samples`),
+    /// `batchSize` at a time; sample i's noise depends only on the seed and i, so a resumed edit
+    /// that makes only the missing indices gives what an uninterrupted one would have.
+    /// `progress` is called after every step, `finished` with each sample as soon as its batch
+    /// is decoded; a throw from either stops the edit there and is rethrown.
     public func edit(image: Tensor, mask: Tensor, context: Tensor, unconditionalContext: Tensor,
-                     noise: LatentNoise? = nil,
-                     progress: (LatentEditProgress) throws -> Void = { _ in }) throws -> [LatentEditSample] {
+                     noise: LatentNoise? = nil, sampleIndices: [Int]? = nil,
+                     progress: (LatentEditProgress) throws -> Void = { _ in },
+                     finished: (LatentEditSample) throws -> Void = { _ in }) throws -> [LatentEditSample] {
         let f = autoencoder.downsamplingFactor
         guard image.rank == 4, image.dim(0) == 1, image.dim(1) == 3, f >= 1,
               image.dim(2) % f == 0, image.dim(3) % f == 0, image.dim(2) > 0, image.dim(3) > 0 else {
@@ -127,6 +139,10 @@ public struct BlendedLatentDiffusionEditor: Sendable {
         }
         guard context.rank == 3, context.dim(0) == 1, unconditionalContext.shape == context.shape else {
             throw EditError.badInput("the text contexts must both be [1, L, D], got \(context.shape) and \(unconditionalContext.shape)")
+        }
+        let indices = sampleIndices ?? Array(0..<settings.samples)
+        guard indices.allSatisfy({ $0 >= 0 }) else {
+            throw EditError.badInput("sample indices must be 0 or more, got \(indices)")
         }
         let noise = noise ?? .seeded(settings.seed)
         let source = try autoencoder.encode(image)
@@ -142,9 +158,10 @@ public struct BlendedLatentDiffusionEditor: Sendable {
         let stepsRun = solver.stepCount - startIndex
 
         var samples: [LatentEditSample] = []
-        var first = 0
-        while first < settings.samples {
-            let batch = first..<min(first + settings.batchSize, settings.samples)
+        let batches = stride(from: 0, to: indices.count, by: settings.batchSize).map {
+            Array(indices[$0..<min($0 + settings.batchSize, indices.count)])
+        }
+        for (batchNumber, batch) in batches.enumerated() {
             let b = batch.count
             let sourceBatch = try Tensor.concatenate(Array(repeating: source, count: b), axis: 0)
             let cond = try Tensor.concatenate(Array(repeating: context, count: b), axis: 0)
@@ -170,14 +187,15 @@ public struct BlendedLatentDiffusionEditor: Sendable {
                     sourceBatch, noise: noise(.background(step: index), samples: batch, shape: source.shape), alphaBar: level)
                 let m = masks[LatentMasks.progressiveIndex(step: index - startIndex, steps: stepsRun, count: masks.count)]
                 x = try blendBackground(sample: x, background: background, mask: m)
-                try progress(LatentEditProgress(samples: batch, sampleCount: settings.samples, step: index - startIndex + 1,
-                                                steps: stepsRun, timestep: t, latents: x))
+                try progress(LatentEditProgress(sampleIndices: batch, batch: batchNumber, batches: batches.count,
+                                                step: index - startIndex + 1, steps: stepsRun, timestep: t, latents: x))
             }
             for (k, i) in batch.enumerated() {
                 let latent = try x.sliced(k..<k + 1, axis: 0)
-                samples.append(LatentEditSample(index: i, latent: latent, image: try autoencoder.decode(latent)))
+                let sample = LatentEditSample(index: i, latent: latent, image: try autoencoder.decode(latent))
+                samples.append(sample)
+                try finished(sample)
             }
-            first = batch.upperBound
         }
         return samples
     }

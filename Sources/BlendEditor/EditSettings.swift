@@ -6,6 +6,9 @@ public enum EditMethod: String, Codable, Sendable, CaseIterable {
     /// The paper's "local CLIP-guided diffusion" baseline: no blending; the background
     /// is held by an MSE + LPIPS loss instead.
     case localClip = "local-clip"
+    /// Blended Latent Diffusion (Avrahami, Fried & Lischinski, SIGGRAPH 2023): blending in
+    /// Stable Diffusion's latent space, without gradients (``BlendedLatentDiffusionEditor``).
+    case latent
 }
 
 /// Everything that shapes an edit. The defaults are the reference implementation's

@@ -19,6 +19,10 @@ struct EditJob: Codable, Equatable {
     var modelSize: Int
     var diffusion: String
     var clip: String
+    /// The latent method's options and Stable Diffusion model (nil for the pixel methods).
+    var latent: LatentOptions?
+    var stableDiffusion: String?
+    var stableDiffusionConfig: String?
 
     func matches(_ other: EditJob, ignoringSeed: Bool) -> Bool {
         var a = self, b = other
@@ -58,6 +62,8 @@ public struct CheckedEdit: Sendable {
     /// The UNet, when it had to be loaded to learn its size.
     let preloadedUNet: UNetModel?
     let loadSeconds: Double
+    /// For the latent method: what the Stable Diffusion files are and the prediction type used.
+    let latentModel: (info: StableDiffusionInfo, predictionType: PredictionType)?
 }
 
 public enum EditPipeline {
@@ -93,6 +99,7 @@ public enum EditPipeline {
         let photo = checked.photo, soft = checked.softMask, geometry = checked.geometry
         let editedFraction = checked.editedFraction
         var loadSeconds = checked.loadSeconds
+        let isLatent = settings.method == .latent
 
         if request.resume && OutputFolder.unfinishedRunNames(in: request.outputDirectory).isEmpty {
             throw OutputError.nothingToResume(path: request.outputDirectory, reason: "it holds no unfinished run")
@@ -112,8 +119,10 @@ public enum EditPipeline {
         func job() -> EditJob {
             EditJob(image: request.imagePath, imageChecksum: photoChecksum, mask: request.maskPath,
                     maskChecksum: contentChecksum(soft.values), settings: settings, maskOptions: request.maskOptions,
-                    region: geometry.region, modelSize: geometry.modelSize, diffusion: request.models.diffusion,
-                    clip: request.models.clip)
+                    region: geometry.region, modelSize: geometry.modelSize,
+                    diffusion: isLatent ? "" : request.models.diffusion, clip: request.models.clip,
+                    latent: isLatent ? request.latent : nil, stableDiffusion: isLatent ? request.models.stableDiffusion : nil,
+                    stableDiffusionConfig: isLatent ? request.models.stableDiffusionConfig : nil)
         }
         var resumed: RunFolder?
         if request.resume {
@@ -160,65 +169,107 @@ public enum EditPipeline {
         try events(.planned(EditPlan(runDirectory: run.directory.path, region: geometry.region, modelSize: geometry.modelSize,
                                      editedFraction: editedFraction, seed: settings.seed, resumedSamples: done.keys.sorted(),
                                      totalSamples: settings.samples)))
+        // A finished sample: pasted into the photo, written, recorded, announced.
+        var weights: [Float] = []
+        func finish(index: Int, image: Tensor, distance: Float) throws {
+            let full = try pasteEdit(RGBImage(tensor: image), into: photo, region: geometry.region, weights: weights)
+            let file = RunFolder.sampleFileName(index)
+            try folder.step("write \(file)")
+            try full.writePNG(to: run.directory.appendingPathComponent(file).path)
+            let entry = RunFolder.Progress(index: index, file: file, distance: distance)
+            try run.appendProgress(entry)
+            done[index] = entry
+            finishedAnything = true
+            thumbnails[index] = try thumbnail(full.image, height: tileHeight)
+            try events(.sampleFinished(FinishedSample(index: index, file: run.directory.appendingPathComponent(file).path,
+                                                      distance: distance, finished: done.count, total: settings.samples)))
+        }
         if !remaining.isEmpty {
+            weights = settings.method != .localClip && settings.enforceBackground
+                ? pasteWeights(mask: geometry.mask, soft: soft, threshold: request.maskOptions.threshold, feather: request.maskOptions.feather)
+                : regionWeights(geometry.region, photo: photo.size)
             try events(.loadingModels)
             let loadStart = Date()
             // What the loaders say about the files (e.g. which weights of a training checkpoint
             // were used) reaches the front end as notices once the models are in.
             var loaderNotes: [String] = []
             let note: (String) -> Void = { loaderNotes.append($0) }
-            let unet = try checked.preloadedUNet ?? ModelLoader.unet(path: request.models.diffusion, config: request.models.diffusionConfig, note: note)
-            let clip = try ModelLoader.clip(path: request.models.clip, note: note)
-            let lpips = settings.method == .localClip && settings.lpipsSimLambda != 0 ? try ModelLoader.lpips(vggPath: request.models.vgg16, linearPath: request.models.lpipsLinear, note: note) : nil
-            for text in loaderNotes { try notice(text) }
-            loadSeconds += Date().timeIntervalSince(loadStart)
-            try events(.loadedModels(seconds: loadSeconds))
-
-            // 4. The edit at the model's resolution; the editor gets the mask already inverted.
-            var editorSettings = settings
-            editorSettings.invertMask = false
             let size = geometry.modelSize
             let regionImage = try photo.flattened(over: RGBColor(red: 128, green: 128, blue: 128)).cropped(to: geometry.region)
             let modelImage = try regionImage.resizedLanczos(width: size, height: size)
-            let editor = try BlendedDiffusionEditor(models: EditorModels(unet: unet, clip: clip, lpips: lpips), settings: editorSettings)
-            let text = try editor.promptEmbedding(tokens: checked.tokens)
-            let weights = settings.method == .blended && settings.enforceBackground
-                ? pasteWeights(mask: geometry.mask, soft: soft, threshold: request.maskOptions.threshold, feather: request.maskOptions.feather)
-                : regionWeights(geometry.region, photo: photo.size)
-            let intermediates = run.directory.appendingPathComponent("intermediates")
-            if request.saveIntermediates {
-                try folder.step("create intermediates")
-                try FileManager.default.createDirectory(at: intermediates, withIntermediateDirectories: true)
-            }
-            let editStart = Date()
-            _ = try ComputePrecision.$current.withValue(precision) {
-              try editor.edit(image: modelImage.tensor(), mask: geometry.modelMask.tensor(), promptEmbedding: text,
-                                sampleIndices: remaining, progress: { progress in
-                stepsDone += 1
-                if request.saveIntermediates && (progress.step % max(1, progress.steps / 5) == 0 || progress.step == progress.steps) {
-                    for (b, index) in progress.sampleIndices.enumerated() {
-                        let image = try RGBImage(tensor: progress.predictedImage.sliced(b..<b + 1, axis: 0))
-                        let name = String(format: "sample_%04d_step%03d.png", index + 1, progress.step)
-                        try folder.step("write intermediates/\(name)")
-                        try Photo(image: image, colorProfile: photo.colorProfile).writePNG(to: intermediates.appendingPathComponent(name).path)
-                    }
+            if isLatent {
+                let sd = try StableDiffusionLoader.load(path: request.models.stableDiffusion, options: latentLoadOptions(request), note: note)
+                let clip = try ModelLoader.clip(path: request.models.clip, note: note)
+                for text in loaderNotes { try notice(text) }
+                loadSeconds += Date().timeIntervalSince(loadStart)
+                try events(.loadedModels(seconds: loadSeconds))
+
+                // 4. The latent edit at the model's resolution (the mask already inverted).
+                let tokenizer = try ClipTokenizer(vocabularyFile: request.models.clipVocabulary)
+                let context = try sd.context(for: settings.prompt, tokenizer: tokenizer)
+                let unconditional = try sd.context(for: request.latent.negativePrompt, tokenizer: tokenizer)
+                let editor = try BlendedLatentDiffusionEditor(
+                    denoiser: sd.denoiser, autoencoder: sd.autoencoder,
+                    solver: sd.makeSolver(request.latent.scheduler, steps: request.latent.steps),
+                    settings: latentEditSettings(request.latent, settings))
+                let ranking = ClipRanking(clip: clip)
+                let text = try ranking.promptEmbedding(tokens: checked.tokens)
+                let maskTensor = try geometry.modelMask.tensor()
+                let editStart = Date()
+                _ = try ComputePrecision.$current.withValue(precision) {
+                  try editor.edit(image: modelImage.tensor(), mask: maskTensor, context: context, unconditionalContext: unconditional,
+                                    sampleIndices: remaining, progress: { p in
+                    stepsDone += 1
+                    // No x0 prediction without another decode: the preview is the latents' first
+                    // three channels (a rough view of the layout), clamped to [−1, 1].
+                    let view = try p.latents.sliced(0..<min(3, p.latents.dim(1)), axis: 1).clamped(min: -1, max: 1)
+                    try events(.step(EditProgress(iteration: p.batch, iterations: p.batches, step: p.step, steps: p.steps,
+                                                  timestep: p.timestep, sampleIndices: p.sampleIndices, sample: p.latents,
+                                                  predictedImage: view, clipLoss: 0, rangeLoss: 0)))
+                }, finished: { sample in
+                    let image = sample.image.clamped(min: -1, max: 1)
+                    try finish(index: sample.index, image: image, distance: ranking.distance(image, mask: maskTensor, text: text))
+                })
                 }
-                try events(.step(progress))
-            }, finished: { sample in
-                let full = try pasteEdit(RGBImage(tensor: sample.image), into: photo, region: geometry.region, weights: weights)
-                let file = RunFolder.sampleFileName(sample.index)
-                try folder.step("write \(file)")
-                try full.writePNG(to: run.directory.appendingPathComponent(file).path)
-                let entry = RunFolder.Progress(index: sample.index, file: file, distance: sample.distance)
-                try run.appendProgress(entry)
-                done[sample.index] = entry
-                finishedAnything = true
-                thumbnails[sample.index] = try thumbnail(full.image, height: tileHeight)
-                try events(.sampleFinished(FinishedSample(index: sample.index, file: run.directory.appendingPathComponent(file).path,
-                                                          distance: sample.distance, finished: done.count, total: settings.samples)))
-            })
+                editSeconds = Date().timeIntervalSince(editStart)
+            } else {
+                let unet = try checked.preloadedUNet ?? ModelLoader.unet(path: request.models.diffusion, config: request.models.diffusionConfig, note: note)
+                let clip = try ModelLoader.clip(path: request.models.clip, note: note)
+                let lpips = settings.method == .localClip && settings.lpipsSimLambda != 0 ? try ModelLoader.lpips(vggPath: request.models.vgg16, linearPath: request.models.lpipsLinear, note: note) : nil
+                for text in loaderNotes { try notice(text) }
+                loadSeconds += Date().timeIntervalSince(loadStart)
+                try events(.loadedModels(seconds: loadSeconds))
+
+                // 4. The edit at the model's resolution; the editor gets the mask already inverted.
+                var editorSettings = settings
+                editorSettings.invertMask = false
+                let editor = try BlendedDiffusionEditor(models: EditorModels(unet: unet, clip: clip, lpips: lpips), settings: editorSettings)
+                let text = try editor.promptEmbedding(tokens: checked.tokens)
+                let intermediates = run.directory.appendingPathComponent("intermediates")
+                if request.saveIntermediates {
+                    try folder.step("create intermediates")
+                    try FileManager.default.createDirectory(at: intermediates, withIntermediateDirectories: true)
+                }
+                let editStart = Date()
+                _ = try ComputePrecision.$current.withValue(precision) {
+                  try editor.edit(image: modelImage.tensor(), mask: geometry.modelMask.tensor(), promptEmbedding: text,
+                                    sampleIndices: remaining, progress: { progress in
+                    stepsDone += 1
+                    if request.saveIntermediates && (progress.step % max(1, progress.steps / 5) == 0 || progress.step == progress.steps) {
+                        for (b, index) in progress.sampleIndices.enumerated() {
+                            let image = try RGBImage(tensor: progress.predictedImage.sliced(b..<b + 1, axis: 0))
+                            let name = String(format: "sample_%04d_step%03d.png", index + 1, progress.step)
+                            try folder.step("write intermediates/\(name)")
+                            try Photo(image: image, colorProfile: photo.colorProfile).writePNG(to: intermediates.appendingPathComponent(name).path)
+                        }
+                    }
+                    try events(.step(progress))
+                }, finished: { sample in
+                    try finish(index: sample.index, image: sample.image, distance: sample.distance)
+                })
+                }
+                editSeconds = Date().timeIntervalSince(editStart)
             }
-            editSeconds = Date().timeIntervalSince(editStart)
         }
 
         // 5. Ranked results, the contact sheet, the report; then `latest`.
@@ -242,7 +293,13 @@ public enum EditPipeline {
             prompt: settings.prompt, image: request.imagePath, imageSize: [photo.size.width, photo.size.height],
             mask: request.maskPath, maskRule: soft.origin, maskOptions: request.maskOptions, editedFraction: editedFraction,
             region: geometry.region, modelSize: geometry.modelSize, settings: settings,
-            models: ["diffusion": request.models.diffusion, "clip": request.models.clip],
+            latent: checked.latentModel.map { model in
+                LatentReport(options: request.latent, stableDiffusion: request.models.stableDiffusion, model: model.info.description,
+                             predictionType: model.predictionType,
+                             stepsRun: min(Int(Double(request.latent.steps) * request.latent.strength), request.latent.steps))
+            },
+            models: isLatent ? ["stable_diffusion": request.models.stableDiffusion, "clip": request.models.clip]
+                : ["diffusion": request.models.diffusion, "clip": request.models.clip],
             samples: samples, contactSheet: "contact_sheet.png", notices: notices, runId: run.id, directory: run.directory.path,
             resumedSamples: settings.samples - remaining.count,
             timings: .init(loadModelsSeconds: loadSeconds, editSeconds: editSeconds,
@@ -286,7 +343,7 @@ public enum EditPipeline {
         if settings.invertMask { soft = soft.inverted() }
         let fullMask = soft.thresholded(request.maskOptions.threshold)
         try fullMask.requireEditedRegion()
-        if settings.method == .blended { try fullMask.requireBackground() }
+        if settings.method != .localClip { try fullMask.requireBackground() }
         let editedFraction = Double(fullMask.editedPixelCount) / Double(fullMask.size.pixelCount)
         if editedFraction > 0.9 {
             notices.append(String(format: "warning: the mask marks %.1f %% of the photo for editing; is it inverted (--invert-mask), or not a mask?",
@@ -306,6 +363,10 @@ public enum EditPipeline {
         } catch ClipTokenizerError.promptTooLong(let count, let context) {
             throw EditError.badInput("the prompt is \(count) tokens long, counting the start and end markers, but CLIP reads at most"
                 + " \(context): shorten it, or pass --truncate-prompt to keep its first \(context - 2) tokens")
+        }
+        if settings.method == .latent {
+            return try checkLatent(request, photo: photo, soft: soft, fullMask: fullMask, tokens: tokens, tokenizer: tokenizer,
+                                   editedFraction: editedFraction, notices: notices)
         }
         try settings.validate(totalSteps: try spacedTimesteps(original: 1000, spec: settings.timestepRespacing).count)
         try ModelLoader.requireFile(request.models.diffusion, role: .diffusion)
@@ -329,7 +390,63 @@ public enum EditPipeline {
         }
         let geometry = try resolveGeometry(mask: fullMask, photo: photo.size, options: request.maskOptions, modelSize: modelSize!)
         return CheckedEdit(photo: photo, softMask: soft, tokens: tokens, editedFraction: editedFraction, notices: notices,
-                           geometry: geometry, preloadedUNet: preloadedUNet, loadSeconds: loadSeconds)
+                           geometry: geometry, preloadedUNet: preloadedUNet, loadSeconds: loadSeconds, latentModel: nil)
+    }
+
+    /// The latent method's part of ``check(_:)``: its options, the negative prompt, the model
+    /// files (the Stable Diffusion model's headers and configs are read, not its weights, to
+    /// learn its size and prediction type), the geometry at that size.
+    static func checkLatent(_ request: EditRequest, photo: Photo, soft: SoftMask, fullMask: EditMask, tokens: [Int],
+                            tokenizer: ClipTokenizer, editedFraction: Double, notices: [String]) throws -> CheckedEdit {
+        let settings = request.settings
+        guard settings.samples >= 1, settings.batchSize >= 1 else {
+            throw EditError.invalidSetting("the number of samples and the batch size must be at least 1 (got \(settings.samples) and \(settings.batchSize))")
+        }
+        try request.latent.validate()
+        if request.saveIntermediates {
+            throw EditError.invalidSetting("--save-intermediates is for the pixel method (x0 predictions); the latent method has none to save")
+        }
+        var notices = notices
+        do {
+            _ = try tokenizer.tokenize(request.latent.negativePrompt)
+        } catch ClipTokenizerError.promptTooLong(let count, let context) where request.truncatePrompt {
+            notices.append("the negative prompt is \(count) tokens long; only its first \(context - 2) tokens are used")
+        } catch ClipTokenizerError.promptTooLong(let count, let context) {
+            throw EditError.badInput("the negative prompt is \(count) tokens long, counting the start and end markers, but the text encoder"
+                + " reads at most \(context): shorten it, or pass --truncate-prompt to keep its first \(context - 2) tokens")
+        }
+        try ModelLoader.requireFile(request.models.stableDiffusion, role: .stableDiffusion)
+        if let folder = request.models.stableDiffusionConfig {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw EditError.badInput("--sd-config \(folder) is not a folder: pass a diffusers model folder whose unet/, vae/ and"
+                    + " text_encoder/ hold config.json")
+            }
+        }
+        try ModelLoader.requireFile(request.models.clip, role: .clip)
+        let model = try StableDiffusionLoader.nativeImageSize(path: request.models.stableDiffusion, options: latentLoadOptions(request))
+        let geometry = try resolveGeometry(mask: fullMask, photo: photo.size, options: request.maskOptions, modelSize: model.size)
+        return CheckedEdit(photo: photo, softMask: soft, tokens: tokens, editedFraction: editedFraction, notices: notices,
+                           geometry: geometry, preloadedUNet: nil, loadSeconds: 0,
+                           latentModel: (model.info, model.predictionType))
+    }
+
+    static func latentLoadOptions(_ request: EditRequest) -> StableDiffusionLoadOptions {
+        StableDiffusionLoadOptions(predictionType: request.latent.predictionType, configFolder: request.models.stableDiffusionConfig)
+    }
+
+    /// The latent editor's settings for `options` and the shared `settings` (samples, batch, seed).
+    static func latentEditSettings(_ options: LatentOptions, _ settings: EditSettings) -> LatentEditSettings {
+        var s = LatentEditSettings()
+        s.start = .strength(options.strength)
+        s.guidanceScale = options.guidanceScale
+        s.initialLatent = options.initialLatent
+        s.blendLevel = options.blendLevel
+        s.maskDilations = options.maskDilations
+        s.samples = settings.samples
+        s.batchSize = settings.batchSize
+        s.seed = settings.seed
+        return s
     }
 
     /// The edit region for `mask` and its mask at the model's size.

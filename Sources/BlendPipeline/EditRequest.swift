@@ -1,3 +1,4 @@
+import BlendDiffusion
 import BlendEditor
 import BlendImage
 import BlendModels
@@ -14,9 +15,17 @@ public struct EditModelPaths: Codable, Equatable, Sendable {
     /// LPIPS, for the local-CLIP baseline only.
     public var vgg16: String
     public var lpipsLinear: String
+    /// The Stable Diffusion model of the latent method: a CompVis single file (`.safetensors`,
+    /// `.ckpt`) or a diffusers folder.
+    public var stableDiffusion: String
+    /// For a single file whose networks differ from SD's usual shapes: a diffusers folder whose
+    /// `unet/`, `vae/`, `text_encoder/` `config.json` describe them (`--sd-config`).
+    public var stableDiffusionConfig: String?
 
     public init(diffusion: String, diffusionConfig: UNetConfig? = nil, clip: String, clipVocabulary: String,
-                vgg16: String, lpipsLinear: String) {
+                vgg16: String, lpipsLinear: String, stableDiffusion: String = "", stableDiffusionConfig: String? = nil) {
+        self.stableDiffusion = stableDiffusion
+        self.stableDiffusionConfig = stableDiffusionConfig
         self.diffusion = diffusion
         self.diffusionConfig = diffusionConfig
         self.clip = clip
@@ -28,7 +37,55 @@ public struct EditModelPaths: Codable, Equatable, Sendable {
     /// The official files in the model cache (`blend models download ...`).
     public static func standard(_ files: ModelFiles = .standard()) -> EditModelPaths {
         EditModelPaths(diffusion: files.diffusion256, diffusionConfig: nil, clip: files.clipViTB16,
-                       clipVocabulary: files.clipVocabulary, vgg16: files.vgg16, lpipsLinear: files.lpipsLinear)
+                       clipVocabulary: files.clipVocabulary, vgg16: files.vgg16, lpipsLinear: files.lpipsLinear,
+                       stableDiffusion: files.stableDiffusion15)
+    }
+}
+
+/// The options of the latent method (Blended Latent Diffusion on a Stable Diffusion model):
+/// plain values, the same for every front end. Defaults: issue #11 and SD's usual sampling
+/// (DPM-Solver++(2M), 25 steps, strength 0.75, guidance 7.5).
+public struct LatentOptions: Codable, Equatable, Sendable {
+    /// `--scheduler`: DPM-Solver++(2M) or DDIM (η = 0).
+    public var scheduler: LatentSolverKind = .dpmSolverPlusPlus2M
+    /// `--steps`: solver steps over the whole schedule (1 to 1000); `strength` of them run.
+    public var steps: Int = 25
+    /// `--strength` in (0, 1]: the share of the steps that run, from the source latent noised
+    /// to where they start (img2img's rule; 0.75 is the official 25 % skip).
+    public var strength: Double = 0.75
+    /// `--guidance-scale` ≥ 0: classifier-free guidance; at most 1 runs the prompt alone.
+    public var guidanceScale: Float = 7.5
+    /// `--negative-prompt`: the unconditional context's text ("" is SD's empty prompt).
+    public var negativePrompt: String = ""
+    /// `--prediction-type`: overrides what the model's files say (nil: the folder's scheduler
+    /// config, or ε for single files except SD 2.x files named 768, which are v).
+    public var predictionType: PredictionType? = nil
+    /// `--init`: the first latent from the noised source (the paper) or pure noise (the official script).
+    public var initialLatent: LatentInit = .source
+    /// `--blend-level`: the background noised to the level just reached (the paper) or one too high (the script).
+    public var blendLevel: BlendLevel = .same
+    /// `--mask-dilations` 0…64: progressive mask shrinking for thin masks (0: off).
+    public var maskDilations: Int = 0
+
+    public init() {}
+
+    /// - Throws: `EditError.invalidSetting` naming the option and its range.
+    public func validate() throws {
+        guard (1...1000).contains(steps) else {
+            throw EditError.invalidSetting("--steps must be 1 to 1000 for the latent method, got \(steps)")
+        }
+        guard strength > 0, strength <= 1 else {
+            throw EditError.invalidSetting("--strength must be greater than 0 and at most 1, got \(strength)")
+        }
+        guard Int(Double(steps) * strength) >= 1 else {
+            throw EditError.invalidSetting("--strength \(strength) of \(steps) steps leaves no step to run: raise --strength or --steps")
+        }
+        guard guidanceScale.isFinite, guidanceScale >= 0, guidanceScale <= 100 else {
+            throw EditError.invalidSetting("--guidance-scale must be from 0 to 100, got \(guidanceScale)")
+        }
+        guard (0...64).contains(maskDilations) else {
+            throw EditError.invalidSetting("--mask-dilations must be from 0 to 64, got \(maskDilations)")
+        }
     }
 }
 
@@ -78,6 +135,8 @@ public struct EditRequest: Sendable {
     public var settings: EditSettings
     public var maskOptions = MaskOptions()
     public var models: EditModelPaths
+    /// The latent method's options (used when `settings.method == .latent`).
+    public var latent = LatentOptions()
     /// Also write each sample's x0 prediction at a fifth of the steps, as the reference shows them.
     public var saveIntermediates: Bool = false
     /// Continue the unfinished run of the same inputs and settings in `outputDirectory`:
@@ -151,6 +210,19 @@ public enum EditEvent: Sendable {
     case wroteOutputs(directory: String)
 }
 
+/// What a latent run used, as `report.json` records it: the options and what the model
+/// files resolved to.
+public struct LatentReport: Codable, Sendable {
+    public var options: LatentOptions
+    /// The Stable Diffusion file or folder, and what it is (e.g. "SD 1.x, CompVis single file").
+    public var stableDiffusion: String
+    public var model: String
+    /// The prediction type used (the option, else the files' default).
+    public var predictionType: PredictionType
+    /// The solver steps that ran (of `options.steps`).
+    public var stepsRun: Int
+}
+
 /// What an edit wrote, and how it went: saved as `report.json` in the run's folder.
 public struct EditReport: Codable, Sendable {
     public struct Sample: Codable, Sendable {
@@ -182,6 +254,8 @@ public struct EditReport: Codable, Sendable {
     public var region: PixelBox
     public var modelSize: Int
     public var settings: EditSettings
+    /// The latent method's options; nil for the pixel methods.
+    public var latent: LatentReport?
     public var models: [String: String]
     public var samples: [Sample]
     public var contactSheet: String

@@ -19,4 +19,6 @@ public struct ModelFiles: Sendable {
     public var clipVocabulary: String { path("bpe_simple_vocab_16e6.txt.gz") }
     public var vgg16: String { path("vgg16-397923af.pth") }
     public var lpipsLinear: String { path("vgg.pth") }
+    /// Stable Diffusion 1.5 (`blend models download stable-diffusion-v1-5`), the latent method's default.
+    public var stableDiffusion15: String { path("v1-5-pruned-emaonly.safetensors") }
 }

@@ -34,7 +34,7 @@ public enum ModelLoadingError: Error, Equatable, CustomStringConvertible {
 
 /// The model files blend reads, with what to tell a user who lacks one.
 public enum ModelRole: Sendable {
-    case diffusion, clip, vgg16, lpipsLinear
+    case diffusion, clip, vgg16, lpipsLinear, stableDiffusion
 
     var expected: String {
         switch self {
@@ -42,6 +42,8 @@ public enum ModelRole: Sendable {
         case .clip: return "an OpenAI CLIP ViT checkpoint such as ViT-B-16.pt"
         case .vgg16: return "torchvision's VGG16 weights (vgg16-397923af.pth)"
         case .lpipsLinear: return "the LPIPS v0.1 VGG linear layers (vgg.pth)"
+        case .stableDiffusion:
+            return "a Stable Diffusion 1.x/2.x checkpoint (.safetensors or .ckpt) or diffusers folder, such as v1-5-pruned-emaonly.safetensors"
         }
     }
 
@@ -52,6 +54,7 @@ public enum ModelRole: Sendable {
         case .clip: return "ViT-B-16"
         case .vgg16: return "vgg16"
         case .lpipsLinear: return "lpips-vgg"
+        case .stableDiffusion: return "stable-diffusion-v1-5"
         }
     }
 }

@@ -98,13 +98,7 @@ public enum StableDiffusionLoader {
             }
         }
         func config(_ component: StableDiffusionComponent) throws -> Data? {
-            if let data = try files.config(for: component) { return data }
-            guard let folder = options.configFolder else { return nil }
-            let file = URL(fileURLWithPath: folder).appendingPathComponent("\(component.rawValue)/config.json")
-            guard let data = FileManager.default.contents(atPath: file.path) else {
-                throw DiffusersFolderError.malformedJSON(file: file.path, detail: "it cannot be read")
-            }
-            return data
+            try Self.config(component, files: files, options: options)
         }
 
         let unet = try UNet2DConditionModel.load(weights: weights(.unet, "SD UNet"), layout: layout, configJSON: config(.unet))
@@ -143,6 +137,44 @@ public enum StableDiffusionLoader {
         }
         return StableDiffusionModels(info: files.info, unet: unet, vae: vae, textEncoder: textEncoder, padding: padding,
                                      predictionType: options.predictionType ?? predictionType, schedule: schedule)
+    }
+
+    /// The `config.json` of `component`: the folder's own, else `options.configFolder`'s; nil for
+    /// a single file without a config folder (the config is then read off the shapes).
+    static func config(_ component: StableDiffusionComponent, files: StableDiffusionFiles,
+                       options: StableDiffusionLoadOptions) throws -> Data? {
+        if let data = try files.config(for: component) { return data }
+        guard let folder = options.configFolder else { return nil }
+        let file = URL(fileURLWithPath: folder).appendingPathComponent("\(component.rawValue)/config.json")
+        guard let data = FileManager.default.contents(atPath: file.path) else {
+            throw DiffusersFolderError.malformedJSON(file: file.path, detail: "it cannot be read")
+        }
+        return data
+    }
+
+    /// What an edit needs to know before loading the model at `path`: what it is, its prediction
+    /// type (as ``load(path:options:note:)`` resolves it) and the square image size it works at —
+    /// the UNet's `sample_size` times the VAE's downsampling factor when configs tell (diffusers'
+    /// pipelines' default height), else 768 for v-prediction models (SD 2.x at 768²) and 512 for
+    /// the others. Reads only the files' headers and configs. Throws as ``load(path:options:note:)``
+    /// does for files that are not a supported SD model.
+    public static func nativeImageSize(path: String, options: StableDiffusionLoadOptions = StableDiffusionLoadOptions())
+        throws -> (size: Int, predictionType: PredictionType, info: StableDiffusionInfo) {
+        let files = try StableDiffusionFiles.open(path: path)
+        var predictionType = defaultPredictionType(fileName: URL(fileURLWithPath: path).lastPathComponent, version: files.info.version)
+        if let folder = files.folder(named: "scheduler") { predictionType = try scheduler(folder: folder).1 }
+        predictionType = options.predictionType ?? predictionType
+        func object(_ component: StableDiffusionComponent) throws -> [String: Any]? {
+            guard let data = try config(component, files: files, options: options) else { return nil }
+            return try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+        }
+        let sampleSize = try object(.unet)?["sample_size"] as? Int
+        let levels = (try object(.vae)?["block_out_channels"] as? [Any])?.count ?? 4
+        // Configs come from strangers: an image side above 2048 is not an SD model's.
+        guard let sampleSize, (1...256).contains(sampleSize), (1...4).contains(levels), sampleSize << (levels - 1) <= 2048 else {
+            return (predictionType == .vPrediction ? 768 : 512, predictionType, files.info)
+        }
+        return (sampleSize << (levels - 1), predictionType, files.info)
     }
 
     /// The pad token of `tokenizer/special_tokens_map.json` ("<|endoftext|>" in SD 1.x, "!" —

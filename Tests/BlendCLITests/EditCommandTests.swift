@@ -6,7 +6,7 @@ import Foundation
 import BlendPipeline
 @testable import BlendCLI
 
-@Suite struct EditCommandTests {
+@Suite(.serialized) struct EditCommandTests {
     @Test func defaultsAreTheReferences() throws {
         let command = try Edit.parse(["photo.png", "--mask", "mask.png", "--prompt", "a red ball"])
         let request = try command.request()

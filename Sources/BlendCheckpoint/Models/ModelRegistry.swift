@@ -72,8 +72,8 @@ public struct ModelDescriptor: Sendable, Equatable {
     }
 }
 
-/// The official files Blended Diffusion uses, at the locations their reference
-/// repositories publish.
+/// The official files Blended Diffusion and Blended Latent Diffusion use, at the locations
+/// their authors publish.
 public enum ModelRegistry {
     // guided-diffusion's README lists these under one folder and publishes no hashes.
     private static let guidedDiffusionFolder = "https://openaipublic.blob.core.windows.net/diffusion/jul-2021/"
@@ -117,6 +117,21 @@ public enum ModelRegistry {
             url: URL(string: "https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/vgg.pth")!,
             checksum: .sha256("a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868"),
             summary: "LPIPS v0.1 linear-layer weights for VGG (legacy torch.save format), 7 KB", size: .exactly(7_289)),
+        // Stable Diffusion single files for the latent method (CompVis keys: UNet, VAE and text
+        // encoder in one file), from the Hugging Face repositories the issue names. SD 1.5: the
+        // size and the LFS SHA-256 the Hub lists for the file. SD 2.1-base: the size public
+        // listings of the file state; no SHA-256 was found to check against (none recorded:
+        // the hash of the download is printed instead).
+        ModelDescriptor(
+            name: "stable-diffusion-v1-5", aliases: ["sd-v1-5", "v1-5-pruned-emaonly"], fileName: "v1-5-pruned-emaonly.safetensors",
+            url: URL(string: "https://huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5/resolve/main/v1-5-pruned-emaonly.safetensors")!,
+            checksum: .sha256("6ce0161689b3853acaa03779ec93eafe75a02f4ced659bee03f50797806fa2fa"),
+            summary: "Stable Diffusion 1.5 (EMA weights, fp32; --method latent's default), 4.3 GB", size: .exactly(4_265_146_304)),
+        ModelDescriptor(
+            name: "stable-diffusion-2-1-base", aliases: ["sd-v2-1-base", "v2-1_512-ema-pruned"], fileName: "v2-1_512-ema-pruned.safetensors",
+            url: URL(string: "https://huggingface.co/stabilityai/stable-diffusion-2-1-base/resolve/main/v2-1_512-ema-pruned.safetensors")!,
+            checksum: .unpublished,
+            summary: "Stable Diffusion 2.1-base (512, epsilon; EMA weights, fp32), 5.2 GB", size: .exactly(5_214_604_494)),
     ]
 
     private static func guidedDiffusion(_ name: String, parameters: Int64, _ summary: String) -> ModelDescriptor {
