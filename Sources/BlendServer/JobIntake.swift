@@ -185,9 +185,21 @@ enum JobIntake {
             throw ServerError.badRequest("augmentations must be 1 to \(maxAugmentations), got \(settings.augmentations)")
         }
         do {
-            let total = try spacedTimesteps(original: 1000, spec: settings.steps).count
-            try settings.editSettings(prompt: "-").validate(totalSteps: total)
+            if settings.method == .latent {
+                guard Int(settings.steps) != nil else {
+                    throw ServerError.badRequest("steps must be a whole number of solver steps (1 to 1000) for the latent method, got \"\(settings.steps)\"")
+                }
+                guard settings.negativePrompt.utf8.count <= ClipTokenizer.maximumTextBytes else {
+                    throw ServerError.badRequest("the negative prompt is over \(ClipTokenizer.maximumTextBytes) bytes: shorten it")
+                }
+                try settings.latentOptions.validate()
+            } else {
+                let total = try spacedTimesteps(original: 1000, spec: settings.steps).count
+                try settings.editSettings(prompt: "-").validate(totalSteps: total)
+            }
             try settings.maskOptions.validate()
+        } catch let error as ServerError {
+            throw error
         } catch let error as EditError {
             throw ServerError.badRequest(String(describing: error))
         } catch let error as MaskError {

@@ -1,3 +1,4 @@
+import BlendDiffusion
 import BlendEditor
 import BlendImage
 import BlendPipeline
@@ -43,6 +44,13 @@ public struct JobSettings: Codable, Sendable, Equatable {
     public var feather: Int
     /// Keep a long prompt's first 75 tokens instead of refusing it (`--truncate-prompt`).
     public var truncatePrompt: Bool
+    /// The latent method's options (`--scheduler`, `--strength`, `--guidance-scale`,
+    /// `--negative-prompt`); its `steps` is a whole number of solver steps (default 25), and
+    /// its `samples` and `batch` default to 4 and 1.
+    public var scheduler: LatentSolverKind
+    public var strength: Double
+    public var guidanceScale: Float
+    public var negativePrompt: String
 
     /// The CLI's defaults.
     public init() { self.init(EditSettings(prompt: ""), MaskOptions()) }
@@ -53,6 +61,11 @@ public struct JobSettings: Codable, Sendable, Equatable {
         regionPadding = mask.regionPadding
         feather = mask.feather
         truncatePrompt = false
+        let latent = LatentOptions()
+        scheduler = latent.scheduler
+        strength = latent.strength
+        guidanceScale = latent.guidanceScale
+        negativePrompt = latent.negativePrompt
         method = s.method
         samples = s.samples
         batch = s.batchSize
@@ -89,6 +102,17 @@ public struct JobSettings: Codable, Sendable, Equatable {
         return s
     }
 
+    /// The pipeline's latent options (`steps` was checked to be a number for a latent job).
+    public var latentOptions: LatentOptions {
+        var options = LatentOptions()
+        options.scheduler = scheduler
+        options.steps = Int(steps) ?? options.steps
+        options.strength = strength
+        options.guidanceScale = guidanceScale
+        options.negativePrompt = negativePrompt
+        return options
+    }
+
     /// The pipeline's mask options (`region` was checked when the job was made).
     public var maskOptions: MaskOptions {
         MaskOptions(threshold: maskThreshold, region: EditRegion(region) ?? .auto, regionPadding: regionPadding, feather: feather)
@@ -98,6 +122,7 @@ public struct JobSettings: Codable, Sendable, Equatable {
         case method, samples, batch, steps, skip, ddim, seed, invertMask, enforceBackground
         case clipLambda, rangeLambda, lpipsLambda, l2Lambda, augmentations
         case maskThreshold, region, regionPadding, feather, truncatePrompt
+        case scheduler, strength, guidanceScale, negativePrompt
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -121,6 +146,10 @@ public struct JobSettings: Codable, Sendable, Equatable {
         try c.encode(regionPadding, forKey: .regionPadding)   // null: the default padding
         try c.encode(feather, forKey: .feather)
         try c.encode(truncatePrompt, forKey: .truncatePrompt)
+        try c.encode(scheduler, forKey: .scheduler)
+        try c.encode(strength, forKey: .strength)
+        try c.encode(guidanceScale, forKey: .guidanceScale)
+        try c.encode(negativePrompt, forKey: .negativePrompt)
     }
 
     /// Reads a (possibly partial) settings object; absent fields keep the CLI's defaults.
@@ -173,6 +202,15 @@ public struct JobSettings: Codable, Sendable, Equatable {
         regionPadding = try c.decodeIfPresent(Int.self, forKey: .regionPadding) ?? regionPadding
         feather = try c.decodeIfPresent(Int.self, forKey: .feather) ?? feather
         truncatePrompt = try c.decodeIfPresent(Bool.self, forKey: .truncatePrompt) ?? truncatePrompt
+        if method == .latent {
+            if !c.contains(.steps) { steps = String(LatentOptions().steps) }
+            if !c.contains(.samples) { samples = 4 }
+            if !c.contains(.batch) { batch = 1 }
+        }
+        scheduler = try c.decodeIfPresent(LatentSolverKind.self, forKey: .scheduler) ?? scheduler
+        strength = try c.decodeIfPresent(Double.self, forKey: .strength) ?? strength
+        guidanceScale = try c.decodeIfPresent(Float.self, forKey: .guidanceScale) ?? guidanceScale
+        negativePrompt = try c.decodeIfPresent(String.self, forKey: .negativePrompt) ?? negativePrompt
     }
 
     /// A seed that fits the page's JavaScript numbers exactly (below 2^53).

@@ -240,6 +240,7 @@ final class JobRunner: Sendable {
                                   models: configuration.models)
         request.maskOptions = settings.maskOptions
         request.truncatePrompt = settings.truncatePrompt
+        if settings.method == .latent { request.latent = settings.latentOptions }
         return request
     }
 

@@ -21,6 +21,9 @@ public struct ModelsStatus: Codable, Sendable, Equatable {
     public var missing: [MissingModelFile]
     /// Files only `--method local-clip` needs, absent (that method fails without them).
     public var missingForLocalClip: [MissingModelFile]
+    /// The Stable Diffusion model of `--method latent`, when absent (latent jobs are refused
+    /// with its download command until it is there; the others run).
+    public var missingForLatent: [MissingModelFile] = []
     public var loadSeconds: Double?
 }
 
@@ -67,6 +70,17 @@ final class ModelWarmup: Sendable {
         return (required, localClip)
     }
 
+    /// The latent method's Stable Diffusion model (a file or a diffusers folder), when absent.
+    func missingForLatent() -> [MissingModelFile] {
+        guard !FileManager.default.fileExists(atPath: paths.stableDiffusion) else { return [] }
+        let name = URL(fileURLWithPath: paths.stableDiffusion).lastPathComponent
+        let download = ["v1-5-pruned-emaonly.safetensors": "stable-diffusion-v1-5",
+                        "v2-1_512-ema-pruned.safetensors": "stable-diffusion-2-1-base"][name]
+        return [MissingModelFile(path: paths.stableDiffusion,
+                                 expected: "a Stable Diffusion 1.x/2.x checkpoint or diffusers folder such as v1-5-pruned-emaonly.safetensors",
+                                 command: download.map { "blend models download \($0)" })]
+    }
+
     /// Starts (again) checking and loading on a background thread. A load already under way
     /// is superseded: its result is ignored.
     func reload() {
@@ -83,7 +97,8 @@ final class ModelWarmup: Sendable {
 
     private func load(generation: Int) {
         let (required, localClip) = missingFiles()
-        var status = ModelsStatus(state: .loading, message: nil, missing: required, missingForLocalClip: localClip)
+        var status = ModelsStatus(state: .loading, message: nil, missing: required, missingForLocalClip: localClip,
+                                  missingForLatent: missingForLatent())
         var tokenizer: ClipTokenizer?
         if !required.isEmpty {
             status.state = .missing

@@ -96,6 +96,7 @@ function showStatus(status) {
     ? `${q.running ? "1 running" : "idle"}${q.queued.length ? `, ${q.queued.length} waiting` : ""}`
     : "";
   if (!settingsFilled && status.defaults) fillSettings(status.defaults);
+  showMethod(false);
   updateRunButton();
 }
 
@@ -121,7 +122,30 @@ const settingFields = {
   regionPadding: ["set-region-padding", "optional-int"],
   feather: ["set-feather", "int"],
   truncatePrompt: ["set-truncate", "bool"],
+  scheduler: ["set-scheduler", "text"],
+  strength: ["set-strength", "float"],
+  guidanceScale: ["set-guidance-scale", "float"],
+  negativePrompt: ["set-negative-prompt", "text"],
 };
+
+// The settings whose defaults differ by method (the latent method's: blend edit --method latent).
+const latentDefaults = { steps: "25", samples: 4, batch: 1 };
+
+/** Shows the chosen method's settings; with `resetSteps`, puts its defaults in the fields that differ. */
+function showMethod(resetSteps) {
+  const latent = $("set-method").value === "latent";
+  for (const el of document.querySelectorAll(".pixel-only")) el.hidden = latent;
+  for (const el of document.querySelectorAll(".latent-only")) el.hidden = !latent;
+  if (resetSteps && state.status) fillSettings(latent ? latentDefaults : pixelDefaults(state.status.defaults));
+  const missing = (state.status && state.status.models && state.status.models.missingForLatent) || [];
+  const warning = $("latent-missing");
+  warning.hidden = !latent || missing.length === 0;
+  warning.textContent = missing.map((m) => `missing ${m.path}` + (m.command ? `: get it with ${m.command}` : "")).join("; ");
+}
+
+function pixelDefaults(defaults) {
+  return { steps: defaults.steps, samples: defaults.samples, batch: defaults.batch };
+}
 
 function fillSettings(settings) {
   for (const [key, [id, kind]] of Object.entries(settingFields)) {
@@ -133,6 +157,7 @@ function fillSettings(settings) {
   $("set-seed-random").checked = false;
   $("set-seed").disabled = false;
   settingsFilled = true;
+  if ("method" in settings) showMethod(false);
 }
 
 function readSettings() {
@@ -716,7 +741,9 @@ function renderJob(job) {
   const queue = state.status ? state.status.queue.queued : [];
   const position = queue.indexOf(job.id);
   let meta = `${stateWords[job.state] || job.state}${position >= 0 ? ` (number ${position + 1} in the queue)` : ""} · ${job.photo.name}, ${job.photo.width}×${job.photo.height}`
-    + ` · ${s.samples} samples, ${s.steps} steps (skip ${s.skip}), seed ${s.seed}, ${s.method}`
+    + (s.method === "latent"
+      ? ` · ${s.samples} samples, ${s.steps} steps (strength ${s.strength}, guidance ${s.guidanceScale}), seed ${s.seed}, latent`
+      : ` · ${s.samples} samples, ${s.steps} steps (skip ${s.skip}), seed ${s.seed}, ${s.method}`)
     + (job.region ? ` · region ${job.region} at ${job.modelSize}×${job.modelSize}` : "");
   if (job.finishedAt && job.startedAt) meta += ` · took ${formatDuration((new Date(job.finishedAt) - new Date(job.startedAt)) / 1000)}`;
   $("job-meta").textContent = meta;
@@ -980,7 +1007,14 @@ function initPage() {
   $("zoom-out").addEventListener("click", () => zoomCenter(0.8));
   $("zoom-fit").addEventListener("click", () => state.photo && fitView());
   $("set-seed-random").addEventListener("change", (e) => { $("set-seed").disabled = e.target.checked; });
-  $("reset-settings").addEventListener("click", () => state.status && fillSettings(state.status.defaults));
+  $("reset-settings").addEventListener("click", () => {
+    if (!state.status) return;
+    const method = $("set-method").value;
+    fillSettings(state.status.defaults);
+    $("set-method").value = method;
+    showMethod(true);
+  });
+  $("set-method").addEventListener("change", () => showMethod(true));
   $("models-reload").addEventListener("click", async () => {
     try { showStatus(await api("/api/models/reload", { method: "POST" })); } catch (error) { toast(error.message); }
   });

@@ -1,0 +1,76 @@
+import BlendCheckpoint
+import BlendEditor
+import BlendImage
+import BlendModels
+import BlendPipeline
+import BlendPipelineTestSupport
+import Foundation
+import HummingbirdTesting
+import Testing
+@testable import BlendServer
+
+/// `method: latent` jobs on the tiny Stable Diffusion model (a diffusers folder), ranked by the
+/// tiny CLIP: the same pipeline as `blend edit --method latent`.
+@Suite struct LatentJobTests {
+    static let latentSettings = #"{"method": "latent", "steps": 4, "samples": 2, "negativePrompt": "blurry", "guidanceScale": 5}"#
+
+    @Test func aLatentJobRunsEndToEnd() async throws {
+        try await withServer(configure: { $0.models = sharedTinySD.editPaths("sd1", .diffusers, clip: $0.models) }) { fixture, _, client in
+            try await client.waitForModels()
+            let status = try await client.json("/api/status").object
+            #expect(((status["models"] as? [String: Any])?["missingForLatent"] as? [Any])?.isEmpty == true)
+            let created = try await client.post(.job(photo: fixture.photo, mask: fixture.mask, settings: Self.latentSettings))
+            #expect(created.status == .created, "\(created.text)")
+            let job = try JSONSerialization.jsonObject(with: Data(buffer: created.body)) as? [String: Any]
+            let id = try #require(job?["id"] as? String)
+            #expect(job?["modelSize"] as? Int == 16)
+            let settings = try #require(job?["settings"] as? [String: Any])
+            #expect(settings["method"] as? String == "latent" && settings["steps"] as? String == "4" && settings["batch"] as? Int == 1)
+            #expect(settings["scheduler"] as? String == "dpm++2m" && settings["strength"] as? Double == 0.75)
+            let finished = try await client.waitForJob(id)
+            #expect(finished["state"] as? String == "finished", "\(finished)")
+            let results = try #require(finished["results"] as? [[String: Any]])
+            #expect(results.count == 2)
+            let photo = try RGBImage(encoded: fixture.photo)
+            let mask = try EditMask(image: RGBImage(encoded: fixture.mask))
+            let response = try await client.execute(uri: try #require(results[0]["url"] as? String), method: .get)
+            let image = try RGBImage(encoded: Array(buffer: response.body))
+            for i in 0..<1200 where !mask.isEdited[i] { #expect(image.pixels[3 * i..<3 * i + 3] == photo.pixels[3 * i..<3 * i + 3]) }
+            let report = try await client.json("/api/jobs/\(id)/report").object
+            let latent = report["latent"] as? [String: Any]
+            #expect((latent?["options"] as? [String: Any])?["negative_prompt"] as? String == "blurry")
+            #expect((latent?["options"] as? [String: Any])?["guidance_scale"] as? Double == 5)
+        }
+    }
+
+    @Test func latentSettingsHaveTheCLIsDefaultsAndBadOnesAre400() async throws {
+        let latent = try JobIntake.decodeSettings(Array(#"{"method": "latent"}"#.utf8))
+        #expect(latent.steps == "25" && latent.samples == 4 && latent.batch == 1 && latent.latentOptions == LatentOptions())
+        let given = try JobIntake.decodeSettings(Array(#"{"method": "latent", "steps": 30, "scheduler": "ddim", "strength": 0.5}"#.utf8))
+        #expect(given.latentOptions.steps == 30 && given.latentOptions.scheduler == .ddim && given.latentOptions.strength == 0.5)
+        for bad in [#"{"method": "latent", "steps": "ddim50"}"#, #"{"method": "latent", "strength": 2}"#,
+                    #"{"method": "latent", "guidanceScale": -1}"#, #"{"method": "latent", "scheduler": "euler"}"#,
+                    #"{"method": "latent", "steps": 0}"#] {
+            #expect(throws: ServerError.self, "\(bad)") { try JobIntake.decodeSettings(Array(bad.utf8)) }
+        }
+    }
+
+    @Test func anAbsentSDModelDisablesOnlyTheLatentMethodAndNamesItsDownload() async throws {
+        let absent = FileManager.default.temporaryDirectory.appendingPathComponent("blend-no-sd-\(UUID().uuidString)/v1-5-pruned-emaonly.safetensors").path
+        try await withServer(configure: {
+            $0.models = sharedTinySD.editPaths("sd1", .diffusers, clip: $0.models)
+            $0.models.stableDiffusion = absent
+        }) { fixture, _, client in
+            try await client.waitForModels()
+            let models = try await client.json("/api/status").object["models"] as? [String: Any]
+            let missing = models?["missingForLatent"] as? [[String: Any]]
+            #expect(missing?.first?["command"] as? String == "blend models download stable-diffusion-v1-5")
+            let refused = try await client.post(.job(photo: fixture.photo, mask: fixture.mask, settings: Self.latentSettings))
+            #expect(refused.status == .serviceUnavailable && refused.message.contains("blend models download stable-diffusion-v1-5"),
+                    "\(refused.message)")
+            // The pixel method still takes jobs.
+            let pixel = try await client.post(.job(photo: fixture.photo, mask: fixture.mask))
+            #expect(pixel.status == .created, "\(pixel.message)")
+        }
+    }
+}
