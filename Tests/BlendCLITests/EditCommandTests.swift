@@ -5,8 +5,13 @@ import BlendImage
 import Foundation
 import BlendPipeline
 @testable import BlendCLI
+import Synchronization
 
-@Suite(.serialized) struct EditCommandTests {
+/// Held by `ctrlCAsksTheRunToStop`, whose SIGINT would stop a whole command run going on at the
+/// same time (`latentEditRunsThroughTheCommand`), and by that run.
+let commandRunLock = Mutex<Void>(())
+
+@Suite struct EditCommandTests {
     @Test func defaultsAreTheReferences() throws {
         let command = try Edit.parse(["photo.png", "--mask", "mask.png", "--prompt", "a red ball"])
         let request = try command.request()
@@ -56,12 +61,14 @@ import BlendPipeline
     }
 
     @Test func ctrlCAsksTheRunToStop() throws {
-        let signal = InterruptSignal.install()
-        defer { signal.uninstall() }
-        #expect(!signal.isSet)
-        kill(getpid(), SIGINT)
-        for _ in 0..<200 where !signal.isSet { usleep(10_000) }
-        #expect(signal.isSet)
+        commandRunLock.withLock { _ in
+            let signal = InterruptSignal.install()
+            defer { signal.uninstall() }
+            #expect(!signal.isSet)
+            kill(getpid(), SIGINT)
+            for _ in 0..<200 where !signal.isSet { usleep(10_000) }
+            #expect(signal.isSet)
+        }
     }
 
     @Test func badArgumentsAreClearErrors() {

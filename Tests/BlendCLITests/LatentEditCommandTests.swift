@@ -83,9 +83,7 @@ import BlendPipelineTestSupport
 
 }
 
-/// In `EditCommandTests` (serialized): `ctrlCAsksTheRunToStop` raises SIGINT, which would stop
-/// a run of the command going on at the same time.
-extension EditCommandTests {
+@Suite struct LatentEditCommandRunTests {
     /// The whole command, as a user runs it, on the tiny SD model in both layouts.
     @Test(arguments: [StableDiffusionKeyLayout.compVis, .diffusers])
     func latentEditRunsThroughTheCommand(layout: StableDiffusionKeyLayout) throws {
@@ -99,7 +97,8 @@ extension EditCommandTests {
                          "--samples", "2", "--out", out.path, "--quiet"]
         if layout == .compVis { arguments += ["--sd-config", sd.folder("sd1")] }
         let command = try Edit.parse(arguments)
-        try command.run()
+        // Not while `ctrlCAsksTheRunToStop` raises SIGINT.
+        try commandRunLock.withLock { _ in try command.run() }
         let latest = out.appendingPathComponent("latest")
         let report = try JSONSerialization.jsonObject(with: Data(contentsOf: latest.appendingPathComponent("report.json"))) as? [String: Any]
         #expect((report?["samples"] as? [Any])?.count == 2)
