@@ -198,7 +198,10 @@ public enum EditPipeline {
             let regionImage = try photo.flattened(over: RGBColor(red: 128, green: 128, blue: 128)).cropped(to: geometry.region)
             let modelImage = try regionImage.resizedLanczos(width: size, height: size)
             if isLatent {
-                let sd = try StableDiffusionLoader.load(path: request.models.stableDiffusion, options: latentLoadOptions(request), note: note)
+                let options = latentLoadOptions(request)
+                let sd = try KeptModels.shared.stableDiffusion(path: request.models.stableDiffusion, options: options, note: note) {
+                    try StableDiffusionLoader.load(path: request.models.stableDiffusion, options: options, note: $0)
+                }
                 let clip = try ModelLoader.clip(path: request.models.clip, note: note)
                 for text in loaderNotes { try notice(text) }
                 loadSeconds += Date().timeIntervalSince(loadStart)

@@ -10,7 +10,7 @@ import Synchronization
 /// modification time and the configuration are those it was loaded from (and repeats what the
 /// loader said about the file then, e.g. that a training checkpoint's EMA weights were used),
 /// and otherwise loads the file and keeps the new model in place of the old one: at most one
-/// model per role (diffusion, CLIP, LPIPS) stays in memory.
+/// model per role (diffusion, CLIP, LPIPS, Stable Diffusion) stays in memory.
 public final class KeptModels: Sendable {
     /// The process's one store, consulted by ``ModelLoader``.
     public static let shared = KeptModels()
@@ -19,6 +19,8 @@ public final class KeptModels: Sendable {
     struct Key: Equatable, Sendable {
         var files: [FileStamp]
         var config: UNetConfig?
+        /// Loading options besides the files (a Stable Diffusion model's prediction type and config folder).
+        var options: [String] = []
     }
 
     struct FileStamp: Equatable, Sendable {
@@ -41,6 +43,7 @@ public final class KeptModels: Sendable {
         var unet: Kept<UNetModel>?
         var clip: Kept<ClipModel>?
         var lpips: Kept<LPIPSModel>?
+        var stableDiffusion: Kept<StableDiffusionModels>?
     }
 
     private struct Kept<Model: Sendable>: Sendable {
@@ -58,7 +61,7 @@ public final class KeptModels: Sendable {
 
     /// Drops every kept model (their memory is freed once no edit uses them).
     public func forgetAll() {
-        state.withLock { $0.unet = nil; $0.clip = nil; $0.lpips = nil }
+        state.withLock { $0.unet = nil; $0.clip = nil; $0.lpips = nil; $0.stableDiffusion = nil }
     }
 
     static func key(_ paths: [String], config: UNetConfig? = nil) -> Key? {
@@ -80,6 +83,22 @@ public final class KeptModels: Sendable {
     func lpips(vggPath: String, linearPath: String, note: (String) -> Void,
                load: ((String) -> Void) throws -> LPIPSModel) throws -> LPIPSModel {
         try kept(Self.key([vggPath, linearPath]), \.lpips, note, load)
+    }
+
+    /// The kept Stable Diffusion model of `path` (a single file, or a diffusers folder: the
+    /// folder and its `unet/`, `vae/`, `text_encoder/`, `scheduler/` folders are stamped, so that
+    /// a replaced part is noticed) loaded with `options`, or the one `load` makes.
+    func stableDiffusion(path: String, options: StableDiffusionLoadOptions, note: (String) -> Void,
+                         load: ((String) -> Void) throws -> StableDiffusionModels) throws -> StableDiffusionModels {
+        var isDirectory: ObjCBool = false
+        var paths = [path]
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            paths += ["unet", "vae", "text_encoder", "scheduler"].map { URL(fileURLWithPath: path).appendingPathComponent($0).path }
+                .filter { FileManager.default.fileExists(atPath: $0) }
+        }
+        var key = Self.key(paths + (options.configFolder.map { [$0] } ?? []))
+        key?.options = [options.predictionType?.rawValue ?? "", options.configFolder ?? ""]
+        return try kept(key, \.stableDiffusion, note, load)
     }
 
     private func kept<Model: Sendable>(_ key: Key?, _ slot: WritableKeyPath<State, Kept<Model>?>, _ note: (String) -> Void,

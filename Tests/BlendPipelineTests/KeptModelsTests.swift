@@ -43,4 +43,32 @@ import BlendPipelineTestSupport
         _ = try store.unet(path: path + ".missing", config: nil, note: { _ in }, load: load)
         #expect(loads == 8)
     }
+
+    /// A long-running server edits with one Stable Diffusion model many times: it is read once
+    /// per file or folder and loading options.
+    @Test func keepsTheStableDiffusionModelPerPathAndOptions() throws {
+        let sd = sharedTinySD
+        let store = KeptModels()
+        store.enable()
+        var loads = 0
+        func get(_ path: String, _ options: StableDiffusionLoadOptions) throws -> StableDiffusionModels {
+            try store.stableDiffusion(path: path, options: options, note: { _ in }) { note in
+                loads += 1
+                return try StableDiffusionLoader.load(path: path, options: options, note: note)
+            }
+        }
+        let folder = StableDiffusionLoadOptions()
+        _ = try get(sd.folder("sd1"), folder)
+        _ = try get(sd.folder("sd1"), folder)
+        #expect(loads == 1)
+        _ = try get(sd.folder("sd1"), StableDiffusionLoadOptions(predictionType: .vPrediction))
+        #expect(loads == 2)
+        let single = StableDiffusionLoadOptions(configFolder: sd.folder("sd1"))
+        _ = try get(sd.singleFile("sd1"), single)
+        _ = try get(sd.singleFile("sd1"), single)
+        #expect(loads == 3)
+        store.forgetAll()
+        _ = try get(sd.singleFile("sd1"), single)
+        #expect(loads == 4)
+    }
 }
