@@ -187,6 +187,11 @@ public final class BlendServer: Sendable {
         }
         let parts = try JobIntake.parseMultipart(body, contentType: request.headers[.contentType])
         let form = try JobIntake.checkForm(parts, maxPixels: configuration.maxUploadPixels)
+        if form.settings.method != .latent, let unet = warmup.status.missingForPixel.first {
+            throw ServerError.unavailable("the \(form.settings.method.rawValue) method needs \(unet.expected), missing at \(unet.path)"
+                + (unet.command.map { "; get it with: \($0)" } ?? "; pass its path to blend serve with --diffusion-model")
+                + ", or choose the latent method")
+        }
         let id = JobStore.newID()
         let photoFile = "photo." + (form.photoFormat == .png ? "png" : "jpg")
         let maskFile = form.maskFormat.map { "mask." + ($0 == .png ? "png" : "jpg") }

@@ -248,6 +248,8 @@ import Testing
             #expect(commands == ["blend models download 256x256_diffusion_uncond", "blend models download ViT-B-16",
                                  "blend models download clip-vocab"])
             #expect((models["message"] as? String)?.contains("blend models download ViT-B-16") == true)
+            // Neither generator is there: the message also names the latent method's download.
+            #expect((models["message"] as? String)?.contains("blend models download stable-diffusion-v1-5") == true)
             let refused = try await client.post(.job(photo: fixture.photo, mask: fixture.mask))
             #expect(refused.status == .serviceUnavailable && refused.message.contains("blend models download 256x256_diffusion_uncond"))
         }

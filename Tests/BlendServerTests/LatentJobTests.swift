@@ -73,4 +73,28 @@ import Testing
             #expect(pixel.status == .created, "\(pixel.message)")
         }
     }
+
+    @Test func anAbsentPixelUNetDisablesOnlyThePixelMethodsAndNamesItsDownload() async throws {
+        let absent = FileManager.default.temporaryDirectory.appendingPathComponent("blend-no-unet-\(UUID().uuidString)/256x256_diffusion_uncond.pt").path
+        try await withServer(configure: {
+            $0.models = sharedTinySD.editPaths("sd1", .diffusers, clip: $0.models)
+            $0.models.diffusion = absent
+        }) { fixture, _, client in
+            try await client.waitForModels()
+            let models = try #require(try await client.json("/api/status").object["models"] as? [String: Any])
+            #expect(models["state"] as? String == "ready")
+            let missing = models["missingForPixel"] as? [[String: Any]]
+            #expect(missing?.first?["command"] as? String == "blend models download 256x256_diffusion_uncond")
+            #expect((models["missingForLatent"] as? [Any])?.isEmpty == true)
+            let refused = try await client.post(.job(photo: fixture.photo, mask: fixture.mask))
+            #expect(refused.status == .serviceUnavailable && refused.message.contains("blend models download 256x256_diffusion_uncond")
+                    && refused.message.contains("latent method"), "\(refused.message)")
+            // The latent method still takes jobs, and they finish.
+            let created = try await client.post(.job(photo: fixture.photo, mask: fixture.mask, settings: Self.latentSettings))
+            #expect(created.status == .created, "\(created.message)")
+            let job = try JSONSerialization.jsonObject(with: Data(buffer: created.body)) as? [String: Any]
+            let finished = try await client.waitForJob(try #require(job?["id"] as? String))
+            #expect(finished["state"] as? String == "finished", "\(finished)")
+        }
+    }
 }

@@ -137,9 +137,11 @@ function showMethod(resetSteps) {
   for (const el of document.querySelectorAll(".pixel-only")) el.hidden = latent;
   for (const el of document.querySelectorAll(".latent-only")) el.hidden = !latent;
   if (resetSteps && state.status) fillSettings(latent ? latentDefaults : pixelDefaults(state.status.defaults));
-  const missing = (state.status && state.status.models && state.status.models.missingForLatent) || [];
-  const warning = $("latent-missing");
-  warning.hidden = !latent || missing.length === 0;
+  // The chosen method's absent model file (the SD model for latent, the UNet for the others).
+  const models = (state.status && state.status.models) || {};
+  const missing = (latent ? models.missingForLatent : models.missingForPixel) || [];
+  const warning = $("method-missing");
+  warning.hidden = missing.length === 0;
   warning.textContent = missing.map((m) => `missing ${m.path}` + (m.command ? `: get it with ${m.command}` : "")).join("; ");
 }
 
