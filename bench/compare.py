@@ -51,7 +51,7 @@ def fmt_notes(columns):
         if record is not None and record.get("gflops") is not None:
             parts.append(f"{label} {record['gflops']:.1f} GFLOP/s")
     for label, record in columns:
-        if record is not None and record.get("peak_rss_gib") is not None and "unet" in record["name"]:
+        if record is not None and record.get("peak_rss_gib") is not None and ("unet" in record["name"] or record["name"].startswith("sd15_")):
             parts.append(f"{label} peak RSS {record['peak_rss_gib']:.2f} GiB")
     return "; ".join(parts)
 

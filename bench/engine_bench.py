@@ -274,12 +274,95 @@ def op_edit_step_adm256():
     return run, None
 
 
+def sd15_unet():
+    """Stable Diffusion 1.5's UNet (runwayml/stable-diffusion-v1-5 unet/config.json), random weights."""
+    from diffusers import UNet2DConditionModel
+
+    model = UNet2DConditionModel(sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
+                                 block_out_channels=(320, 640, 1280, 1280), cross_attention_dim=768,
+                                 attention_head_dim=8, norm_num_groups=32, norm_eps=1e-5,
+                                 down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+                                 up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3).eval()
+    return model.requires_grad_(False)
+
+
+def sd15_vae():
+    """Stable Diffusion 1.5's AutoencoderKL (vae/config.json), random weights."""
+    from diffusers import AutoencoderKL
+
+    model = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2,
+                          block_out_channels=(128, 256, 512, 512), sample_size=512,
+                          down_block_types=("DownEncoderBlock2D",) * 4,
+                          up_block_types=("UpDecoderBlock2D",) * 4).eval()
+    return model.requires_grad_(False)
+
+
+def op_sd15_unet_cfg_step():
+    """One classifier-free-guidance step as diffusers' StableDiffusionPipeline runs it: the UNet on
+    the latent twice (batch 2) with the unconditional and the prompt's context, then the guidance."""
+    unet = sd15_unet()
+    latent = randn(1, 4, 64, 64)
+    context = randn(2, 77, 768)
+    t = torch.tensor(500)
+
+    def run():
+        with torch.no_grad():
+            eps = unet(torch.cat([latent, latent]), t, encoder_hidden_states=context).sample
+            uncond, cond = eps.chunk(2)
+            return uncond + 7.5 * (cond - uncond)
+
+    return run, None
+
+
+def op_sd15_vae_encode_512():
+    vae = sd15_vae()
+    image = randn(1, 3, 512, 512).clamp(-1, 1)
+
+    def run():
+        with torch.no_grad():
+            return vae.encode(image).latent_dist.mean
+
+    return run, None
+
+
+def op_sd15_vae_decode_512():
+    vae = sd15_vae()
+    z = randn(1, 4, 64, 64)
+
+    def run():
+        with torch.no_grad():
+            return vae.decode(z).sample
+
+    return run, None
+
+
+def op_sd15_text_encoder():
+    """CLIP ViT-L/14's text tower (SD 1.5 text_encoder/config.json), random weights, batch 2 x 77."""
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    config = CLIPTextConfig(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+                            num_attention_heads=12, max_position_embeddings=77, hidden_act="quick_gelu",
+                            projection_dim=768)
+    model = CLIPTextModel(config).eval().requires_grad_(False)
+    tokens = torch.randint(0, 49408, (2, 77))
+
+    def run():
+        with torch.no_grad():
+            return model(tokens).last_hidden_state
+
+    return run, None
+
+
 # Long-running ops: only when named with --only (as on the Swift side).
 LONG_OPS = {
     "edit_step_adm256": op_edit_step_adm256,
     "clip_vitb16_b8_fwd_bwd": op_clip_vitb16_b8_fwd_bwd,
     "unet_adm256_fwd": op_unet_adm256_fwd,
     "unet_adm256_fwd_bwd": op_unet_adm256_fwd_bwd,
+    "sd15_unet_cfg_step": op_sd15_unet_cfg_step,
+    "sd15_vae_encode_512": op_sd15_vae_encode_512,
+    "sd15_vae_decode_512": op_sd15_vae_decode_512,
+    "sd15_text_encoder": op_sd15_text_encoder,
 }
 
 OPS = {

@@ -245,7 +245,41 @@ let unetBenchmarks: [Benchmark] = [
     },
 ]
 
-let options = parseOptions(names: (benchmarks + unetBenchmarks + convMicroBenchmarks).map(\.name))
+/// Stable Diffusion 1.5 at full size with random weights (issue #11): the configs of
+/// runwayml/stable-diffusion-v1-5's `unet/`, `vae/` and `text_encoder/` folders.
+let sdBenchmarks: [Benchmark] = [
+    // One classifier-free-guidance step: the UNet on the unconditional and the prompt's
+    // context at once (batch 2, 4×64×64 latents, 77×768 context), then ε_u + 7.5·(ε_c − ε_u).
+    Benchmark(name: "sd15_unet_cfg_step", flops: nil) {
+        let unet = try UNet2DConditionModel(config: .stableDiffusion1, weights: randomWeights("UNet"), layout: .diffusers)
+        let latent = try randn([1, 4, 64, 64])
+        let context = try randn([2, 77, 768])
+        return {
+            let eps = try unet(Tensor.concatenate([latent, latent], axis: 0), timesteps: [500, 500], context: context)
+            let parts = try eps.chunked(2, axis: 0)
+            _ = try parts[0] + (parts[1] - parts[0]) * 7.5
+        }
+    },
+    Benchmark(name: "sd15_vae_encode_512", flops: nil) {
+        let vae = try AutoencoderKL(config: .stableDiffusion, weights: randomWeights("VAE"), layout: .diffusers)
+        let image = try randn([1, 3, 512, 512]).clamped(min: -1, max: 1)
+        return { _ = try vae.encode(image).mean }
+    },
+    Benchmark(name: "sd15_vae_decode_512", flops: nil) {
+        let vae = try AutoencoderKL(config: .stableDiffusion, weights: randomWeights("VAE"), layout: .diffusers)
+        let z = try randn([1, 4, 64, 64])
+        return { _ = try vae.decode(z) }
+    },
+    // CLIP ViT-L/14's text tower on the prompt and the empty prompt (batch 2, 77 tokens).
+    Benchmark(name: "sd15_text_encoder", flops: nil) {
+        let encoder = try SDTextEncoder(weights: randomWeights("TextEncoder"), config: .sd1, layout: .diffusers)
+        var rng = SplitMix64(seed: 77)
+        let tokens = (0..<2).map { _ in (0..<77).map { _ in Int(rng.next() % 49408) } }
+        return { _ = try encoder(tokens) }
+    },
+]
+
+let options = parseOptions(names: (benchmarks + unetBenchmarks + sdBenchmarks + convMicroBenchmarks).map(\.name))
 if options.precision == .bf16, let note = ComputePrecision.bf16Unavailable {
     FileHandle.standardError.write(Data("blend-bench: \(note)\n".utf8))
 }
@@ -286,7 +320,7 @@ if !options.json {
 }
 // The full-model benchmarks are long (seconds to tens of seconds a run): only when named with --only.
 let selected = benchmarks.filter { (options.only.isEmpty && !options.convs) || options.only.contains($0.name) }
-    + unetBenchmarks.filter { options.only.contains($0.name) }
+    + (unetBenchmarks + sdBenchmarks).filter { options.only.contains($0.name) }
     + convMicroBenchmarks.filter { options.convs || options.only.contains($0.name) }
 for bench in selected {
     do {

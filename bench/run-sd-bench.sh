@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The full-size random-weight Stable Diffusion 1.5 rows of issue #11, side by side: for each
+# row, blend-bench with this machine's OPENBLAS_* settings, blend-bench with OpenBLAS's own
+# kernel choice, then diffusers/transformers on PyTorch (CPU, fp32), each in its own process so
+# every peak RSS is that row's alone; then bench/compare.py. Rows run one after another,
+# interleaved, so a change of load on a shared machine hits all three columns alike.
+#   bench/run-sd-bench.sh [--repeats N] [ROW ...]
+# Rows: sd15_unet_cfg_step sd15_vae_encode_512 sd15_vae_decode_512 sd15_text_encoder (default: all).
+# Needs a release blend-bench (swift build -c release --product blend-bench) and the dev venv.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+results=bench-results
+python=.venv/bin/python
+repeats=1
+if [[ "${1-}" == "--repeats" ]]; then repeats=$2; shift 2; fi
+rows=("$@")
+[[ ${#rows[@]} -gt 0 ]] || rows=(sd15_text_encoder sd15_vae_encode_512 sd15_vae_decode_512 sd15_unet_cfg_step)
+
+mkdir -p "$results"
+: > "$results/sd-swift.jsonl"; : > "$results/sd-swift-autodetect.jsonl"; : > "$results/sd-torch.jsonl"
+echo "# SD 1.5 benchmark: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), nproc $(nproc), load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "openblas env: OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE-<unset>}"
+for row in "${rows[@]}"; do
+    echo "==> $row" >&2
+    .build/release/blend-bench --json --repeats "$repeats" --only "$row" >> "$results/sd-swift.jsonl"
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .build/release/blend-bench --json --repeats "$repeats" --only "$row" \
+        >> "$results/sd-swift-autodetect.jsonl"
+    "$python" bench/engine_bench.py --repeats "$repeats" --only "$row" >> "$results/sd-torch.jsonl"
+done
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+"$python" bench/compare.py "$results/sd-swift.jsonl" "$results/sd-torch.jsonl" \
+    --swift-alt "$results/sd-swift-autodetect.jsonl" --alt-label "Swift, BLAS autodetect" \
+    --markdown-out "$results/sd-compare.md"
