@@ -9,10 +9,12 @@
 /// packed the same way: `[N, T, H·Dv]` (diffusers' `Attention` before `to_out`, without its
 /// head reshapes). `scale` defaults to 1/√D.
 ///
-/// Work is done one (batch, head, block of query rows) tile at a time; a tile holds at most
+/// Work is done in (batch, head, block of query rows) tiles; a tile holds at most
 /// `maxScoreElements` scores (whole rows, so the softmax is exact, not the online rescaling of
-/// flash attention). Nothing but the inputs is kept for the backward pass: it recomputes each
-/// tile's probabilities. Differentiable in q, k and v.
+/// flash attention). The forward pass runs tiles on the engine's threads at once, one score
+/// buffer each of at most min(`maxScoreElements`, 2¹⁸) scores (TiledAttentionForward.swift);
+/// the backward pass walks them one at a time. Nothing but the inputs is kept for the backward
+/// pass: it recomputes each tile's probabilities. Differentiable in q, k and v.
 ///
 /// Throws `TensorError` when the shapes do not fit together or `heads` does not divide the
 /// feature sizes.
@@ -39,13 +41,9 @@ public func tiledAttention(q: Tensor, k: Tensor, v: Tensor, heads: Int, scale: F
     let alpha = scale ?? 1 / Float(geo.headDim).squareRoot()
     let y = Tensor(uninitializedShape: [geo.batch, geo.queries, v.dim(2)])
     if y.count > 0 {
-        let scores = TensorStorage(uninitializedCount: max(geo.rowsPerTile * geo.keys, 1))
-        geo.forEachTile { n, h, row0, rows in
-            geo.probabilities(q, k, n: n, h: h, row0: row0, rows: rows, alpha: alpha, into: scores.pointer)
-            sgemm(m: rows, n: geo.valueDim, k: geo.keys, a: scores.pointer, lda: geo.keys,
-                  b: v.pointer + geo.keyOffset(n, h, width: geo.valueDim), ldb: geo.heads * geo.valueDim,
-                  c: y.pointer + geo.queryOffset(n, h, row0, width: geo.valueDim), ldc: geo.heads * geo.valueDim)
-        }
+        tiledAttentionForward(q: q, k: k, v: v, into: y, batch: geo.batch, queries: geo.queries, keys: geo.keys,
+                              heads: geo.heads, headDim: geo.headDim, valueDim: geo.valueDim, alpha: alpha,
+                              maxScoreElements: maxScoreElements)
     }
     return Tensor.recorded(y, from: [q, k, v]) { [q, k, v] g in
         let gq = Tensor(uninitializedShape: q.shape), gk = Tensor(uninitializedShape: k.shape)

@@ -28,6 +28,15 @@ import BlendTestSupport
         expectClose(scaled, scaledReference.scalars, tolerance: 1e-5)
     }
 
+    /// Long rows (vectorised maximum and exponentials plus a remainder) in blocks shared out
+    /// across threads: 600 queries × 1100 keys make 238-row blocks, 2 × 2 heads, 2·2·3 tasks.
+    @Test func longRowsAcrossThreadsMatchUntiledAttention() throws {
+        let q = randn([2, 600, 8], seed: 7), k = randn([2, 1100, 8], seed: 8), v = randn([2, 1100, 6], seed: 9)
+        let y = try tiledAttention(q: q, k: k, v: v, heads: 2)
+        let reference = try merge(scaledDotProductAttention(q: split(q, heads: 2), k: split(k, heads: 2), v: split(v, heads: 2)), heads: 2)
+        expectClose(y, reference.scalars, tolerance: 1e-5)
+    }
+
     @Test func gradientsAcrossTiles() throws {
         // 3-row tiles over 7 queries: the key and value gradients sum over three tiles.
         let q = randn([2, 7, 4], seed: 4), k = randn([2, 6, 4], seed: 5), v = randn([2, 6, 6], seed: 6)

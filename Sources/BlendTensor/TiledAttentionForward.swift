@@ -1,0 +1,75 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The forward pass of ``tiledAttention(q:k:v:heads:scale:maxScoreElements:)`` for inference:
+/// every (batch, head, block of query rows) tile is one task, and the engine's threads take
+/// whole tasks, each with its own score buffer and single-threaded GEMMs. A task computes
+/// S = α·Q·Kᵀ for its rows, turns each row into e^(S − max) in one vectorised sweep that
+/// also sums it, multiplies the unnormalised rows by V and only then divides the `Dv` outputs
+/// of each row by its sum (`Dv` ≪ `S` divisions instead of a third sweep over the scores).
+/// Blocks are sized so one buffer (≤ 256 Ki scores, 1 MiB) stays in a core's cache between the
+/// two GEMMs; never more than `maxScoreElements` per thread.
+func tiledAttentionForward(q: Tensor, k: Tensor, v: Tensor, into y: Tensor, batch: Int, queries: Int, keys: Int,
+                           heads: Int, headDim: Int, valueDim: Int, alpha: Float, maxScoreElements: Int) {
+    let budget = min(maxScoreElements, 1 << 18)
+    let rowsPerTask = max(1, min(queries, budget / max(keys, 1)))
+    let blocks = (queries + rowsPerTask - 1) / rowsPerTask
+    let tasks = batch * heads * blocks
+    let hd = heads * headDim, hdv = heads * valueDim
+    let qp = q.pointer, kp = k.pointer, vp = v.pointer, yp = y.pointer
+    parallelRanges(tasks, grain: 1) { range in
+        let scores = TensorStorage(uninitializedCount: rowsPerTask * keys)
+        var sums = [Float](repeating: 0, count: rowsPerTask)
+        let s = scores.pointer
+        for task in range {
+            let block = task % blocks, nh = task / blocks
+            let n = nh / heads, h = nh % heads
+            let row0 = block * rowsPerTask, rows = min(rowsPerTask, queries - row0)
+            let qRows = qp + (n * queries + row0) * hd + h * headDim
+            let kHead = kp + n * keys * hd + h * headDim
+            let vHead = vp + n * keys * hdv + h * valueDim
+            let yRows = yp + (n * queries + row0) * hdv + h * valueDim
+            serialSgemm(transB: true, m: rows, n: keys, k: headDim, alpha: alpha, a: qRows, lda: hd,
+                        b: kHead, ldb: hd, c: s, ldc: keys)
+            sums.withUnsafeMutableBufferPointer { sum in
+                for r in 0..<rows { sum[r] = expShiftedRowInPlace(s + r * keys, width: keys) }
+            }
+            serialSgemm(m: rows, n: valueDim, k: keys, a: s, lda: keys, b: vHead, ldb: hdv, c: yRows, ldc: hdv)
+            for r in 0..<rows {
+                let inv = 1 / sums[r]
+                let out = yRows + r * hdv
+                for j in 0..<valueDim { out[j] *= inv }
+            }
+        }
+    }
+}
+
+/// Replaces `row[0..<width]` by e^(row − max(row)) and returns the sum of the new values
+/// (≥ 1 unless the row holds NaN). Vectorised: one sweep for the maximum, one for the exponentials.
+@inline(__always)
+func expShiftedRowInPlace(_ row: UnsafeMutablePointer<Float>, width: Int) -> Float {
+    let raw = UnsafeMutableRawPointer(row)
+    var i = 0
+    var mv = SIMD8<Float>(repeating: -.infinity)
+    while i + 8 <= width {
+        mv = pointwiseMax(mv, raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self))
+        i += 8
+    }
+    var m = mv.max()
+    while i < width { m = max(m, row[i]); i += 1 }
+    let shift = SIMD8<Float>(repeating: m)
+    var sv = SIMD8<Float>()
+    i = 0
+    while i + 8 <= width {
+        let e = vectorExp(raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) - shift)
+        raw.storeBytes(of: e, toByteOffset: i * 4, as: SIMD8<Float>.self)
+        sv += e
+        i += 8
+    }
+    var total = sv.sum()
+    while i < width { let e = expf(row[i] - m); row[i] = e; total += e; i += 1 }
+    return total
+}
