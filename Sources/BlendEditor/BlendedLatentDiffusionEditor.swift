@@ -69,8 +69,11 @@ public struct LatentEditSample: Sendable {
     public var index: Int
     /// The final latent `[1, C, h, w]`.
     public var latent: Tensor
-    /// The decoded image `[1, 3, H, W]`, about [−1, 1] (not clamped, not pasted back).
+    /// The decoded image `[1, 3, H, W]`, about [−1, 1] (not clamped, not pasted back); after a
+    /// background reconstruction, the decoding of the optimised latent.
     public var image: Tensor
+    /// The background reconstruction's loss before each step and after the last (empty when off).
+    public var reconstructionLosses: [Float] = []
 }
 
 /// Blended Latent Diffusion (Avrahami, Fried & Lischinski, SIGGRAPH 2023 / TOG 42(4)): local
@@ -81,7 +84,9 @@ public struct LatentEditSample: Sendable {
 /// noise, `.noise`). After each solver step, guided by classifier-free guidance, the latent is
 /// kept inside the mask and replaced outside it by z0 noised to the level the step reached
 /// (`.same`; `.next` reproduces the official script's one-level-too-high blending). The last
-/// latent is decoded. Facts from omriav/blended-latent-diffusion (`scripts/text_editing_SD2.py`,
+/// latent is decoded, and optionally optimised so that its decoding keeps the source's
+/// background (``BackgroundReconstruction``, `settings.backgroundReconstructionSteps`;
+/// the autoencoder's `decode` must then be differentiable in its input). Facts from omriav/blended-latent-diffusion (`scripts/text_editing_SD2.py`,
 /// `ldm/models/diffusion/ddim.py` for progressive mask shrinking) and diffusers' img2img pipeline.
 public struct BlendedLatentDiffusionEditor: Sendable {
     public let denoiser: any LatentDenoiser
@@ -192,7 +197,15 @@ public struct BlendedLatentDiffusionEditor: Sendable {
             }
             for (k, i) in batch.enumerated() {
                 let latent = try x.sliced(k..<k + 1, axis: 0)
-                let sample = LatentEditSample(index: i, latent: latent, image: try autoencoder.decode(latent))
+                var sample = LatentEditSample(index: i, latent: latent, image: try autoencoder.decode(latent))
+                if settings.backgroundReconstructionSteps > 0 {
+                    let result = try BackgroundReconstruction(steps: settings.backgroundReconstructionSteps)
+                        .reconstruct(latent: latent, edited: sample.image, source: image, mask: mask,
+                                     decode: autoencoder.decode)
+                    sample.latent = result.latent
+                    sample.image = result.image
+                    sample.reconstructionLosses = result.losses
+                }
                 samples.append(sample)
                 try finished(sample)
             }

@@ -43,6 +43,9 @@ public struct LatentEditSettings: Codable, Equatable, Sendable {
     public var samples: Int = 1
     public var batchSize: Int = 1
     public var seed: UInt64 = 404
+    /// Adam steps of the optional background reconstruction after decoding (the paper's §4.2,
+    /// ``BackgroundReconstruction``; `--reconstruct-background STEPS`); 0 = off.
+    public var backgroundReconstructionSteps: Int = 0
 
     public init() {}
 
@@ -57,6 +60,7 @@ public struct LatentEditSettings: Codable, Equatable, Sendable {
         guard maskDilations >= 0, maskDilations <= 64 else {
             throw EditError.invalidSetting("mask dilations must be from 0 to 64, got \(maskDilations)")
         }
+        try BackgroundReconstruction(steps: backgroundReconstructionSteps).validate()
         switch start {
         case let .strength(s) where !(s > 0 && s <= 1):
             throw EditError.invalidSetting("strength must be greater than 0 and at most 1, got \(s)")
