@@ -12,7 +12,7 @@
 /// Work is done in (batch, head, block of query rows) tiles; a tile holds at most
 /// `maxScoreElements` scores (whole rows, so the softmax is exact, not the online rescaling of
 /// flash attention). The forward pass runs tiles on the engine's threads at once, one score
-/// buffer each of at most min(`maxScoreElements`, 2¹⁸) scores (TiledAttentionForward.swift);
+/// buffer each of at most min(`maxScoreElements`, 2¹⁹) scores (TiledAttentionForward.swift);
 /// the backward pass walks them one at a time. Nothing but the inputs is kept for the backward
 /// pass: it recomputes each tile's probabilities. Differentiable in q, k and v.
 ///

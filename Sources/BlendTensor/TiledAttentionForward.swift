@@ -10,11 +10,12 @@ import Darwin
 /// S = α·Q·Kᵀ for its rows, turns each row into e^(S − max) in one vectorised sweep that
 /// also sums it, multiplies the unnormalised rows by V and only then divides the `Dv` outputs
 /// of each row by its sum (`Dv` ≪ `S` divisions instead of a third sweep over the scores).
-/// Blocks are sized so one buffer (≤ 256 Ki scores, 1 MiB) stays in a core's cache between the
-/// two GEMMs; never more than `maxScoreElements` per thread.
+/// Blocks hold up to 512 Ki scores (2 MiB, 128 rows of 4096 keys): small enough to stay in
+/// cache between the two GEMMs, large enough that the GEMMs do not spend their time re-packing
+/// the head's keys and values for every block; never more than `maxScoreElements` per thread.
 func tiledAttentionForward(q: Tensor, k: Tensor, v: Tensor, into y: Tensor, batch: Int, queries: Int, keys: Int,
                            heads: Int, headDim: Int, valueDim: Int, alpha: Float, maxScoreElements: Int) {
-    let budget = min(maxScoreElements, 1 << 18)
+    let budget = min(maxScoreElements, 1 << 19)
     let rowsPerTask = max(1, min(queries, budget / max(keys, 1)))
     let blocks = (queries + rowsPerTask - 1) / rowsPerTask
     let tasks = batch * heads * blocks
@@ -55,7 +56,8 @@ func expShiftedRowInPlace(_ row: UnsafeMutablePointer<Float>, width: Int) -> Flo
     var i = 0
     var mv = SIMD8<Float>(repeating: -.infinity)
     while i + 8 <= width {
-        mv = pointwiseMax(mv, raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self))
+        let x = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+        mv.replace(with: x, where: x .> mv)
         i += 8
     }
     var m = mv.max()

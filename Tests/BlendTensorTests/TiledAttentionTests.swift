@@ -29,7 +29,7 @@ import BlendTestSupport
     }
 
     /// Long rows (vectorised maximum and exponentials plus a remainder) in blocks shared out
-    /// across threads: 600 queries × 1100 keys make 238-row blocks, 2 × 2 heads, 2·2·3 tasks.
+    /// across threads: 600 queries × 1100 keys make 476-row blocks, 2 × 2 heads, 2·2·2 tasks.
     @Test func longRowsAcrossThreadsMatchUntiledAttention() throws {
         let q = randn([2, 600, 8], seed: 7), k = randn([2, 1100, 8], seed: 8), v = randn([2, 1100, 6], seed: 9)
         let y = try tiledAttention(q: q, k: k, v: v, heads: 2)
