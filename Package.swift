@@ -159,7 +159,7 @@ let package = Package(
         // Release-mode micro-benchmarks of the engine (see BENCHMARKS.md).
         .executableTarget(
             name: "BlendBench",
-            dependencies: ["BlendTensor", "BlendModels", "BlendEditor"],
+            dependencies: ["BlendTensor", "BlendModels", "BlendDiffusion", "BlendEditor"],
             swiftSettings: engineSettings
         ),
         .testTarget(

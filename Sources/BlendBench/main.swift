@@ -7,6 +7,7 @@
 // --precision bf16 (or bf16-rounded) runs the convolutions in that precision and
 // --conv-backend engine|onednn forces one convolution backend; either suffixes the op
 // names (conv3x3_256_fwd_bf16, conv3x3_256_fwd_onednn) so that runs can be compared.
+import BlendDiffusion
 import BlendEditor
 import BlendModels
 import BlendTensor
@@ -15,6 +16,7 @@ import Foundation
 struct Options {
     var json = false
     var repeats = 5
+    var warmup = 1
     var only: Set<String> = []
     var precision = ComputePrecision.fp32
     var convBackend = ConvolutionBackend.automatic
@@ -38,6 +40,9 @@ func parseOptions(names: [String]) -> Options {
         case "--repeats":
             guard let v = args.next(), let n = Int(v), n > 0 else { fail("--repeats needs a positive integer") }
             options.repeats = n
+        case "--warmup":
+            guard let v = args.next(), let n = Int(v), n >= 0 else { fail("--warmup needs a non-negative integer") }
+            options.warmup = n
         case "--only":
             guard let v = args.next() else { fail("--only needs a comma-separated list of op names") }
             options.only = Set(v.split(separator: ",").map(String.init))
@@ -59,9 +64,9 @@ func parseOptions(names: [String]) -> Options {
             options.accuracyTimesteps = steps
         case "-h", "--help":
             print("""
-            usage: blend-bench [--json] [--repeats N] [--only NAME[,NAME...]] [--precision fp32|bf16|bf16-rounded]
+            usage: blend-bench [--json] [--repeats N] [--warmup N] [--only NAME[,NAME...]] [--precision fp32|bf16|bf16-rounded]
                                [--conv-backend automatic|engine|onednn] [--convs] [--accuracy T[,T...]]
-            Times the tensor engine's heavy ops (median of N runs after one warm-up).
+            Times the tensor engine's heavy ops (median of N runs after --warmup runs, 1 by default).
             --convs runs the convolution micro-benchmarks (conv_*) of the UNet's shapes instead of the default ops.
             --accuracy T,...: instead of timing, the full-size UNet's output and input gradient in --precision
             against fp32 at those timesteps (relative L2 errors).
@@ -270,6 +275,29 @@ let sdBenchmarks: [Benchmark] = [
         let z = try randn([1, 4, 64, 64])
         return { _ = try vae.decode(z) }
     },
+    // A whole default one-sample edit at 512² as `blend edit --method latent` runs it, less file
+    // reading, tokenizing and paste-back: both prompts through the text encoder, VAE encode,
+    // DPM-Solver++(2M) with 25 steps of which strength 0.75 runs 18 (CFG 7.5, blending after
+    // each), VAE decode. Minutes a run: time it with --warmup 0 --repeats 1.
+    Benchmark(name: "sd15_edit_default", flops: nil) {
+        let unet = try UNet2DConditionModel(config: .stableDiffusion1, weights: randomWeights("UNet"), layout: .diffusers)
+        let vae = try AutoencoderKL(config: .stableDiffusion, weights: randomWeights("VAE"), layout: .diffusers)
+        let encoder = try SDTextEncoder(weights: randomWeights("TextEncoder"), config: .sd1, layout: .diffusers)
+        let solver = try DPMSolverMultistep(schedule: NoiseSchedule.scaledLinear(), steps: 25)
+        let editor = try BlendedLatentDiffusionEditor(denoiser: StableDiffusionDenoiser(unet: unet),
+                                                      autoencoder: StableDiffusionAutoencoder(vae: vae),
+                                                      solver: solver, settings: LatentEditSettings())
+        let image = try randn([1, 3, 512, 512]).clamped(min: -1, max: 1)
+        let mask = try Tensor(shape: [1, 1, 512, 512]) { m in
+            for i in m.indices { m[i] = (128..<384).contains(i / 512) && (128..<384).contains(i % 512) ? 1 : 0 }
+        }
+        var rng = SplitMix64(seed: 78)
+        let prompt = [49406] + (0..<5).map { _ in Int(rng.next() % 49000) } + Array(repeating: 49407, count: 71)
+        let empty = [49406] + Array(repeating: 49407, count: 76)
+        return {
+            _ = try editor.edit(image: image, mask: mask, context: encoder([prompt]), unconditionalContext: encoder([empty]))
+        }
+    },
     // CLIP ViT-L/14's text tower on the prompt and the empty prompt (batch 2, 77 tokens).
     Benchmark(name: "sd15_text_encoder", flops: nil) {
         let encoder = try SDTextEncoder(weights: randomWeights("TextEncoder"), config: .sd1, layout: .diffusers)
@@ -334,7 +362,7 @@ for bench in selected {
                 }
             }
         }
-        try body()   // warm-up
+        for _ in 0..<options.warmup { try body() }
         var times: [Double] = []
         for _ in 0..<options.repeats {
             let t0 = now()
