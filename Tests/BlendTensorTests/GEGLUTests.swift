@@ -13,7 +13,7 @@ import BlendTestSupport
         #expect(y.shape == [2, 300, 32])
         expectClose(y, reference.scalars, tolerance: 1e-6)
         // gelu(1.5) = 1.3997980, gelu(-2) = -0.0455003 (erf tables).
-        expectClose(try geglu(Tensor(shape: [2, 2], scalars: [2, 1, 1.5, -2])), [2 * 1.39979805, -0.04550026], tolerance: 1e-5)
+        expectClose(try geglu(Tensor(shape: [2, 2], scalars: [2, 1.5, 1, -2])), [2 * 1.39979805, -0.04550026], tolerance: 1e-5)
     }
 
     @Test func gradients() throws {
