@@ -132,6 +132,9 @@ struct Edit: ParsableCommand {
     @Option(help: ArgumentHelp("Latent: progressive mask shrinking for thin masks, 0 to 64 dilations (default: 0, off).", valueName: "n"))
     var maskDilations: Int?
 
+    @Option(name: .customLong("reconstruct-background"), help: ArgumentHelp("Latent: after decoding, STEPS Adam steps on each sample's latent so the decoded image matches the photo outside the mask (the paper's background reconstruction; each step a VAE decode and its backward, slow at 512²) (default: 0, off).", valueName: "steps"))
+    var reconstructBackground: Int?
+
     @OptionGroup var modelFiles: ModelFileOptions
 
     @Flag(help: "Also save every sample's x0 prediction at a fifth of the steps, in intermediates/ (pixel only).")
@@ -171,7 +174,7 @@ struct Edit: ParsableCommand {
             ("--sd-model", modelFiles.sdModel != nil), ("--sd-config", modelFiles.sdConfig != nil), ("--scheduler", scheduler != nil),
             ("--strength", strength != nil), ("--guidance-scale", guidanceScale != nil), ("--negative-prompt", negativePrompt != nil),
             ("--prediction-type", predictionType != nil), ("--init", initialLatent != nil), ("--blend-level", blendLevel != nil),
-            ("--mask-dilations", maskDilations != nil),
+            ("--mask-dilations", maskDilations != nil), ("--reconstruct-background", reconstructBackground != nil),
         ]
         if latent, let name = pixelOnly.first(where: { $0.1 })?.0 {
             throw ValidationError("\(name) is an option of the pixel method, not of --method latent: leave it out, or use --method pixel")
@@ -216,6 +219,7 @@ struct Edit: ParsableCommand {
             options.initialLatent = initialLatent ?? options.initialLatent
             options.blendLevel = blendLevel ?? options.blendLevel
             options.maskDilations = maskDilations ?? options.maskDilations
+            options.backgroundReconstructionSteps = reconstructBackground ?? options.backgroundReconstructionSteps
             request.latent = options
         }
         request.saveIntermediates = saveIntermediates

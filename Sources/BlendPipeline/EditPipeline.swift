@@ -446,6 +446,7 @@ public enum EditPipeline {
         s.initialLatent = options.initialLatent
         s.blendLevel = options.blendLevel
         s.maskDilations = options.maskDilations
+        s.backgroundReconstructionSteps = options.backgroundReconstructionSteps
         s.samples = settings.samples
         s.batchSize = settings.batchSize
         s.seed = settings.seed

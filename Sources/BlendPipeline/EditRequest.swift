@@ -66,6 +66,10 @@ public struct LatentOptions: Codable, Equatable, Sendable {
     public var blendLevel: BlendLevel = .same
     /// `--mask-dilations` 0…64: progressive mask shrinking for thin masks (0: off).
     public var maskDilations: Int = 0
+    /// `--reconstruct-background` 0…10000: Adam steps on each decoded sample's latent so that
+    /// the decoded image matches the photo outside the mask (BLD §4.2,
+    /// ``BackgroundReconstruction``; each step is a VAE decoder forward and backward). 0: off.
+    public var backgroundReconstructionSteps: Int = 0
 
     public init() {}
 
@@ -86,6 +90,29 @@ public struct LatentOptions: Codable, Equatable, Sendable {
         guard (0...64).contains(maskDilations) else {
             throw EditError.invalidSetting("--mask-dilations must be from 0 to 64, got \(maskDilations)")
         }
+        guard (0...10_000).contains(backgroundReconstructionSteps) else {
+            throw EditError.invalidSetting("--reconstruct-background must be from 0 to 10000 steps, got \(backgroundReconstructionSteps)")
+        }
+    }
+}
+
+extension LatentOptions {
+    /// Decodes a saved run's options (job.json); an option the run's version did not have
+    /// takes its default, so older runs still resume.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = LatentOptions()
+        scheduler = try c.decodeIfPresent(LatentSolverKind.self, forKey: .scheduler) ?? d.scheduler
+        steps = try c.decodeIfPresent(Int.self, forKey: .steps) ?? d.steps
+        strength = try c.decodeIfPresent(Double.self, forKey: .strength) ?? d.strength
+        guidanceScale = try c.decodeIfPresent(Float.self, forKey: .guidanceScale) ?? d.guidanceScale
+        negativePrompt = try c.decodeIfPresent(String.self, forKey: .negativePrompt) ?? d.negativePrompt
+        predictionType = try c.decodeIfPresent(PredictionType.self, forKey: .predictionType)
+        initialLatent = try c.decodeIfPresent(LatentInit.self, forKey: .initialLatent) ?? d.initialLatent
+        blendLevel = try c.decodeIfPresent(BlendLevel.self, forKey: .blendLevel) ?? d.blendLevel
+        maskDilations = try c.decodeIfPresent(Int.self, forKey: .maskDilations) ?? d.maskDilations
+        backgroundReconstructionSteps = try c.decodeIfPresent(Int.self, forKey: .backgroundReconstructionSteps)
+            ?? d.backgroundReconstructionSteps
     }
 }
 

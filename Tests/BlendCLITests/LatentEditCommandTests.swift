@@ -31,7 +31,8 @@ import BlendPipelineTestSupport
         let request = try Edit.parse(base + [
             "--method", "latent", "--sd-model", "sd/", "--sd-config", "cfg/", "--scheduler", "ddim", "--steps", "30",
             "--strength", "0.6", "--guidance-scale", "5", "--negative-prompt", "blurry", "--prediction-type", "v",
-            "--init", "noise", "--blend-level", "next", "--mask-dilations", "2", "--samples", "3", "--batch", "2",
+            "--init", "noise", "--blend-level", "next", "--mask-dilations", "2", "--reconstruct-background", "5",
+            "--samples", "3", "--batch", "2",
             "--models-dir", "/m", "--clip-model", "c.pt",
         ]).request()
         var expected = LatentOptions()
@@ -44,6 +45,7 @@ import BlendPipelineTestSupport
         expected.initialLatent = .noise
         expected.blendLevel = .next
         expected.maskDilations = 2
+        expected.backgroundReconstructionSteps = 5
         #expect(request.latent == expected)
         #expect(request.models.stableDiffusion == "sd/" && request.models.stableDiffusionConfig == "cfg/" && request.models.clip == "c.pt")
         #expect(request.settings.samples == 3 && request.settings.batchSize == 2)
@@ -70,7 +72,7 @@ import BlendPipelineTestSupport
         }
         for latentOnly in [["--sd-model", "sd"], ["--sd-config", "c"], ["--scheduler", "ddim"], ["--strength", "0.5"],
                            ["--guidance-scale", "3"], ["--negative-prompt", "x"], ["--prediction-type", "v"], ["--init", "noise"],
-                           ["--blend-level", "next"], ["--mask-dilations", "1"]] {
+                           ["--blend-level", "next"], ["--mask-dilations", "1"], ["--reconstruct-background", "3"]] {
             for method in [[], ["--method", "local-clip"]] {
                 let text = message(method + latentOnly)
                 #expect(text.contains(latentOnly[0]) && text.contains("--method latent") && !text.contains("\n"), "\(text)")

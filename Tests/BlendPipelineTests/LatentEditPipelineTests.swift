@@ -151,6 +151,8 @@ import BlendPipelineTestSupport
         #expect(try refused { $0.latent.guidanceScale = -1 }.contains("--guidance-scale"))
         #expect(try refused { $0.latent.guidanceScale = .infinity }.contains("--guidance-scale"))
         #expect(try refused { $0.latent.maskDilations = 65 }.contains("--mask-dilations"))
+        #expect(try refused { $0.latent.backgroundReconstructionSteps = -1 }.contains("--reconstruct-background"))
+        #expect(try refused { $0.latent.backgroundReconstructionSteps = 10_001 }.contains("--reconstruct-background"))
         #expect(try refused { $0.settings.samples = 0 }.contains("at least 1"))
         #expect(try refused { $0.saveIntermediates = true }.contains("--save-intermediates"))
         #expect(try refused { $0.latent.negativePrompt = String(repeating: "blurry ", count: 100) }.contains("negative prompt"))
@@ -160,5 +162,37 @@ import BlendPipelineTestSupport
         #expect(try refused { $0.models.clip = "/nonexistent/ViT-B-16.pt" }.contains("blend models download ViT-B-16"))
         // A file that is not a Stable Diffusion model (the pixel method's UNet).
         #expect(try refused { $0.models.stableDiffusion = models.paths.diffusion; $0.models.stableDiffusionConfig = nil } != "")
+    }
+
+    /// `--reconstruct-background`: the Adam steps change the decoded samples (inside the mask:
+    /// outside, the photo is pasted back as always), are recorded, and a job.json written
+    /// before the option existed still reads (its default, off).
+    @Test func backgroundReconstructionRunsAndIsRecorded() throws {
+        let models = try TinyModelFiles.scratch()
+        defer { models.remove() }
+        var plain = try request(models, out: models.directory.appendingPathComponent("plain"), samples: 1)
+        var reconstructed = plain
+        reconstructed.outputDirectory = models.directory.appendingPathComponent("reconstructed").path
+        reconstructed.latent.backgroundReconstructionSteps = 3
+        plain.latent.backgroundReconstructionSteps = 0
+        let a = try EditPipeline.run(plain), b = try EditPipeline.run(reconstructed)
+        let before = try RGBImage(contentsOf: URL(fileURLWithPath: a.directory).appendingPathComponent(a.samples[0].file).path)
+        let after = try RGBImage(contentsOf: URL(fileURLWithPath: b.directory).appendingPathComponent(b.samples[0].file).path)
+        let original = try RGBImage(contentsOf: plain.imagePath)
+        let editMask = try EditMask(contentsOf: plain.maskPath!)
+        var differsInside = false
+        for i in 0..<1200 {
+            if editMask.isEdited[i] {
+                differsInside = differsInside || before.pixels[3 * i..<3 * i + 3] != after.pixels[3 * i..<3 * i + 3]
+            } else {
+                #expect(after.pixels[3 * i..<3 * i + 3] == original.pixels[3 * i..<3 * i + 3])
+            }
+        }
+        #expect(differsInside)
+        #expect(b.latent?.options.backgroundReconstructionSteps == 3)
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: b.directory).appendingPathComponent("report.json"))) as? [String: Any]
+        #expect(((json?["latent"] as? [String: Any])?["options"] as? [String: Any])?["background_reconstruction_steps"] as? Int == 3)
+        let older = try JSONDecoder().decode(LatentOptions.self, from: Data(#"{"scheduler": "ddim", "steps": 30}"#.utf8))
+        #expect(older.backgroundReconstructionSteps == 0 && older.steps == 30 && older.scheduler == .ddim && older.strength == 0.75)
     }
 }
