@@ -10,8 +10,13 @@ let fuzzInputPath: String = {
     return "\(folder)/blend-fuzz-\(getpid()).bin"
 }()
 
+/// Removes `fuzzInputPath` when the fuzzer exits normally (scripts/fuzz.sh also removes it
+/// after a crash).
+private let removeInputAtExit: Void = { atexit { unlink(fuzzInputPath) } }()
+
 /// Writes the input to `fuzzInputPath`.
 func writeFuzzInput(_ data: UnsafePointer<UInt8>, _ size: Int) {
+    _ = removeInputAtExit
     let fd = open(fuzzInputPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
     precondition(fd >= 0, "cannot create \(fuzzInputPath)")
     var written = 0

@@ -185,7 +185,7 @@ public final class BlendServer: Sendable {
         } catch is NIOTooManyBytesError {
             throw ServerError.tooLarge("the upload is over the limit of \(JobIntake.byteCount(limit)): send a smaller photo")
         }
-        let parts = try JobIntake.parseMultipart(body, contentType: request.headers[.contentType])
+        let parts = try MultipartForm.parse(body, contentType: request.headers[.contentType])
         let form = try JobIntake.checkForm(parts, maxPixels: configuration.maxUploadPixels)
         if form.settings.method != .latent, let unet = warmup.status.missingForPixel.first {
             throw ServerError.unavailable("the \(form.settings.method.rawValue) method needs \(unet.expected), missing at \(unet.path)"

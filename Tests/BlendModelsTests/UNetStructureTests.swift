@@ -35,6 +35,27 @@ func zeroWeights(_ name: String) -> ModelWeights {
         }
     }
 
+    /// Fuzzing (config-json): a channel multiplier too large for an integer trapped in
+    /// `validate()`; a zero num_head_channels would divide by zero. Both are config errors now.
+    @Test func absurdConfigValuesAreErrorsNotTraps() throws {
+        let found = #"{"image_size": 16, "num_channels": 32, "num_res_blocks": 1, "channel_mult": [1000000000000000000000000000000000000000000000000000000000000000], "attention_resolutions": [8], "num_head_channels": 16}"#
+        let config = try JSONDecoder().decode(UNetConfig.self, from: Data(found.utf8))
+        #expect(throws: ModelError.self) { try config.validate() }
+        var tiny = try JSONDecoder().decode(UNetConfig.self, from: Data(found.replacingOccurrences(of: "1000000000000000000000000000000000000000000000000000000000000000", with: "1").utf8))
+        try tiny.validate()
+        let changes: [(inout UNetConfig) -> Void] = [
+            { $0.numHeadChannels = 0 }, { $0.numHeads = 0 }, { $0.channelMult = [-1] }, { $0.channelMult = [.infinity] },
+            { $0.modelChannels = Int.max }, { $0.imageSize = Int.max }, { $0.numClasses = 0 }, { $0.numResBlocks = 1 << 40 },
+        ]
+        for change in changes {
+            var bad = tiny
+            change(&bad)
+            #expect(throws: ModelError.self) { try bad.validate() }
+        }
+        tiny.numClasses = 1000
+        try tiny.validate()
+    }
+
     @Test func invalidConfigsAreRejected() throws {
         var config = UNetConfig.presets["256x256_diffusion_uncond"]!
         config.channelMult = [0.1, 1]   // 25 channels: not a multiple of GroupNorm's 32 groups

@@ -44,6 +44,10 @@ public struct ClipConfig: Codable, Equatable, Sendable {
                transformerWidth, transformerHeads, transformerLayers].allSatisfy({ $0 > 0 }) else {
             throw ModelError.invalidConfig("every CLIP config field must be positive: \(self)")
         }
+        guard [embedDim, imageResolution, visionLayers, visionWidth, visionPatchSize, contextLength, vocabSize,
+               transformerWidth, transformerHeads, transformerLayers].allSatisfy({ $0 <= 1 << 20 }) else {
+            throw ModelError.invalidConfig("a CLIP config field is over 1048576: \(self)")
+        }
         guard imageResolution % visionPatchSize == 0 else {
             throw ModelError.invalidConfig("image_resolution \(imageResolution) is not a multiple of vision_patch_size \(visionPatchSize)")
         }

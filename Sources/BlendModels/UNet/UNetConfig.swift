@@ -85,6 +85,22 @@ public struct UNetConfig: Codable, Equatable, Sendable {
         guard imageSize > 0, modelChannels > 0, numResBlocks > 0, !channelMult.isEmpty, inChannels > 0 else {
             throw ModelError.invalidConfig("image_size, num_channels, num_res_blocks, in_channels must be positive and channel_mult non-empty")
         }
+        // Bounds far beyond any real model, checked before anything is computed from them
+        // (fuzzing found `channel_mult: [1e63]` trapping in the conversion to an integer).
+        guard imageSize <= 1 << 14, modelChannels <= 1 << 14, numResBlocks <= 64, channelMult.count <= 32, inChannels <= 64 else {
+            throw ModelError.invalidConfig("image_size, num_channels (at most 16384), num_res_blocks (64), channel_mult (32 levels)"
+                + " or in_channels (64) is out of range")
+        }
+        guard channelMult.allSatisfy({ $0.isFinite && $0 > 0 && $0 <= 64 }) else {
+            throw ModelError.invalidConfig("channel_mult \(channelMult) must hold numbers above 0 and at most 64")
+        }
+        guard numHeadChannels == -1 || (1...(1 << 14)).contains(numHeadChannels), (1...1024).contains(numHeads),
+              numHeadsUpsample == -1 || (1...1024).contains(numHeadsUpsample) else {
+            throw ModelError.invalidConfig("num_head_channels (-1 or positive), num_heads and num_heads_upsample (-1 or positive) are out of range")
+        }
+        if let numClasses, !(1...1_000_000).contains(numClasses) {
+            throw ModelError.invalidConfig("num_classes must be 1 to 1000000, got \(numClasses)")
+        }
         guard attentionResolutions.allSatisfy({ $0 > 0 && imageSize % $0 == 0 }) else {
             throw ModelError.invalidConfig("attention_resolutions \(attentionResolutions) must divide image_size \(imageSize)")
         }
