@@ -137,6 +137,12 @@ struct Edit: ParsableCommand {
 
     @OptionGroup var modelFiles: ModelFileOptions
 
+    @Option(help: ArgumentHelp("Largest photo or mask, in megapixels: a bigger one is refused from its header before it is decoded.", valueName: "MP"))
+    var maxMegapixels = 100
+
+    @Flag(help: "Start even when the memory available is clearly less than the edit is estimated to need.")
+    var skipMemoryCheck = false
+
     @Flag(help: "Also save every sample's x0 prediction at a fifth of the steps, in intermediates/ (pixel only).")
     var saveIntermediates = false
 
@@ -159,6 +165,7 @@ struct Edit: ParsableCommand {
         if seed != "-1" && UInt64(seed) == nil {
             throw ValidationError("--seed must be a whole number from 0 to \(UInt64.max), or -1 for a random seed; got \(seed)")
         }
+        try validateMegapixels(maxMegapixels)
     }
 
     /// Refuses the options of the other method (one line each, naming the option).
@@ -228,6 +235,8 @@ struct Edit: ParsableCommand {
         request.truncatePrompt = truncatePrompt
         request.randomSeed = seed == "-1"
         request.precision = precision
+        request.maximumPixels = maxMegapixels * 1_000_000
+        request.checksMemory = !skipMemoryCheck
         return request
     }
 

@@ -35,8 +35,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Largest upload (photo and mask together), in MB.", valueName: "MB"))
     var maxUploadMb = 32
 
-    @Option(help: ArgumentHelp("Largest photo or mask, in megapixels.", valueName: "MP"))
-    var maxMegapixels = 50
+    @Option(help: ArgumentHelp("Largest photo or mask, in megapixels (checked from the file's header before decoding).", valueName: "MP"))
+    var maxMegapixels = 100
 
     @Option(help: ArgumentHelp("Another host name the server may be reached by (repeatable).", valueName: "name"))
     var allowHost: [String] = []
@@ -47,7 +47,8 @@ struct Serve: AsyncParsableCommand {
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0 to 65535") }
         guard queueLimit >= 0 else { throw ValidationError("--queue-limit must be at least 0") }
-        guard maxUploadMb >= 1, maxMegapixels >= 1 else { throw ValidationError("--max-upload-mb and --max-megapixels must be at least 1") }
+        guard maxUploadMb >= 1 else { throw ValidationError("--max-upload-mb must be at least 1") }
+        try validateMegapixels(maxMegapixels)
     }
 
     func serverConfiguration() throws -> ServerConfiguration {

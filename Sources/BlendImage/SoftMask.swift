@@ -39,9 +39,12 @@ public struct SoftMask: Sendable, Hashable {
     }
 
     /// The mask in a PNG or JPEG file, for a photo of `photoSize` (see the rules above).
-    /// - Throws: ``ImageError`` for an unreadable file, ``MaskError/aspectMismatch(mask:image:)``.
-    public init(contentsOf path: String, photoSize: ImageSize) throws {
-        try self.init(maskImage: Photo(contentsOf: path), photoSize: photoSize, source: path)
+    /// A file declaring more than `maximumPixels` is refused from its header, before decoding.
+    /// - Throws: ``ImageError`` for an unreadable file (``ImageError/exceedsPixelLimit(source:width:height:limit:)``
+    ///   over the limit), ``MaskError/aspectMismatch(mask:image:)``.
+    public init(contentsOf path: String, photoSize: ImageSize,
+                maximumPixels: Int = ImageSize.defaultMaximumDecodedPixels) throws {
+        try self.init(maskImage: Photo(contentsOf: path, maximumPixels: maximumPixels), photoSize: photoSize, source: path)
     }
 
     /// The mask a decoded mask image describes, for a photo of `photoSize`.

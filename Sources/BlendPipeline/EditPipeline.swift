@@ -101,7 +101,8 @@ public enum EditPipeline {
         var loadSeconds = checked.loadSeconds
         let isLatent = settings.method == .latent
 
-        if request.resume && OutputFolder.unfinishedRunNames(in: request.outputDirectory).isEmpty {
+        if request.resume && OutputFolder.unfinishedRunNames(in: request.outputDirectory).isEmpty
+            && OutputFolder.unpublishedRunNames(in: request.outputDirectory).isEmpty {
             throw OutputError.nothingToResume(path: request.outputDirectory, reason: "it holds no unfinished run")
         }
 
@@ -126,6 +127,21 @@ public enum EditPipeline {
         }
         var resumed: RunFolder?
         if request.resume {
+            // A run killed after its report.json but before `latest` was pointed at it is
+            // finished: resuming it publishes it (newest first), with nothing left to make.
+            let unpublished = Set(OutputFolder.unpublishedRunNames(in: request.outputDirectory))
+            func matches(_ run: RunFolder) -> Bool {
+                run.job(EditJob.self).map { $0.matches(job(), ignoringSeed: request.randomSeed) } ?? false
+            }
+            if !folder.runs().contains(where: { !$0.isFinished && matches($0) }),
+               let finished = folder.runs().reversed().first(where: { unpublished.contains($0.id) && matches($0) }),
+               let data = try? Data(contentsOf: finished.reportFile), let report = try? decodeJSON(EditReport.self, from: data) {
+                try folder.publish(finished)
+                keptSomething = true
+                try notice("\(finished.id) had finished but was not yet OUT/latest (interrupted at its end): it is now")
+                try events(.wroteOutputs(directory: finished.directory.path))
+                return report
+            }
             let candidates = folder.runs().filter { !$0.isFinished }
             guard !candidates.isEmpty else {
                 throw OutputError.nothingToResume(path: request.outputDirectory, reason: "it holds no unfinished run")
@@ -323,16 +339,17 @@ public enum EditPipeline {
     ///
     /// - Throws: ``OutputError/notWritable(path:reason:)``, ``ImageError``, ``MaskError``,
     ///   `ClipTokenizerError`, `EditError` (settings, a prompt too long without
-    ///   `truncatePrompt`), ``ModelLoadingError`` (missing model files).
+    ///   `truncatePrompt`), ``ModelLoadingError`` (missing model files), ``MemoryError`` (with
+    ///   `checksMemory`: clearly too little memory available for the models and batch).
     public static func check(_ request: EditRequest) throws -> CheckedEdit {
         let settings = request.settings
         var notices: [String] = []
         try OutputFolder.checkCanCreate(request.outputDirectory)
         try request.maskOptions.validate()
-        let photo = try Photo(contentsOf: request.imagePath)
+        let photo = try Photo(contentsOf: request.imagePath, maximumPixels: request.maximumPixels)
         var soft: SoftMask
         if let maskPath = request.maskPath {
-            soft = try SoftMask(contentsOf: maskPath, photoSize: photo.size)
+            soft = try SoftMask(contentsOf: maskPath, photoSize: photo.size, maximumPixels: request.maximumPixels)
             if soft.origin == .maskTransparency {
                 notices.append("\(maskPath) has transparent pixels: they mark the region to edit (transparent = edit, opaque = keep)")
             }
@@ -390,6 +407,10 @@ public enum EditPipeline {
             loadSeconds = Date().timeIntervalSince(loadStart)
             preloadedUNet = unet
             modelSize = unet.config.imageSize
+        }
+        if request.checksMemory, let estimate = memoryEstimate(request, modelSize: modelSize!),
+           let available = request.availableMemoryBytes ?? EditMemory.availableBytes() {
+            try EditMemory.check(estimate, available: available)
         }
         let geometry = try resolveGeometry(mask: fullMask, photo: photo.size, options: request.maskOptions, modelSize: modelSize!)
         return CheckedEdit(photo: photo, softMask: soft, tokens: tokens, editedFraction: editedFraction, notices: notices,
@@ -451,6 +472,19 @@ public enum EditPipeline {
         s.batchSize = settings.batchSize
         s.seed = settings.seed
         return s
+    }
+
+    /// The peak memory estimate of `request` with a model of `modelSize`.
+    public static func memoryEstimate(_ request: EditRequest, modelSize: Int) -> MemoryEstimate? {
+        func size(_ path: String) -> Int {
+            ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? 0
+        }
+        let settings = request.settings
+        let usesLPIPS = settings.method == .localClip && settings.lpipsSimLambda != 0
+        return EditMemory.estimate(EditMemory.Workload(
+            method: settings.method, modelSize: modelSize, batch: max(1, min(settings.batchSize, settings.samples)),
+            augmentations: settings.augmentations, diffusionFileBytes: size(request.models.diffusion),
+            clipFileBytes: size(request.models.clip), lpipsFileBytes: usesLPIPS ? size(request.models.vgg16) : 0))
     }
 
     /// The edit region for `mask` and its mask at the model's size.

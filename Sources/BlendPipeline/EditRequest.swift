@@ -172,6 +172,16 @@ public struct EditRequest: Sendable {
     public var resume: Bool = false
     /// Keep the prompt's first 75 tokens when it is longer than CLIP reads, instead of failing.
     public var truncatePrompt: Bool = false
+    /// The largest photo or mask read, in pixels (`--max-megapixels`): checked from each
+    /// file's header before any pixel is decoded (``ImageError/exceedsPixelLimit(source:width:height:limit:)``).
+    public var maximumPixels: Int = ImageSize.defaultMaximumDecodedPixels
+    /// Refuse the edit in ``EditPipeline/check(_:)`` (``MemoryError``) when the memory
+    /// available is clearly below its estimate (``EditMemory``), rather than be killed part way.
+    /// `blend edit` turns it on (`--skip-memory-check` turns it off).
+    public var checksMemory: Bool = false
+    /// The memory available, in bytes, for that check; nil reads MemAvailable from
+    /// /proc/meminfo (tests give a value).
+    public var availableMemoryBytes: Int? = nil
     /// Ignore `settings.seed` and draw a random one; it is announced (``EditEvent/notice(_:)``)
     /// and recorded in the report. A resumed run keeps the seed of the run it continues.
     public var randomSeed: Bool = false

@@ -81,6 +81,18 @@ final class OutputFolder {
         }
     }
 
+    /// The names of the finished runs (with report.json) newer than the one `latest` points
+    /// at: runs killed between writing report.json and publishing (newest last); reads only.
+    static func unpublishedRunNames(in path: String) -> [String] {
+        let root = URL(fileURLWithPath: path)
+        let runs = root.appendingPathComponent(runsName)
+        let latest = (try? FileManager.default.destinationOfSymbolicLink(atPath: root.appendingPathComponent(latestName).path))
+            .map { URL(fileURLWithPath: $0).lastPathComponent } ?? ""
+        return ((try? FileManager.default.contentsOfDirectory(atPath: runs.path)) ?? []).filter {
+            !$0.hasPrefix(".") && $0 > latest && FileManager.default.fileExists(atPath: runs.appendingPathComponent("\($0)/report.json").path)
+        }.sorted()
+    }
+
     /// Creates the folder if needed and takes its lock.
     /// - Throws: ``OutputError/busy(path:)`` when another run holds it.
     init(path: String, hook: (@Sendable (String) throws -> Void)?) throws {

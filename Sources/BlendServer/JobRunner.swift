@@ -241,6 +241,7 @@ final class JobRunner: Sendable {
         request.maskOptions = settings.maskOptions
         request.truncatePrompt = settings.truncatePrompt
         if settings.method == .latent { request.latent = settings.latentOptions }
+        request.maximumPixels = configuration.maxUploadPixels
         return request
     }
 

@@ -1,3 +1,4 @@
+import BlendImage
 import BlendPipeline
 import Foundation
 
@@ -16,8 +17,9 @@ public struct ServerConfiguration: Sendable {
     public var queueLimit: Int = 8
     /// The largest request body accepted (the photo and the mask together), in bytes.
     public var maxUploadBytes: Int = 32 * 1024 * 1024
-    /// The largest photo or mask accepted, in pixels (checked from the file header, before decoding).
-    public var maxUploadPixels: Int = 50_000_000
+    /// The largest photo or mask accepted, in pixels (checked from the file header, before
+    /// decoding, at upload and again when the job reads its files). `--max-megapixels`.
+    public var maxUploadPixels: Int = ImageSize.defaultMaximumDecodedPixels
     /// Further host names the server answers to (besides loopback names and `host`), for a
     /// server reached through a name of its own.
     public var extraAllowedHosts: [String] = []

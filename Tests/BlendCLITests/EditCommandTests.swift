@@ -82,6 +82,22 @@ let commandRunLock = Mutex<Void>(())
         #expect(message.contains("prompt is empty"))
     }
 
+    @Test func maxMegapixelsReachesTheDecodersAndRefusesBadValues() throws {
+        #expect(try Edit.parse(["p.png", "--prompt", "x"]).request().maximumPixels == 100_000_000)
+        #expect(try Edit.parse(["p.png", "--prompt", "x"]).request().checksMemory)
+        #expect(try !Edit.parse(["p.png", "--prompt", "x", "--skip-memory-check"]).request().checksMemory)
+        #expect(try Edit.parse(["p.png", "--prompt", "x", "--max-megapixels", "12"]).request().maximumPixels == 12_000_000)
+        #expect(try Edit.parse(["p.png", "--prompt", "x", "--max-megapixels", "10000"]).request().maximumPixels == 10_000_000_000)
+        for bad in ["0", "-5", "10001", "1.5", "lots", "99999999999999999999"] {
+            #expect(throws: (any Error).self, "--max-megapixels \(bad)") { try Edit.parse(["p.png", "--prompt", "x", "--max-megapixels", bad]) }
+        }
+        do {
+            _ = try Edit.parse(["p.png", "--prompt", "x", "--max-megapixels", "0"])
+        } catch {
+            #expect(Edit.message(for: error).contains("--max-megapixels must be 1 to 10000"))
+        }
+    }
+
     /// A malformed `--diffusion-config` is one line naming the key and the flag, not a `DecodingError` dump.
     @Test func malformedDiffusionConfigIsOneLineNamingTheKey() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("blend-bad-config-\(getpid()).json")

@@ -9,7 +9,7 @@ import BlendServer
         let configuration = try Serve.parse([]).serverConfiguration()
         #expect(configuration.host == "127.0.0.1" && configuration.port == 8188 && configuration.isLoopback)
         #expect(configuration.queueLimit == 8)
-        #expect(configuration.maxUploadBytes == 32 * 1024 * 1024 && configuration.maxUploadPixels == 50_000_000)
+        #expect(configuration.maxUploadBytes == 32 * 1024 * 1024 && configuration.maxUploadPixels == 100_000_000)
         #expect(configuration.models.diffusion.hasSuffix("256x256_diffusion_uncond.pt"))
         #expect(ServerConfiguration.defaultDataDirectory(environment: ["HOME": "/home/u"]).path == "/home/u/.local/share/blend")
         #expect(ServerConfiguration.defaultDataDirectory(environment: ["HOME": "/home/u", "XDG_DATA_HOME": "/data"]).path == "/data/blend")
@@ -29,5 +29,8 @@ import BlendServer
         #expect(configuration.extraAllowedHosts == ["studio.local"])
         #expect(throws: (any Error).self) { try Serve.parse(["--port", "70000"]) }
         #expect(throws: (any Error).self) { try Serve.parse(["--max-upload-mb", "0"]) }
+        for bad in ["0", "10001", "many"] {
+            #expect(throws: (any Error).self, "--max-megapixels \(bad)") { try Serve.parse(["--max-megapixels", bad]) }
+        }
     }
 }

@@ -55,6 +55,30 @@ func expectLatestIsWhole(_ out: URL, context: String) {
         return EditRequest(imagePath: photo, maskPath: mask, outputDirectory: out.path, settings: settings, models: models.paths)
     }
 
+    /// Killed between report.json and the `latest` link: the run is finished, and `--resume`
+    /// publishes it without making anything again (found by KillResumeTests).
+    @Test func resumingARunKilledBeforeItsLinkPublishesIt() throws {
+        let models = try TinyModelFiles.scratch()
+        defer { models.remove() }
+        let out = models.directory.appendingPathComponent("out")
+        var first = try request(models, out: out, samples: 1, batch: 1)
+        first.fileOperationHook = { if $0 == "replace latest" { throw SimulatedCrash(operation: $0) } }
+        #expect(throws: SimulatedCrash.self) { try EditPipeline.run(first) }
+        #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("latest").path))
+        #expect(OutputFolder.unpublishedRunNames(in: out.path).count == 1 && OutputFolder.unfinishedRunNames(in: out.path).isEmpty)
+        var again = try request(models, out: out, samples: 1, batch: 1)
+        again.resume = true
+        var events: [String] = []
+        let report = try EditPipeline.run(again) { event in
+            if case .loadingModels = event { events.append("loading") }
+            if case let .notice(text) = event { events.append(text) }
+        }
+        #expect(!events.contains("loading") && events.contains { $0.contains("is now") })
+        expectLatestIsWhole(out, context: "after resuming")
+        #expect(report.samples.count == 1 && OutputFolder.unpublishedRunNames(in: out.path).isEmpty)
+        #expect(throws: OutputError.self) { try EditPipeline.run(again) }  // nothing left to resume
+    }
+
     func rankedBytes(_ report: EditReport) throws -> [[UInt8]] {
         try report.samples.map { Array(try Data(contentsOf: URL(fileURLWithPath: report.directory).appendingPathComponent($0.file))) }
     }

@@ -261,4 +261,52 @@ func writeVariant(of photoPath: String, in directory: URL, name: String, alpha: 
         let report = try EditPipeline.run(request)
         #expect(report.samples.count == 1 && report.region == PixelBox(x: 4, y: 0, width: 32, height: 30))
     }
+
+    /// `--max-megapixels`: a photo or mask over the limit is refused from its header, before
+    /// any pixel is decoded and before anything is created.
+    @Test func photosAndMasksOverThePixelLimitAreRefusedFromTheirHeaders() throws {
+        // A 4x4 PNG whose IHDR claims 12,000 x 9,000 (108 MP): a few dozen bytes, no huge file.
+        func bigEndian(_ v: Int) -> [UInt8] { [24, 16, 8, 0].map { UInt8(truncatingIfNeeded: v >> $0) } }
+        func crc32(_ bytes: ArraySlice<UInt8>) -> UInt32 {
+            var crc: UInt32 = 0xFFFF_FFFF
+            for byte in bytes {
+                crc ^= UInt32(byte)
+                for _ in 0..<8 { crc = crc & 1 != 0 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1 }
+            }
+            return ~crc
+        }
+        var claim = try RGBImage(width: 4, height: 4, pixels: [UInt8](repeating: 90, count: 48)).encoded(as: .png)
+        claim.replaceSubrange(16..<24, with: bigEndian(12_000) + bigEndian(9_000))
+        claim.replaceSubrange(29..<33, with: bigEndian(Int(crc32(claim[12..<29]))))
+
+        var huge = try request("pixel-limit-photo") { request, directory in
+            request.imagePath = directory.appendingPathComponent("huge.png").path
+            try Data(claim).write(to: URL(fileURLWithPath: request.imagePath))
+        }
+        #expect(huge.maximumPixels == 100_000_000)
+        #expect(throws: ImageError.exceedsPixelLimit(source: huge.imagePath, width: 12_000, height: 9_000, limit: 100_000_000)) {
+            try EditPipeline.check(huge)
+        }
+        huge.maximumPixels = 120_000_000
+        #expect(throws: ImageError.self) { try EditPipeline.check(huge) }  // then its data is too short
+        #expect(!FileManager.default.fileExists(atPath: huge.outputDirectory))
+
+        // The 40x30 photo (1,200 pixels) under a limit of 1,199, and its 80x60 mask under 2,000.
+        var small = try request("pixel-limit-small")
+        small.maximumPixels = 1_199
+        #expect(throws: ImageError.exceedsPixelLimit(source: small.imagePath, width: 40, height: 30, limit: 1_199)) {
+            try EditPipeline.check(small)
+        }
+        small.maximumPixels = 1_200
+        _ = try EditPipeline.check(small)
+        let bigMask = try request("pixel-limit-mask") { request, directory in
+            request.maskPath = try writePhotoAndMask(in: directory.appendingPathComponent("mask80"), maskSize: (80, 60)).mask
+            request.maximumPixels = 2_000
+        }
+        #expect(throws: ImageError.exceedsPixelLimit(source: bigMask.maskPath!, width: 80, height: 60, limit: 2_000)) {
+            try EditPipeline.check(bigMask)
+        }
+        let message = String(describing: ImageError.exceedsPixelLimit(source: "huge.png", width: 12_000, height: 9_000, limit: 100_000_000))
+        #expect(message.contains("--max-megapixels") && message.contains("downscale"))
+    }
 }

@@ -1,0 +1,181 @@
+import BlendEditor
+import Foundation
+
+/// An edit's estimated peak resident memory: what it holds whatever the batch, plus what
+/// each sample of a batch adds during a guided step.
+public struct MemoryEstimate: Equatable, Sendable, CustomStringConvertible {
+    /// Bytes held whatever the batch: the weights, the engine's kept transforms of them, its
+    /// block cache (at most 1 GiB).
+    public var fixedBytes: Int
+    /// Bytes each sample of a batch adds at the peak of a step (the recorded graph of the
+    /// models it goes through, e.g. the UNet's activations and CLIP's views).
+    public var perSampleBytes: Int
+    /// Samples made together (`--batch`).
+    public var batch: Int
+    /// What the models are, for messages: "the 256x256 diffusion model and CLIP".
+    public var what: String
+
+    public init(fixedBytes: Int, perSampleBytes: Int, batch: Int, what: String) {
+        self.fixedBytes = fixedBytes
+        self.perSampleBytes = perSampleBytes
+        self.batch = batch
+        self.what = what
+    }
+
+    /// The estimated peak, in bytes.
+    public var peakBytes: Int { fixedBytes + batch * perSampleBytes }
+
+    /// The same workload at another batch size.
+    public func with(batch: Int) -> MemoryEstimate {
+        var copy = self
+        copy.batch = batch
+        return copy
+    }
+
+    /// The largest batch (up to `batch`) whose estimate is within `bytes`; 0 when not even one.
+    public func largestBatch(within bytes: Int) -> Int {
+        guard perSampleBytes > 0 else { return fixedBytes <= bytes ? batch : 0 }
+        return max(0, min(batch, (bytes - fixedBytes) / perSampleBytes))
+    }
+
+    public var description: String {
+        "about \(gibibytes(peakBytes)) for \(what) at batch \(batch) (\(gibibytes(fixedBytes)) + \(batch) x \(gibibytes(perSampleBytes)) per sample)"
+    }
+}
+
+/// The edit needs clearly more memory than the machine has available.
+public enum MemoryError: Error, Equatable, CustomStringConvertible {
+    /// `available`: MemAvailable of /proc/meminfo (or the value a test gave), in bytes.
+    case insufficient(estimate: MemoryEstimate, available: Int)
+
+    public var description: String {
+        switch self {
+        case let .insufficient(estimate, available):
+            var text = "not enough memory: this edit needs \(estimate), but only \(gibibytes(available)) is available"
+                + " (MemAvailable in /proc/meminfo), so it would be killed part way. "
+            let fitting = estimate.largestBatch(within: available)
+            if fitting >= 1 {
+                text += "Use --batch \(fitting) (\(gibibytes(estimate.with(batch: fitting).peakBytes)); the results are the same, only slower),"
+                    + " close other programs,"
+            } else {
+                text += "Even --batch 1 needs \(gibibytes(estimate.with(batch: 1).peakBytes)): close other programs, use a machine with more memory,"
+            }
+            return text + " or pass --skip-memory-check to try anyway."
+        }
+    }
+}
+
+/// Memory estimates of edits, per method and model, and the check `blend edit` makes before
+/// it loads anything.
+///
+/// The numbers are calibrated on measurements of the engine (BENCHMARKS.md, random weights at
+/// full size, release build): one guided Blended Diffusion step of the 256x256 model with
+/// CLIP ViT-B/16 at batch 1 and 8 views peaks at 8.40 GiB; the UNet's forward alone at 3.82
+/// GiB and its forward + backward at 6.05 GiB (so its recorded graph is about 2.3 GiB per
+/// 256x256 sample); CLIP ViT-B/16's forward + backward of 8 views at 2.18 GiB. A method
+/// added later (the latent one) adds its own case to ``estimate(_:)``.
+public enum EditMemory {
+    /// What an edit runs, as far as memory goes.
+    public struct Workload: Equatable, Sendable {
+        public var method: EditMethod
+        /// The model's square resolution (256 for `256x256_diffusion_uncond`).
+        public var modelSize: Int
+        /// Samples made together.
+        public var batch: Int
+        /// Views of each sample CLIP embeds per step.
+        public var augmentations: Int
+        /// Sizes of the model files in bytes (float32 weights take about their file's size;
+        /// a float16 file makes the estimate lower than the truth, never higher).
+        public var diffusionFileBytes: Int
+        public var clipFileBytes: Int
+        /// The LPIPS (VGG-16) file, for `local-clip`; 0 when not used.
+        public var lpipsFileBytes: Int
+
+        public init(method: EditMethod, modelSize: Int, batch: Int, augmentations: Int, diffusionFileBytes: Int,
+                    clipFileBytes: Int, lpipsFileBytes: Int = 0) {
+            self.method = method
+            self.modelSize = modelSize
+            self.batch = batch
+            self.augmentations = augmentations
+            self.diffusionFileBytes = diffusionFileBytes
+            self.clipFileBytes = clipFileBytes
+            self.lpipsFileBytes = lpipsFileBytes
+        }
+    }
+
+    /// The official files' sizes the constants below were measured with.
+    static let referenceUNetFileBytes = 2_211_000_000.0
+    static let referenceClipFileBytes = 351_000_000.0
+    static let gib = 1024.0 * 1024 * 1024
+
+    /// The estimated peak of one guided step of `workload` (the peak of the whole edit:
+    /// loading and writing results need less).
+    /// Nil for a method not estimated yet (`latent`: it adds its measured case here).
+    public static func estimate(_ workload: Workload) -> MemoryEstimate? {
+        let w = workload
+        let pixels = Double(w.modelSize * w.modelSize) / (256.0 * 256.0)
+        let unetWidth = (Double(w.diffusionFileBytes) / referenceUNetFileBytes).squareRoot()
+        let clipWidth = (Double(w.clipFileBytes) / referenceClipFileBytes).squareRoot()
+        switch w.method {
+        case .blended, .localClip:
+            // Weights: the UNet's (with the kept Winograd transforms of its 3x3 kernels and the
+            // forward's transients: 1.4x its file, from the 3.82 GiB forward), CLIP's (float16
+            // on disk, float32 in memory), the engine's block cache.
+            var fixed = 1.4 * Double(w.diffusionFileBytes) + 1.8 * Double(w.clipFileBytes) + 1.0 * gib
+            // Per sample: the UNet's recorded graph, and CLIP's graph for every view.
+            var perSample = 2.3 * gib * pixels * unetWidth + 0.2 * gib * Double(w.augmentations) * clipWidth
+            var what = "the \(w.modelSize)x\(w.modelSize) diffusion model and CLIP with \(w.augmentations) views"
+            if w.method == .localClip && w.lpipsFileBytes > 0 {
+                // VGG-16's weights, and its graph of each sample's background (not measured:
+                // an allowance of half a GiB per 256x256 sample).
+                fixed += Double(w.lpipsFileBytes)
+                perSample += 0.5 * gib * pixels
+                what += " and LPIPS"
+            }
+            return MemoryEstimate(fixedBytes: Int(fixed), perSampleBytes: Int(perSample), batch: w.batch, what: what)
+        case .latent:
+            return nil
+        }
+    }
+
+    /// An edit is refused when the memory available is below this share of its estimate: the
+    /// estimate's per-sample part is derived from separate measurements, so only a clear
+    /// shortfall is refused.
+    public static let refusalShare = 0.8
+
+    /// Refuses `estimate` when `available` bytes are clearly too few.
+    /// - Throws: ``MemoryError/insufficient(estimate:available:)``, saying what to do.
+    public static func check(_ estimate: MemoryEstimate, available: Int) throws {
+        if Double(available) < refusalShare * Double(estimate.peakBytes) {
+            throw MemoryError.insufficient(estimate: estimate, available: available)
+        }
+    }
+
+    /// `MemAvailable` of a `/proc/meminfo` text, in bytes; nil when it has none.
+    public static func availableBytes(meminfo: String) -> Int? {
+        for line in meminfo.split(separator: "\n") where line.hasPrefix("MemAvailable:") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count >= 2, let value = Int(fields[1]), value >= 0 else { return nil }
+            let unit = fields.count >= 3 ? fields[2].lowercased() : "b"
+            switch unit {
+            case "kb": return value.multipliedReportingOverflow(by: 1024).overflow ? nil : value * 1024
+            case "b": return value
+            default: return nil
+            }
+        }
+        return nil
+    }
+
+    /// The memory available to a new process now (Linux: MemAvailable of /proc/meminfo); nil
+    /// where that cannot be read (then nothing is refused).
+    public static func availableBytes() -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8) else { return nil }
+        return availableBytes(meminfo: text)
+    }
+}
+
+/// "8.4 GiB", "512 MiB".
+func gibibytes(_ bytes: Int) -> String {
+    let value = Double(bytes) / (1024 * 1024 * 1024)
+    return value >= 1 ? String(format: "%.1f GiB", value) : String(format: "%.0f MiB", Double(bytes) / (1024 * 1024))
+}

@@ -1,0 +1,96 @@
+import Foundation
+import Testing
+import BlendEditor
+@testable import BlendPipeline
+import BlendPipelineTestSupport
+
+/// The up-front memory check of `blend edit`: the estimate against the measured step, the
+/// refusal with its numbers and advice, MemAvailable, and the pipeline refusing before it
+/// creates anything (with an injected "available memory", so no small machine is needed).
+@Suite(.serialized) struct MemoryEstimateTests {
+    static let gib = 1024 * 1024 * 1024
+    /// The official 256x256 UNet and CLIP ViT-B/16 files.
+    func fullSize(batch: Int, method: EditMethod = .blended, augmentations: Int = 8) -> MemoryEstimate {
+        EditMemory.estimate(.init(method: method, modelSize: 256, batch: batch, augmentations: augmentations,
+                                  diffusionFileBytes: 2_211_000_000, clipFileBytes: 351_000_000,
+                                  lpipsFileBytes: method == .localClip ? 553_000_000 : 0))!
+    }
+
+    @Test func theFullSizeStepMatchesItsMeasurementAndGrowsWithTheBatch() {
+        // BENCHMARKS.md: one guided step at batch 1 peaks at 8.40 GiB.
+        let one = fullSize(batch: 1)
+        #expect(abs(Double(one.peakBytes) / Double(Self.gib) - 8.40) < 0.25, "\(one)")
+        let four = fullSize(batch: 4)
+        #expect(four.peakBytes == four.fixedBytes + 4 * four.perSampleBytes && four.fixedBytes == one.fixedBytes)
+        #expect(four.peakBytes > 19 * Self.gib && four.peakBytes < 21 * Self.gib, "\(four)")
+        #expect(fullSize(batch: 1, augmentations: 16).peakBytes > one.peakBytes)
+        #expect(fullSize(batch: 1, method: .localClip).peakBytes > one.peakBytes)
+        // A 512x512 model holds four times the activations per sample.
+        let big = EditMemory.estimate(.init(method: .blended, modelSize: 512, batch: 1, augmentations: 8,
+                                            diffusionFileBytes: 2_211_000_000, clipFileBytes: 351_000_000))!
+        #expect(big.perSampleBytes > 2 * one.perSampleBytes)
+        #expect(one.description.contains("8.4 GiB") && one.description.contains("batch 1"))
+    }
+
+    @Test func largestBatchWithin() {
+        let estimate = MemoryEstimate(fixedBytes: 4 * Self.gib, perSampleBytes: 4 * Self.gib, batch: 4, what: "x")
+        #expect(estimate.largestBatch(within: 3 * Self.gib) == 0)
+        #expect(estimate.largestBatch(within: 8 * Self.gib) == 1)
+        #expect(estimate.largestBatch(within: 15 * Self.gib) == 2)
+        #expect(estimate.largestBatch(within: 100 * Self.gib) == 4)
+    }
+
+    @Test func clearlyTooLittleMemoryIsRefusedWithTheNumbersAndWhatToDo() throws {
+        let four = fullSize(batch: 4)
+        try EditMemory.check(four, available: four.peakBytes)
+        try EditMemory.check(four, available: Int(Double(four.peakBytes) * 0.81))  // not clearly too little
+        do {
+            try EditMemory.check(four, available: 14 * Self.gib)
+            Issue.record("14 GiB for a batch of 4 was accepted")
+        } catch let error as MemoryError {
+            #expect(error == .insufficient(estimate: four, available: 14 * Self.gib))
+            let text = error.description
+            #expect(text.contains("20.") && text.contains("14.0 GiB") && text.contains("MemAvailable"))
+            #expect(text.contains("--batch 2") && text.contains("--skip-memory-check"))
+        }
+        do {
+            try EditMemory.check(four, available: 5 * Self.gib)
+            Issue.record("5 GiB was accepted")
+        } catch let error as MemoryError {
+            #expect(error.description.contains("Even --batch 1 needs 8.4 GiB"))
+        }
+    }
+
+    @Test func memAvailableIsReadFromMeminfo() {
+        let text = "MemTotal:       24596012 kB\nMemFree:        14000000 kB\nMemAvailable:   17825792 kB\nBuffers: 1 kB\n"
+        #expect(EditMemory.availableBytes(meminfo: text) == 17_825_792 * 1024)
+        #expect(EditMemory.availableBytes(meminfo: "MemTotal: 1 kB\n") == nil)
+        #expect(EditMemory.availableBytes(meminfo: "MemAvailable: lots kB\n") == nil)
+        #expect(EditMemory.availableBytes(meminfo: "MemAvailable: 99999999999999999999 kB\n") == nil)
+        #expect(EditMemory.availableBytes(meminfo: "MemAvailable: 9999999999999999 kB\n") == nil)
+        #if os(Linux)
+        #expect((EditMemory.availableBytes() ?? 0) > 0)
+        #endif
+    }
+
+    @Test func thePipelineRefusesBeforeCreatingAnything() throws {
+        let models = try TinyModelFiles.scratch()
+        let directory = models.directory.appendingPathComponent("memory-check")
+        let (photo, mask) = try writePhotoAndMask(in: directory)
+        var request = EditRequest(imagePath: photo, maskPath: mask, outputDirectory: directory.appendingPathComponent("out").path,
+                                  settings: quickSettings(), models: models.paths)
+        request.checksMemory = true
+        let estimate = try #require(EditPipeline.memoryEstimate(request, modelSize: TinyModelFiles.unetConfig.imageSize))
+        #expect(estimate.batch == 2 && estimate.peakBytes > Self.gib)
+        request.availableMemoryBytes = 100 * 1024 * 1024
+        #expect(throws: MemoryError.insufficient(estimate: estimate, available: 100 * 1024 * 1024)) {
+            _ = try EditPipeline.run(request)
+        }
+        #expect(!FileManager.default.fileExists(atPath: request.outputDirectory))
+        request.availableMemoryBytes = 64 * Self.gib
+        _ = try EditPipeline.check(request)
+        request.checksMemory = false
+        request.availableMemoryBytes = 1
+        _ = try EditPipeline.check(request)
+    }
+}
