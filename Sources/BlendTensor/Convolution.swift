@@ -69,12 +69,19 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil,
                            outH: h / stride.0 + 1, outW: w / stride.1 + 1)
     let precision = ComputePrecision.current.effective
     if let conv = convolutionOnOneDNN(geo, precision: precision, hasBias: bias != nil) {
+        // Image by image (the primitive is for one): a sample's result does not depend on its batch.
         let y = Tensor(uninitializedShape: [geo.batch, geo.outChannels, geo.outH, geo.outW])
-        conv.forward(x.pointer, weight: weight, bias: bias, into: y.pointer)
+        let inSize = geo.inChannels * geo.inPlane, outSize = geo.outChannels * geo.outPlane
+        for n in 0..<geo.batch { conv.forward(x.pointer + n * inSize, weight: weight, bias: bias, into: y.pointer + n * outSize) }
         let inputShape = x.shape
         return Tensor.recorded(y, from: [x]) { g in
             let gx = Tensor(uninitializedShape: inputShape)
-            return [conv.inputGradient(g.pointer, weight: weight, into: gx.pointer) ? gx : convInputGradient(g, weight: weight, geo)]
+            for n in 0..<geo.batch {
+                guard conv.inputGradient(g.pointer + n * outSize, weight: weight, into: gx.pointer + n * inSize) else {
+                    return [convInputGradient(g, weight: weight, geo)]
+                }
+            }
+            return [gx]
         }
     }
     if precision == .bf16Rounded {

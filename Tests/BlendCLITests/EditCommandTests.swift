@@ -4,6 +4,7 @@ import BlendEditor
 import BlendImage
 import Foundation
 import BlendPipeline
+import BlendTensor
 @testable import BlendCLI
 import Synchronization
 
@@ -25,6 +26,7 @@ let commandRunLock = Mutex<Void>(())
         #expect(request.outputDirectory == "output")
         #expect(request.models.diffusion.hasSuffix("256x256_diffusion_uncond.pt"))
         #expect(request.models.clip.hasSuffix("ViT-B-16.pt"))
+        #expect(request.precision == .fp32)
     }
 
     @Test func everyDocumentedFlagParses() throws {
@@ -42,6 +44,7 @@ let commandRunLock = Mutex<Void>(())
         #expect(!request.settings.enforceBackground && request.saveIntermediates)
         #expect(request.models.diffusion == "d.pt" && request.models.clip == "c.pt" && request.models.clipVocabulary == "v.gz")
         #expect(request.outputDirectory == "dir")
+        #expect(try Edit.parse(["p.png", "--prompt", "x", "--precision", "bf16"]).request().precision == .bf16)
     }
 
     @Test func photoOptionsParse() throws {
@@ -78,6 +81,9 @@ let commandRunLock = Mutex<Void>(())
         #expect(throws: (any Error).self) { try Edit.parse(["photo.png", "--mask", "m.png", "--prompt", "x", "--seed", "-2"]) }
         #expect(throws: (any Error).self) { try Edit.parse(["photo.png", "--mask", "m.png", "--prompt", "x", "--region", "1,2,3"]) }
         #expect(throws: (any Error).self) { try Edit.parse(["photo.png", "--prompt", "x", "--region", "0,0,0,5"]) }
+        // bf16-rounded only measures accuracy: not offered on the command line.
+        #expect(throws: (any Error).self) { try Edit.parse(["photo.png", "--prompt", "x", "--precision", "bf16-rounded"]) }
+        #expect(throws: (any Error).self) { try Edit.parse(["photo.png", "--prompt", "x", "--precision", "fp16"]) }
         let message = Edit.message(for: ValidationError("the prompt is empty: say what the masked region should become"))
         #expect(message.contains("prompt is empty"))
     }

@@ -5,6 +5,7 @@ import BlendImage
 import BlendModels
 import BlendPipeline
 import BlendPipelineTestSupport
+import BlendTensor
 
 func quickSettings(_ prompt: String = "a red ball") -> EditSettings {
     var s = EditSettings(prompt: prompt)
@@ -62,6 +63,7 @@ func quickSettings(_ prompt: String = "a red ball") -> EditSettings {
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: latest.appendingPathComponent("report.json"))) as? [String: Any]
         #expect((json?["samples"] as? [Any])?.count == 3)
         #expect((json?["settings"] as? [String: Any])?["seed"] as? Int == 404)
+        #expect(json?["precision"] as? String == "fp32")
         #expect(json?["region"] as? [String: Int] == ["x": 4, "y": 0, "width": 32, "height": 30])
         #expect(abs((json?["edited_fraction"] as? Double ?? 0) - 16.0 * 14 / 1200) < 1e-9)
         let intermediates = try FileManager.default.contentsOfDirectory(atPath: latest.appendingPathComponent("intermediates").path)
@@ -81,6 +83,29 @@ func quickSettings(_ prompt: String = "a red ball") -> EditSettings {
         #expect(Set(try FileManager.default.contentsOfDirectory(atPath: out.path)) == [".lock", "latest", "runs"])
         #expect(Set(try FileManager.default.contentsOfDirectory(atPath: report.directory))
                 == ["job.json", "progress.jsonl", "samples", "ranked", "contact_sheet.png", "report.json", "intermediates"])
+    }
+
+    /// `--precision bf16` runs in bf16 where the CPU has it; elsewhere in fp32, saying so once,
+    /// and the report records what ran.
+    @Test func bf16IsRecordedOrFallsBackWithANotice() throws {
+        let models = try TinyModelFiles.scratch()
+        defer { models.remove() }
+        let (photo, mask) = try writePhotoAndMask(in: models.directory)
+        var settings = quickSettings()
+        settings.samples = 1
+        var request = EditRequest(imagePath: photo, maskPath: mask, outputDirectory: models.directory.appendingPathComponent("out").path,
+                                  settings: settings, models: models.paths)
+        request.precision = .bf16
+        var notices: [String] = []
+        let report = try EditPipeline.run(request) { event in
+            if case let .notice(text) = event { notices.append(text) }
+        }
+        let fallback = notices.filter { $0.hasPrefix("bf16 needs") }
+        if ComputeLibrary.supportsBF16 {
+            #expect(report.precision == .bf16 && fallback.isEmpty)
+        } else {
+            #expect(report.precision == .fp32 && fallback.count == 1 && report.notices.contains(fallback[0]))
+        }
     }
 
     @Test func sameSeedSameEdits() throws {

@@ -56,14 +56,32 @@ func convolveWithGradient(_ x: Tensor, _ w: Tensor, _ b: Tensor?, stride: Int, p
         let (y1, g1) = try ConvolutionBackend.$current.withValue(.oneDNN) {
             try convolveWithGradient(x, w, b, stride: s.stride, padding: s.padding)
         }
-        // oneDNN really ran (it has optimised fp32 kernels for every CPU this project supports).
-        let shape = OneDNNConvolution.Shape(batch: s.batch, inChannels: s.inC, height: s.size, width: s.size, outChannels: s.outC,
+        // oneDNN really ran (it has optimised fp32 kernels for every CPU this project supports),
+        // one image at a time.
+        let shape = OneDNNConvolution.Shape(batch: 1, inChannels: s.inC, height: s.size, width: s.size, outChannels: s.outC,
                                             kernelH: s.kernel, kernelW: s.kernel, strideH: s.stride, strideW: s.stride,
                                             padH: s.padding, padW: s.padding, bf16: false, bias: s.bias)
         #expect(OneDNNConvolution.cached(shape) != nil)
         #expect(relativeError(y1, y0) <= 1e-5)
         #expect(relativeError(g1, g0) <= 1e-5)
         #expect(y1.shape == y0.shape && g1.shape == x.shape)
+    }
+
+    @Test func oneDNNResultsDoNotDependOnTheBatch() throws {
+        // A sample's edit must not change with the batch it is made in (resumed runs, batch sizes).
+        let x = randn([2, 16, 20, 20], seed: 90), w = randn([24, 16, 3, 3], seed: 91, std: 0.1), b = randn([24], seed: 92)
+        let seed = randn([2, 24, 10, 10], seed: 93)
+        try ConvolutionBackend.$current.withValue(.oneDNN) {
+            func run(_ input: Tensor, _ g: Tensor) throws -> ([Float], [Float]) {
+                let leaf = input.requiringGradient()
+                let y = try conv2d(leaf, weight: w, bias: b, stride: 2, padding: 1)
+                return (y.scalars, try gradients(of: y, withRespectTo: [leaf], seed: g)[0].scalars)
+            }
+            let (pair, pairGradient) = try run(x, seed)
+            let (first, firstGradient) = try run(x.sliced(0..<1, axis: 0), seed.sliced(0..<1, axis: 0))
+            #expect(Array(pair[..<first.count]) == first)
+            #expect(Array(pairGradient[..<firstGradient.count]) == firstGradient)
+        }
     }
 
     @Test func bf16RoundedIsBF16Accurate() throws {
