@@ -96,7 +96,7 @@ server_deps() {
     for module in NIO NIOCore NIOPosix NIOHTTP1 NIOConcurrencyHelpers NIOEmbedded _NIODataStructures _NIOBase64 \
                   CNIOAtomics CNIOLinux CNIOPosix CNIOLLHTTP CNIODarwin CNIOWindows CNIOOpenBSD CNIOFreeBSD CNIOWASI \
                   Atomics _AtomicsShims Collections DequeModule OrderedCollections HeapModule BitCollections \
-                  HashTreeCollections _RopeModule InternalCollectionsUtilities BasicContainers; do
+                  HashTreeCollections _RopeModule InternalCollectionsUtilities BasicContainers ContainersPreview TrailingElementsModule; do
         [[ -d "$debug/$module.build" ]] && mapfile -t -O "${#server_objects[@]}" server_objects < <(find "$debug/$module.build" -name '*.o')
     done
 }

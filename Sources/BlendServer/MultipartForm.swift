@@ -30,6 +30,7 @@ enum MultipartForm {
             var headers: [(String, String)] = []
             var body: [UInt8] = []
         }
+        try body.withUnsafeReadableBytes { try checkHeaderNames($0, boundary: Array(boundary.utf8)) }
         let collector = Collector()
         let parser = MultipartParser(boundary: boundary)
         parser.onHeader = { name, value in collector.headers.append((name, value)) }
@@ -50,6 +51,60 @@ enum MultipartForm {
         var byName: [String: FormPart] = [:]
         for part in collector.parts where byName[part.name] == nil { byName[part.name] = part }
         return byName
+    }
+
+    /// Refuses a body with a byte of 0x80 or more in a part's header name.
+    ///
+    /// MultipartKit 4.7.1 looks each byte of a header name up in a 128-entry table, so such a
+    /// byte traps: a remote crash of `blend serve` from one malformed upload (found by the
+    /// `multipart-form` fuzz target; regression input in `Fuzz/Regressions/multipart-form/`).
+    /// Header names are ASCII tokens (RFC 9110 §5.1), so nothing valid is refused; values
+    /// (a UTF-8 `filename=`) are not checked. Every place the parser can start a header name
+    /// is covered: each line of the header block after any occurrence of `--boundary`, up to
+    /// its first colon. Linear in the body's size.
+    ///
+    /// - Throws: ``ServerError/badRequest(_:)``.
+    static func checkHeaderNames(_ bytes: UnsafeRawBufferPointer, boundary: [UInt8]) throws {
+        guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return }
+        let delimiter = Array("--".utf8) + boundary
+        let crlf: [UInt8] = [0x0D, 0x0A]
+        let count = bytes.count
+        /// The offset of `needle` at or after `from`, or nil (Knuth–Morris–Pratt: linear, so
+        /// a body crafted of near-delimiters cannot make it quadratic).
+        func find(_ needle: [UInt8], from: Int) -> Int? {
+            var fallback = [Int](repeating: 0, count: needle.count)
+            var k = 0
+            for i in needle.indices.dropFirst() {
+                while k > 0, needle[i] != needle[k] { k = fallback[k - 1] }
+                if needle[i] == needle[k] { k += 1 }
+                fallback[i] = k
+            }
+            var matched = 0
+            var i = from
+            while i < count {
+                while matched > 0, base[i] != needle[matched] { matched = fallback[matched - 1] }
+                if base[i] == needle[matched] { matched += 1 }
+                if matched == needle.count { return i + 1 - needle.count }
+                i += 1
+            }
+            return nil
+        }
+        var searchFrom = 0
+        while let found = find(delimiter, from: searchFrom) {
+            // The rest of the delimiter's line, then the header lines up to the blank one.
+            var line = (find(crlf, from: found + delimiter.count) ?? count) + 2
+            while line < count, base[line] != 0x0D {
+                var i = line
+                while i < count, base[i] != UInt8(ascii: ":"), base[i] != 0x0D {
+                    if base[i] >= 0x80 {
+                        throw ServerError.badRequest("the multipart/form-data body is malformed (a part's header name is not ASCII)")
+                    }
+                    i += 1
+                }
+                line = (find(crlf, from: i) ?? count) + 2
+            }
+            searchFrom = max(found + 1, line)
+        }
     }
 
     /// A `name=value` or `name="value"` parameter of a header value.
