@@ -169,9 +169,12 @@ seed() {
               part photo '; filename="photo.png"' 'Content-Type: image/png\r\n'; cat "$png"; printf '\r\n'
               part mask '; filename="mask.png"' 'Content-Type: image/png\r\n'; cat "$png"; printf '\r\n--%s--\r\n' "$b"
             } > "$corpus/job"
+            # The first 600 bytes of a JPEG (read with head alone: `cat … | head` can die of
+            # SIGPIPE, which pipefail turns into this script's failure).
+            local jpegs=(Tests/BlendImageTests/Fixtures/jpeg/*.jpg)
             { printf 'multipart/form-data; boundary="%s"\n' "$b"
               part prompt "" "" ; printf 'une balle rouge \xc3\xa9\r\n'
-              part photo '; filename="../../etc/passwd"' '' ; cat Tests/BlendImageTests/Fixtures/jpeg/*.jpg 2>/dev/null | head -c 600; printf '\r\n--%s--\r\n' "$b"
+              part photo '; filename="../../etc/passwd"' '' ; head -c 600 "${jpegs[0]}"; printf '\r\n--%s--\r\n' "$b"
             } > "$corpus/job-quoted-boundary"
             printf 'multipart/form-data; boundary=x\n--x\r\nContent-Disposition: form-data; name="prompt"\r\n\r\nhi\r\n--x--\r\n' > "$corpus/tiny" ;;
         clip-tokenizer)
@@ -213,7 +216,7 @@ for target in "${targets[@]}"; do
             echo "FINDING $target: $(grep -m1 -E 'ERROR|Fatal error|==[0-9]+==' "$log" || tail -1 "$log") (see $log, $build/artifacts/$target/)"
             status=1
         fi
-        runs=$(grep -m1 'stat::number_of_executed_units' "$log" | awk '{print $2}')
+        runs=$(grep -m1 'stat::number_of_executed_units' "$log" | awk '{print $2}' || true)
         cov=$(grep -E '^#[0-9]+' "$log" | tail -1 | grep -oE 'cov: [0-9]+' || true)
         echo "$target: ${runs:-?} executions in ${seconds} s, ${cov:-cov: ?}, corpus $(ls "$build/corpus/$target" | wc -l) inputs"
     fi
