@@ -69,9 +69,9 @@ enum MultipartForm {
         let delimiter = Array("--".utf8) + boundary
         let crlf: [UInt8] = [0x0D, 0x0A]
         let count = bytes.count
-        /// The offset of `needle` at or after `from`, or nil (Knuth–Morris–Pratt: linear, so
-        /// a body crafted of near-delimiters cannot make it quadratic).
-        func find(_ needle: [UInt8], from: Int) -> Int? {
+        /// Knuth–Morris–Pratt failure table of `needle`, computed once per needle (linear
+        /// search, so a body crafted of near-delimiters cannot make it quadratic).
+        func failureTable(_ needle: [UInt8]) -> [Int] {
             var fallback = [Int](repeating: 0, count: needle.count)
             var k = 0
             for i in needle.indices.dropFirst() {
@@ -79,6 +79,11 @@ enum MultipartForm {
                 if needle[i] == needle[k] { k += 1 }
                 fallback[i] = k
             }
+            return fallback
+        }
+        let delimiterTable = failureTable(delimiter), crlfTable = failureTable(crlf)
+        /// The offset of `needle` (with its `fallback` table) at or after `from`, or nil.
+        func find(_ needle: [UInt8], _ fallback: [Int], from: Int) -> Int? {
             var matched = 0
             var i = from
             while i < count {
@@ -90,9 +95,9 @@ enum MultipartForm {
             return nil
         }
         var searchFrom = 0
-        while let found = find(delimiter, from: searchFrom) {
+        while let found = find(delimiter, delimiterTable, from: searchFrom) {
             // The rest of the delimiter's line, then the header lines up to the blank one.
-            var line = (find(crlf, from: found + delimiter.count) ?? count) + 2
+            var line = (find(crlf, crlfTable, from: found + delimiter.count) ?? count) + 2
             while line < count, base[line] != 0x0D {
                 var i = line
                 while i < count, base[i] != UInt8(ascii: ":"), base[i] != 0x0D {
@@ -101,7 +106,7 @@ enum MultipartForm {
                     }
                     i += 1
                 }
-                line = (find(crlf, from: i) ?? count) + 2
+                line = (find(crlf, crlfTable, from: i) ?? count) + 2
             }
             searchFrom = max(found + 1, line)
         }
