@@ -33,6 +33,16 @@ extension DiffusionSolver {
         }
     }
 
+    /// The clean-sample estimate x0 (diffusers' `pred_original_sample`, predXStart) that step
+    /// `index` is built on, from the model's output (ε or v) for `sample` at the level of
+    /// `timesteps[index]`: ``NoiseSchedule/predictions(modelOutput:sample:alphaBar:predictionType:)``,
+    /// as DDIM and DPM-Solver++ compute it inside ``step(modelOutput:index:sample:)``.
+    /// `[N, C, h, w]` like `sample`. Throws for an index outside the steps or mismatched shapes.
+    public func predictedOriginal(modelOutput: Tensor, index: Int, sample: Tensor) throws -> Tensor {
+        try NoiseSchedule.predictions(modelOutput: modelOutput, sample: sample, alphaBar: inputAlphaBar(at: index),
+                                      predictionType: predictionType).x0
+    }
+
     /// The first step an image-to-image run takes (diffusers' img2img `get_timesteps`): with
     /// `strength` s in (0, 1], it runs the last `int(steps · s)` steps and starts at index
     /// `steps − int(steps · s)`, from the source noised to that step's timestep. Throws when

@@ -59,6 +59,15 @@ public struct LatentEditProgress: Sendable {
     public var timestep: Int
     /// The latents `[B, C, h, w]` after the step and the blending.
     public var latents: Tensor
+    /// The step's estimate of the final latents, x0 (predXStart) `[B, C, h, w]`, from the
+    /// guided model output before the step (``DiffusionSolver/predictedOriginal(modelOutput:index:sample:)``).
+    public var predictedLatents: Tensor
+    /// The colour map fitted to this edit's source (``LatentPreview``).
+    public var preview: LatentPreview
+
+    /// A cheap view of the x0 estimates at the image's size, `[B, 3, H, W]` in [−1, 1]:
+    /// ``predictedLatents`` through ``preview`` (no decode), upsampled ×f.
+    public func previewImage() throws -> Tensor { try preview.image(predictedLatents) }
 
     public var completedSteps: Int { batch * steps + step }
     public var totalSteps: Int { batches * steps }
@@ -155,6 +164,7 @@ public struct BlendedLatentDiffusionEditor: Sendable {
         guard source.rank == 4, source.dim(0) == 1, source.dim(2) == h, source.dim(3) == w else {
             throw EditError.badInput("the autoencoder returned a latent of shape \(source.shape), expected [1, C, \(h), \(w)]")
         }
+        let preview = try LatentPreview.fit(latent: source, image: image, factor: f)
         let latentMask = try LatentMasks.downsample(mask, height: h, width: w)
         guard try latentMask.sum().scalar > 0 else {
             throw EditError.badInput("the mask selects nothing to edit on the \(h) × \(w) latent grid: mark a larger region to change in white")
@@ -186,6 +196,7 @@ public struct BlendedLatentDiffusionEditor: Sendable {
                 } else {
                     output = try denoiser.predict(x, timestep: t, context: cond)
                 }
+                let predicted = try solver.predictedOriginal(modelOutput: output, index: index, sample: x)
                 x = try solver.step(modelOutput: output, index: index, sample: x)
                 let level = settings.blendLevel == .same ? try solver.outputAlphaBar(at: index) : try solver.inputAlphaBar(at: index)
                 let background = try NoiseSchedule.addNoise(
@@ -193,7 +204,8 @@ public struct BlendedLatentDiffusionEditor: Sendable {
                 let m = masks[LatentMasks.progressiveIndex(step: index - startIndex, steps: stepsRun, count: masks.count)]
                 x = try blendBackground(sample: x, background: background, mask: m)
                 try progress(LatentEditProgress(sampleIndices: batch, batch: batchNumber, batches: batches.count,
-                                                step: index - startIndex + 1, steps: stepsRun, timestep: t, latents: x))
+                                                step: index - startIndex + 1, steps: stepsRun, timestep: t, latents: x,
+                                                predictedLatents: predicted, preview: preview))
             }
             for (k, i) in batch.enumerated() {
                 let latent = try x.sliced(k..<k + 1, axis: 0)

@@ -239,9 +239,8 @@ public enum EditPipeline {
                   try editor.edit(image: modelImage.tensor(), mask: maskTensor, context: context, unconditionalContext: unconditional,
                                     sampleIndices: remaining, progress: { p in
                     stepsDone += 1
-                    // No x0 prediction without another decode: the preview is the latents' first
-                    // three channels (a rough view of the layout), clamped to [−1, 1].
-                    let view = try p.latents.sliced(0..<min(3, p.latents.dim(1)), axis: 1).clamped(min: -1, max: 1)
+                    // The x0 estimate through the colour map fitted to the source (no decode).
+                    let view = try p.previewImage()
                     try events(.step(EditProgress(iteration: p.batch, iterations: p.batches, step: p.step, steps: p.steps,
                                                   timestep: p.timestep, sampleIndices: p.sampleIndices, sample: p.latents,
                                                   predictedImage: view, clipLoss: 0, rangeLoss: 0)))

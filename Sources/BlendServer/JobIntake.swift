@@ -111,6 +111,12 @@ enum JobIntake {
         if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
             throw ServerError.badRequest("unknown setting \"\(unknown)\"; known: \(known.sorted().joined(separator: ", "))")
         }
+        // A fraction where a whole number belongs: named here, as the decoder's own message does not.
+        for key in ["samples", "batch", "skip", "augmentations", "regionPadding", "feather", "reconstructBackground"] {
+            if let number = object[key] as? NSNumber, number.doubleValue != number.doubleValue.rounded(.towardZero) {
+                throw ServerError.badRequest("\(key) must be a whole number, got \(number)")
+            }
+        }
         let settings: JobSettings
         do {
             settings = try APIJSON.decoder.decode(JobSettings.self, from: Data(bytes))
@@ -135,6 +141,9 @@ enum JobIntake {
                 }
                 guard settings.negativePrompt.utf8.count <= ClipTokenizer.maximumTextBytes else {
                     throw ServerError.badRequest("the negative prompt is over \(ClipTokenizer.maximumTextBytes) bytes: shorten it")
+                }
+                guard (0...10_000).contains(settings.reconstructBackground) else {
+                    throw ServerError.badRequest("reconstructBackground must be 0 (off) to 10000 Adam steps, got \(settings.reconstructBackground)")
                 }
                 try settings.latentOptions.validate()
             } else {

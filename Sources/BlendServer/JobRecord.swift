@@ -51,6 +51,10 @@ public struct JobSettings: Codable, Sendable, Equatable {
     public var strength: Double
     public var guidanceScale: Float
     public var negativePrompt: String
+    /// `--reconstruct-background`: Adam steps (0 to 10000, default 0: off) on each latent
+    /// sample's latent after decoding, so that its decoding matches the photo outside the mask
+    /// (BLD §4.2); each step is a VAE decode and its backward pass.
+    public var reconstructBackground: Int
 
     /// The CLI's defaults.
     public init() { self.init(EditSettings(prompt: ""), MaskOptions()) }
@@ -66,6 +70,7 @@ public struct JobSettings: Codable, Sendable, Equatable {
         strength = latent.strength
         guidanceScale = latent.guidanceScale
         negativePrompt = latent.negativePrompt
+        reconstructBackground = latent.backgroundReconstructionSteps
         method = s.method
         samples = s.samples
         batch = s.batchSize
@@ -110,6 +115,7 @@ public struct JobSettings: Codable, Sendable, Equatable {
         options.strength = strength
         options.guidanceScale = guidanceScale
         options.negativePrompt = negativePrompt
+        options.backgroundReconstructionSteps = reconstructBackground
         return options
     }
 
@@ -122,7 +128,7 @@ public struct JobSettings: Codable, Sendable, Equatable {
         case method, samples, batch, steps, skip, ddim, seed, invertMask, enforceBackground
         case clipLambda, rangeLambda, lpipsLambda, l2Lambda, augmentations
         case maskThreshold, region, regionPadding, feather, truncatePrompt
-        case scheduler, strength, guidanceScale, negativePrompt
+        case scheduler, strength, guidanceScale, negativePrompt, reconstructBackground
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -150,6 +156,7 @@ public struct JobSettings: Codable, Sendable, Equatable {
         try c.encode(strength, forKey: .strength)
         try c.encode(guidanceScale, forKey: .guidanceScale)
         try c.encode(negativePrompt, forKey: .negativePrompt)
+        try c.encode(reconstructBackground, forKey: .reconstructBackground)
     }
 
     /// Reads a (possibly partial) settings object; absent fields keep the CLI's defaults.
@@ -211,6 +218,7 @@ public struct JobSettings: Codable, Sendable, Equatable {
         strength = try c.decodeIfPresent(Double.self, forKey: .strength) ?? strength
         guidanceScale = try c.decodeIfPresent(Float.self, forKey: .guidanceScale) ?? guidanceScale
         negativePrompt = try c.decodeIfPresent(String.self, forKey: .negativePrompt) ?? negativePrompt
+        reconstructBackground = try c.decodeIfPresent(Int.self, forKey: .reconstructBackground) ?? reconstructBackground
     }
 
     /// A seed that fits the page's JavaScript numbers exactly (below 2^53).

@@ -272,7 +272,7 @@ final class JobRunner: Sendable {
             case .loadedModels:
                 editStart = Date()
             case let .step(p):
-                let progress = makeProgress(id, p, since: editStart)
+                let progress = makeProgress(id, p, since: editStart, hasLosses: job.settings.method != .latent)
                 state.withLock { $0.jobs[id]?.progress = progress }
                 hub.publish(ServerEvent("progress", job: id, progress))
                 let every = max(1, configuration.previewEvery)
@@ -347,14 +347,15 @@ final class JobRunner: Sendable {
         if publish, let job { hub.publish(ServerEvent("job", job: id, job)) }
     }
 
-    private func makeProgress(_ id: String, _ p: EditProgress, since start: Date) -> JobProgress {
+    /// `hasLosses`: the guidance losses mean something (not for the latent method, which has none).
+    private func makeProgress(_ id: String, _ p: EditProgress, since start: Date, hasLosses: Bool) -> JobProgress {
         let elapsed = Date().timeIntervalSince(start)
         let done = Double(p.completedSteps), total = Double(p.totalSteps)
         let perStep = done > 0 ? elapsed / done : nil
         return JobProgress(job: id, iteration: p.iteration, iterations: p.iterations, step: p.step, steps: p.steps,
                            completedSteps: p.completedSteps, totalSteps: p.totalSteps, elapsedSeconds: elapsed,
                            etaSeconds: perStep.map { $0 * (total - done) }, secondsPerStep: perStep,
-                           clipLoss: finite(p.clipLoss), rangeLoss: finite(p.rangeLoss))
+                           clipLoss: hasLosses ? finite(p.clipLoss) : nil, rangeLoss: hasLosses ? finite(p.rangeLoss) : nil)
     }
 
     struct Preview: Encodable {

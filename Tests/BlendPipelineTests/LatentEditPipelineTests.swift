@@ -7,6 +7,7 @@ import BlendImage
 import BlendModels
 import BlendPipeline
 import BlendPipelineTestSupport
+import BlendTensor
 
 /// `--method latent` through the pipeline on the tiny Stable Diffusion models (both layouts),
 /// ranked by the tiny CLIP of `TinyModelFiles`: the model works at 16² (sample_size 8, VAE
@@ -53,7 +54,9 @@ import BlendPipelineTestSupport
         }
         // 2 samples, one at a time, 3 of the 4 steps each; progress counts across batches.
         #expect(steps.map(\.completedSteps) == Array(1...6) && steps.allSatisfy { $0.totalSteps == 6 })
-        #expect(steps.allSatisfy { $0.predictedImage.shape == [1, 3, 8, 8] })
+        // The live preview: each step's x0 estimate through the colour map, at the edit's size.
+        #expect(steps.allSatisfy { $0.predictedImage.shape == [1, 3, 16, 16] })
+        #expect(steps.allSatisfy { $0.predictedImage.scalars.allSatisfy { $0 >= -1 && $0 <= 1 } })
         #expect(finished.map(\.index) == [0, 1])
         #expect(report.modelSize == 16 && report.samples.count == 2)
         #expect(report.samples.map(\.distance) == report.samples.map(\.distance).sorted())
@@ -162,6 +165,40 @@ import BlendPipelineTestSupport
         #expect(try refused { $0.models.clip = "/nonexistent/ViT-B-16.pt" }.contains("blend models download ViT-B-16"))
         // A file that is not a Stable Diffusion model (the pixel method's UNet).
         #expect(try refused { $0.models.stableDiffusion = models.paths.diffusion; $0.models.stableDiffusionConfig = nil } != "")
+    }
+
+    /// The live preview's colour map fitted to a real photo's latent on the tiny SD VAE (2×
+    /// grid) is the least-squares map: its residuals against the photo's 2×2 block means sum to
+    /// zero and are orthogonal to every latent channel (the normal equations), so it maps the
+    /// latent closer to the photo than its mean colour does. (The tiny VAE's random weights keep
+    /// little of the colours linearly, about 6 % of their variance here, numpy's lstsq agreeing;
+    /// SD's trained VAE keeps most: the analytic autoencoder of `LatentPreviewTests` shows the
+    /// exact case.)
+    @Test(arguments: ["sd1", "sd2"])
+    func thePreviewMapIsTheLeastSquaresFitOnATinyVAE(variant: String) throws {
+        let vae = try sd.load(variant, .diffusers).autoencoder
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let demo = try RGBImage(contentsOf: root.appendingPathComponent("examples/photo.png").path)
+        let image = try demo.resizedLanczos(width: 48, height: 48).tensor()
+        let latent = try vae.encode(image)
+        let f = vae.downsamplingFactor
+        let map = try LatentPreview.fit(latent: latent, image: image, factor: f)
+        let means = try adaptiveAvgPool2d(image, outputSize: (height: 48 / f, width: 48 / f))
+        let residual = try map.colors(latent) - means
+        let cells = Float(latent.dim(2) * latent.dim(3))
+        for k in 0..<3 {
+            let r = try residual.sliced(k..<k + 1, axis: 1)
+            #expect(try Swift.abs(r.sum().scalar) / cells < 1e-4)
+            for c in 0..<latent.dim(1) {
+                let z = try latent.sliced(c..<c + 1, axis: 1)
+                let centred = try z - z.mean()
+                #expect(try Swift.abs((r * centred).sum().scalar) / cells < 1e-4, "colour \(k), channel \(c)")
+            }
+        }
+        let fitted = try (residual * residual).mean().scalar
+        let constant = try { let d = try means - means.mean(axes: [2, 3], keepingDimensions: true); return try (d * d).mean().scalar }()
+        #expect(fitted < constant, "mean squared error \(fitted) with the map, \(constant) with the mean colour")
+        #expect(try map.image(latent).shape == [1, 3, 48, 48])
     }
 
     /// `--reconstruct-background`: the Adam steps change the decoded samples (inside the mask:

@@ -55,6 +55,44 @@ import Testing
         }
     }
 
+    /// `reconstructBackground` (`--reconstruct-background`): off by default, carried into the
+    /// pipeline's options, the job's settings and its report.json; bad values are a 400 that
+    /// names the setting and its range.
+    @Test func backgroundReconstructionTravelsToTheReportAndBadValuesAre400() async throws {
+        #expect(try JobIntake.decodeSettings(Array(#"{"method": "latent"}"#.utf8)).reconstructBackground == 0)
+        let given = try JobIntake.decodeSettings(Array(#"{"method": "latent", "reconstructBackground": 12}"#.utf8))
+        #expect(given.reconstructBackground == 12 && given.latentOptions.backgroundReconstructionSteps == 12)
+        for (bad, words) in [(#"{"method": "latent", "reconstructBackground": -1}"#, "reconstructBackground must be 0 (off) to 10000"),
+                             (#"{"method": "latent", "reconstructBackground": 10001}"#, "reconstructBackground must be 0 (off) to 10000"),
+                             (#"{"method": "latent", "reconstructBackground": 2.5}"#, "reconstructBackground must be a whole number, got 2.5"),
+                             (#"{"method": "latent", "reconstructBackground": "many"}"#, "reconstructBackground has the wrong type")] {
+            do {
+                _ = try JobIntake.decodeSettings(Array(bad.utf8))
+                Issue.record("\(bad) was accepted")
+            } catch let error as ServerError {
+                #expect(error.statusCode == 400 && error.description.contains(words), "\(bad): \(error.description)")
+            }
+        }
+        try await withServer(configure: { $0.models = sharedTinySD.editPaths("sd1", .diffusers, clip: $0.models) }) { fixture, _, client in
+            try await client.waitForModels()
+            let refused = try await client.post(.job(photo: fixture.photo, mask: fixture.mask,
+                                                     settings: #"{"method": "latent", "reconstructBackground": -3}"#))
+            #expect(refused.status == .badRequest && refused.message.contains("reconstructBackground must be 0 (off) to 10000"),
+                    "\(refused.message)")
+            let settings = #"{"method": "latent", "steps": 4, "samples": 1, "reconstructBackground": 2}"#
+            let created = try await client.post(.job(photo: fixture.photo, mask: fixture.mask, settings: settings))
+            #expect(created.status == .created, "\(created.text)")
+            let job = try JSONSerialization.jsonObject(with: Data(buffer: created.body)) as? [String: Any]
+            let id = try #require(job?["id"] as? String)
+            #expect((job?["settings"] as? [String: Any])?["reconstructBackground"] as? Int == 2)
+            let finished = try await client.waitForJob(id)
+            #expect(finished["state"] as? String == "finished", "\(finished)")
+            let report = try await client.json("/api/jobs/\(id)/report").object
+            let options = (report["latent"] as? [String: Any])?["options"] as? [String: Any]
+            #expect(options?["background_reconstruction_steps"] as? Int == 2)
+        }
+    }
+
     @Test func anAbsentSDModelDisablesOnlyTheLatentMethodAndNamesItsDownload() async throws {
         let absent = FileManager.default.temporaryDirectory.appendingPathComponent("blend-no-sd-\(UUID().uuidString)/v1-5-pruned-emaonly.safetensors").path
         try await withServer(configure: {

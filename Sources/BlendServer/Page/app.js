@@ -126,6 +126,7 @@ const settingFields = {
   strength: ["set-strength", "float"],
   guidanceScale: ["set-guidance-scale", "float"],
   negativePrompt: ["set-negative-prompt", "text"],
+  reconstructBackground: ["set-reconstruct-background", "int"],
 };
 
 // The settings whose defaults differ by method (the latent method's: blend edit --method latent).
@@ -745,6 +746,7 @@ function renderJob(job) {
   let meta = `${stateWords[job.state] || job.state}${position >= 0 ? ` (number ${position + 1} in the queue)` : ""} · ${job.photo.name}, ${job.photo.width}×${job.photo.height}`
     + (s.method === "latent"
       ? ` · ${s.samples} samples, ${s.steps} steps (strength ${s.strength}, guidance ${s.guidanceScale}), seed ${s.seed}, latent`
+        + (s.reconstructBackground ? `, background reconstruction ${s.reconstructBackground} steps` : "")
       : ` · ${s.samples} samples, ${s.steps} steps (skip ${s.skip}), seed ${s.seed}, ${s.method}`)
     + (job.region ? ` · region ${job.region} at ${job.modelSize}×${job.modelSize}` : "");
   if (job.finishedAt && job.startedAt) meta += ` · took ${formatDuration((new Date(job.finishedAt) - new Date(job.startedAt)) / 1000)}`;
@@ -766,6 +768,15 @@ function renderJob(job) {
     li.textContent = text;
     return li;
   }));
+  // What the preview shows: the pixel methods' x0 predictions; for the latent method the
+  // x0 estimates of the latents through a colour map fitted to the photo (no VAE decode).
+  const latent = s.method === "latent";
+  $("preview-caption").textContent = latent
+    ? "Rough colours of the current predictions of the final image (x₀), read straight from the latent"
+      + " (no decoding: a colour map fitted to your photo, at Stable Diffusion's 1/8 resolution), updated every few steps."
+      + " The results are decoded in full."
+    : "Current predictions of the final image (x₀), updated every few steps.";
+  $("preview").alt = latent ? "Rough colours of the current x0 predictions, from the latent" : "Current x0 predictions";
   const running = job.state === "running" || job.state === "queued";
   $("progress-box").hidden = !running && !(job.progress && job.state !== "finished");
   if (job.progress) renderProgress(job.progress);
