@@ -13,7 +13,8 @@ import FoundationNetworking
 /// The page in a real browser: headless Chromium driven through chromedriver (Debian's
 /// `chromium` and `chromium-driver`, which scripts/install-deps.sh installs). A newcomer's
 /// whole edit: load the page, pick a photo, paint a stroke, type a prompt, run, wait for the
-/// results, compare; with screenshots of each state in `BLEND_SCREENSHOT_DIR` (default
+/// results, compare; then a latent job on the tiny SD model (method chosen on the page, live
+/// previews, results); with screenshots of each state in `BLEND_SCREENSHOT_DIR` (default
 /// `.build/browser-screenshots/`).
 ///
 /// Without Chromium the test fails and says how to install it, unless `BLEND_SKIP_BROWSER_TEST=1`.
@@ -47,7 +48,12 @@ import FoundationNetworking
         let shots = Self.screenshotDirectory
         try FileManager.default.createDirectory(at: shots, withIntermediateDirectories: true)
         let (photoPath, photo) = try Self.photo(in: fixture.directory)
-        let server = try fixture.server()
+        // The tiny SD model too (and its vocabulary, which the tiny CLIP reads as well), for the
+        // latent job; a preview at every step, so that some arrive while the page shows the job.
+        let server = try fixture.server {
+            $0.models = sharedTinySD.editPaths("sd1", .diffusers, clip: $0.models)
+            $0.previewEvery = 1
+        }
         defer { server.shutdown() }
         try await server.application().test(.live) { client in
             let port = try #require(client.port)
@@ -110,7 +116,12 @@ import FoundationNetworking
         try await driver.click("#run")
         try await driver.wait("the error message", #"const t = document.getElementById("toast"); return !t.hidden && t.textContent.includes("samples must be 1 to")"#)
         try await driver.screenshot(to: shots.appendingPathComponent("2-error.png"))
-        try await driver.click("#toast")
+        // Dismissed by a click (unless it already went by itself: it stays 9 s, which a slow
+        // screenshot on a loaded machine can outlast).
+        if try await driver.execute("return document.getElementById('toast').hidden") as? Bool == false {
+            _ = try? await driver.click("#toast")
+        }
+        try await driver.wait("the error message to go", "return document.getElementById('toast').hidden")
 
         // Quick settings (tiny models), then run.
         for (field, value) in [("#set-samples", "2"), ("#set-batch", "2"), ("#set-steps", "10"), ("#set-skip", "7")] {
@@ -187,6 +198,59 @@ import FoundationNetworking
             }
             #expect(changedOutside == 0 && changedInside > mask.editedPixelCount / 2)
         }
+
+        try await latentJob(driver, shots: shots, client: client)
+    }
+
+    /// The latent method on the page: choose it, its settings appear with its defaults, run a
+    /// job on the tiny SD model (the previous result as the photo, the same mask) with a
+    /// background reconstruction; previews of the x0 estimates arrive, captioned as what they
+    /// are, and the results are rendered.
+    func latentJob(_ driver: WebDriver, shots: URL, client: some TestClientProtocol) async throws {
+        #expect(try await driver.execute("return document.getElementById('latent-settings').hidden") as? Bool == true)
+        try await driver.click("#set-method option[value='latent']")
+        try await driver.wait("the latent settings", #"return document.getElementById("set-method").value === "latent" && !document.getElementById("latent-settings").hidden && document.getElementById("set-steps").value === "25""#)
+        #expect(try await driver.execute("return document.getElementById('set-skip').closest('label').hidden") as? Bool == true)
+        #expect(try await driver.execute("return document.getElementById('set-reconstruct-background').value") as? String == "0")
+        for (field, value) in [("#set-samples", "2"), ("#set-batch", "1"), ("#set-steps", "8"), ("#set-reconstruct-background", "2")] {
+            try await driver.clear(field)
+            try await driver.type(field, value)
+        }
+        // Count the previews the page shows (the image's source changes).
+        try await driver.execute("window.previewCount = 0; new MutationObserver(() => { window.previewCount += 1; }).observe(document.getElementById('preview'), {attributes: true, attributeFilter: ['src']});")
+        try await driver.click("#run")
+        try await driver.wait("the latent job's view", "return !document.getElementById('job-view').hidden && state.currentJob && state.jobs.get(state.currentJob).settings.method === 'latent'")
+        let caption = try await driver.execute("return document.getElementById('preview-caption').textContent") as? String
+        #expect(caption?.contains("read straight from the latent") == true, "\(caption ?? "nil")")
+        #expect((try await driver.execute("return document.getElementById('job-meta').textContent") as? String)?.contains("background reconstruction 2 steps") == true)
+        try await driver.wait("the latent results", seconds: 120, "return document.getElementById('job-view').dataset.state === 'finished' && document.querySelectorAll('#results .result-card img').length === 2 && [...document.querySelectorAll('#results .result-card img')].every(i => i.complete && i.naturalWidth > 0)")
+        try await driver.wait("a preview", "const p = document.getElementById('preview'); return window.previewCount > 0 && p.src.startsWith('data:image/png') && p.complete && p.naturalWidth > 0")
+        // The preview strip of one sample at the model's size (16x16 for the tiny SD model).
+        let previewSize = try #require(try await driver.execute(
+            "const p = document.getElementById('preview'); return [p.naturalWidth, p.naturalHeight];") as? [Int])
+        #expect(previewSize == [16, 16])
+        try await driver.screenshot(to: shots.appendingPathComponent("7-latent-results.png"))
+
+        // What the server made: a latent job with the settings of the page, its results differing
+        // from its photo only inside the mask.
+        let id = try #require(try await driver.execute("return state.currentJob") as? String)
+        let job = try await client.json("/api/jobs/\(id)").object
+        let settings = try #require(job["settings"] as? [String: Any])
+        #expect(settings["method"] as? String == "latent" && settings["steps"] as? String == "8" && settings["reconstructBackground"] as? Int == 2)
+        #expect(job["modelSize"] as? Int == 16)
+        let photo = try RGBImage(encoded: Array(buffer: try await client.execute(uri: "/api/jobs/\(id)/photo", method: .get).body))
+        let mask = try EditMask(image: RGBImage(encoded: Array(buffer: try await client.execute(uri: "/api/jobs/\(id)/mask", method: .get).body)))
+        for rank in 1...2 {
+            let result = try RGBImage(encoded: Array(buffer: try await client.execute(uri: "/api/jobs/\(id)/results/\(rank)", method: .get).body))
+            #expect(result.width == photo.width && result.height == photo.height)
+            var changedInside = 0, changedOutside = 0
+            for i in 0..<(photo.width * photo.height) where result.pixels[3 * i..<3 * i + 3] != photo.pixels[3 * i..<3 * i + 3] {
+                if mask.isEdited[i] { changedInside += 1 } else { changedOutside += 1 }
+            }
+            #expect(changedOutside == 0 && changedInside > mask.editedPixelCount / 2)
+        }
+        let report = try await client.json("/api/jobs/\(id)/report").object
+        #expect(((report["latent"] as? [String: Any])?["options"] as? [String: Any])?["background_reconstruction_steps"] as? Int == 2)
     }
 
     func waitForDriver(port: Int) async throws {
