@@ -246,6 +246,7 @@ struct Edit: ParsableCommand {
         var editStart = Date()
         var runDirectory: String?
         var finished = 0
+        var barFraction = 0.0
         let interrupt = InterruptSignal.install()
         defer { interrupt.uninstall() }
         func say(_ text: String) {
@@ -277,8 +278,13 @@ struct Edit: ParsableCommand {
                     let elapsed = Date().timeIntervalSince(editStart)
                     let eta = done > 0 ? elapsed / done * (total - done) : .nan
                     let loss = method == .latent ? "" : ", clip loss \(String(format: "%.3f", p.clipLoss))"
+                    barFraction = done / total
                     bar.show(fraction: done / total,
                              detail: "step \(p.step)/\(p.steps) of run \(p.iteration + 1)/\(p.iterations), ETA \(duration(eta))\(loss)")
+                case let .reconstructionStep(r):
+                    guard !quiet else { return }
+                    bar.show(fraction: barFraction, detail: "reconstructing the background of sample \(r.sample + 1):"
+                        + " step \(r.step)/\(r.steps), loss \(String(format: "%.4f", r.loss))")
                 case let .sampleFinished(sample):
                     finished = sample.finished
                 case .wroteOutputs:

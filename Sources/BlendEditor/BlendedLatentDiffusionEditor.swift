@@ -73,6 +73,25 @@ public struct LatentEditProgress: Sendable {
     public var totalSteps: Int { batches * steps }
 }
 
+/// A step of a sample's background reconstruction (``BackgroundReconstruction``), for
+/// progress display: it runs after the sample's last solver step, and can be long.
+public struct ReconstructionProgress: Sendable, Equatable {
+    /// The sample's number.
+    public var sample: Int
+    /// The Adam step about to be taken (1-based) and the steps in all.
+    public var step: Int
+    public var steps: Int
+    /// The reconstruction loss before this step.
+    public var loss: Float
+
+    public init(sample: Int, step: Int, steps: Int, loss: Float) {
+        self.sample = sample
+        self.step = step
+        self.steps = steps
+        self.loss = loss
+    }
+}
+
 /// One finished latent edit.
 public struct LatentEditSample: Sendable {
     public var index: Int
@@ -137,11 +156,13 @@ public struct BlendedLatentDiffusionEditor: Sendable {
     /// Makes the samples numbered `sampleIndices` (default: all of `0..<settings.samples`),
     /// `batchSize` at a time; sample i's noise depends only on the seed and i, so a resumed edit
     /// that makes only the missing indices gives what an uninterrupted one would have.
-    /// `progress` is called after every step, `finished` with each sample as soon as its batch
-    /// is decoded; a throw from either stops the edit there and is rethrown.
+    /// `progress` is called after every step, `reconstruction` before every step of a
+    /// background reconstruction, `finished` with each sample as soon as its batch is decoded
+    /// (and reconstructed); a throw from any of them stops the edit there and is rethrown.
     public func edit(image: Tensor, mask: Tensor, context: Tensor, unconditionalContext: Tensor,
                      noise: LatentNoise? = nil, sampleIndices: [Int]? = nil,
                      progress: (LatentEditProgress) throws -> Void = { _ in },
+                     reconstruction: (ReconstructionProgress) throws -> Void = { _ in },
                      finished: (LatentEditSample) throws -> Void = { _ in }) throws -> [LatentEditSample] {
         let f = autoencoder.downsamplingFactor
         guard image.rank == 4, image.dim(0) == 1, image.dim(1) == 3, f >= 1,
@@ -211,9 +232,12 @@ public struct BlendedLatentDiffusionEditor: Sendable {
                 let latent = try x.sliced(k..<k + 1, axis: 0)
                 var sample = LatentEditSample(index: i, latent: latent, image: try autoencoder.decode(latent))
                 if settings.backgroundReconstructionSteps > 0 {
-                    let result = try BackgroundReconstruction(steps: settings.backgroundReconstructionSteps)
+                    let steps = settings.backgroundReconstructionSteps
+                    let result = try BackgroundReconstruction(steps: steps)
                         .reconstruct(latent: latent, edited: sample.image, source: image, mask: mask,
-                                     decode: autoencoder.decode)
+                                     decode: autoencoder.decode) { step, loss in
+                            try reconstruction(ReconstructionProgress(sample: i, step: step, steps: steps, loss: loss))
+                        }
                     sample.latent = result.latent
                     sample.image = result.image
                     sample.reconstructionLosses = result.losses

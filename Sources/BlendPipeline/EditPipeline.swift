@@ -244,6 +244,8 @@ public enum EditPipeline {
                     try events(.step(EditProgress(iteration: p.batch, iterations: p.batches, step: p.step, steps: p.steps,
                                                   timestep: p.timestep, sampleIndices: p.sampleIndices, sample: p.latents,
                                                   predictedImage: view, clipLoss: 0, rangeLoss: 0)))
+                }, reconstruction: { r in
+                    try events(.reconstructionStep(r))
                 }, finished: { sample in
                     let image = sample.image.clamped(min: -1, max: 1)
                     try finish(index: sample.index, image: image, distance: ranking.distance(image, mask: maskTensor, text: text))

@@ -241,6 +241,9 @@ public enum EditEvent: Sendable {
     case loadingModels
     case loadedModels(seconds: Double)
     case step(EditProgress)
+    /// A step of the latent method's background reconstruction of one sample (after its last
+    /// solver step; `--reconstruct-background`).
+    case reconstructionStep(ReconstructionProgress)
     /// One sample is on disk (file and a line in `progress.jsonl`).
     case sampleFinished(FinishedSample)
     /// The run is complete and `OUT/latest` points at it (`directory` is the run's folder).

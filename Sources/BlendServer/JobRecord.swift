@@ -281,6 +281,11 @@ public struct JobProgress: Codable, Sendable, Equatable {
     public var secondsPerStep: Double?
     public var clipLoss: Float?
     public var rangeLoss: Float?
+    /// While a latent sample's background is reconstructed (after its last step): the sample's
+    /// number, the Adam step (1-based) and the steps in all; null otherwise.
+    public var reconstructionSample: Int? = nil
+    public var reconstructionStep: Int? = nil
+    public var reconstructionSteps: Int? = nil
 }
 
 /// A job as the API returns it and as `job.json` stores it.

@@ -283,6 +283,17 @@ final class JobRunner: Sendable {
                                                                             iteration: p.iteration, step: p.step, image: preview)))
                     }
                 }
+            case let .reconstructionStep(r):
+                // The solver's steps are done for this sample: the progress says what runs now.
+                let progress = state.withLock { state -> JobProgress? in
+                    guard var progress = state.jobs[id]?.progress else { return nil }
+                    progress.reconstructionSample = r.sample
+                    progress.reconstructionStep = r.step
+                    progress.reconstructionSteps = r.steps
+                    state.jobs[id]?.progress = progress
+                    return progress
+                }
+                if let progress { hub.publish(ServerEvent("progress", job: id, progress)) }
             case let .sampleFinished(sample):
                 // On disk now: listed at once (ranks are provisional until the job finishes).
                 store.removeZip(id)

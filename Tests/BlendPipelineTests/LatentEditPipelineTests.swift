@@ -212,7 +212,16 @@ import BlendTensor
         reconstructed.outputDirectory = models.directory.appendingPathComponent("reconstructed").path
         reconstructed.latent.backgroundReconstructionSteps = 3
         plain.latent.backgroundReconstructionSteps = 0
-        let a = try EditPipeline.run(plain), b = try EditPipeline.run(reconstructed)
+        var seen: [ReconstructionProgress] = []
+        let a = try EditPipeline.run(plain) { event in
+            if case .reconstructionStep = event { Issue.record("a reconstruction step without --reconstruct-background") }
+        }
+        let b = try EditPipeline.run(reconstructed) { event in
+            if case let .reconstructionStep(r) = event { seen.append(r) }
+        }
+        // Each Adam step is announced (it runs after the sample's last solver step).
+        #expect(seen.map { [$0.sample, $0.step, $0.steps] } == [[0, 1, 3], [0, 2, 3], [0, 3, 3]])
+        #expect(seen.allSatisfy { $0.loss.isFinite && $0.loss > 0 })
         let before = try RGBImage(contentsOf: URL(fileURLWithPath: a.directory).appendingPathComponent(a.samples[0].file).path)
         let after = try RGBImage(contentsOf: URL(fileURLWithPath: b.directory).appendingPathComponent(b.samples[0].file).path)
         let original = try RGBImage(contentsOf: plain.imagePath)
@@ -229,6 +238,17 @@ import BlendTensor
         #expect(b.latent?.options.backgroundReconstructionSteps == 3)
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: b.directory).appendingPathComponent("report.json"))) as? [String: Any]
         #expect(((json?["latent"] as? [String: Any])?["options"] as? [String: Any])?["background_reconstruction_steps"] as? Int == 3)
+        // A throw from a reconstruction step stops the run there: the sample is not finished.
+        var cancelled = reconstructed
+        cancelled.outputDirectory = models.directory.appendingPathComponent("cancelled").path
+        var finishedAny = false
+        #expect(throws: CancellationError.self) {
+            try EditPipeline.run(cancelled) { event in
+                if case .sampleFinished = event { finishedAny = true }
+                if case let .reconstructionStep(r) = event, r.step == 2 { throw CancellationError() }
+            }
+        }
+        #expect(!finishedAny)
         let older = try JSONDecoder().decode(LatentOptions.self, from: Data(#"{"scheduler": "ddim", "steps": 30}"#.utf8))
         #expect(older.backgroundReconstructionSteps == 0 && older.steps == 30 && older.scheduler == .ddim && older.strength == 0.75)
     }

@@ -90,6 +90,10 @@ import Testing
             let report = try await client.json("/api/jobs/\(id)/report").object
             let options = (report["latent"] as? [String: Any])?["options"] as? [String: Any]
             #expect(options?["background_reconstruction_steps"] as? Int == 2)
+            // The last progress was the reconstruction's last step.
+            let progress = finished["progress"] as? [String: Any]
+            #expect(progress?["reconstructionSample"] as? Int == 0 && progress?["reconstructionStep"] as? Int == 2
+                    && progress?["reconstructionSteps"] as? Int == 2, "\(progress ?? [:])")
         }
     }
 

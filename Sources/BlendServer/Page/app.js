@@ -790,7 +790,10 @@ function renderProgress(p) {
   $("progress-text").textContent = `Step ${p.step}/${p.steps} of batch ${p.iteration + 1}/${p.iterations} · ${Math.floor(100 * fraction)} %`
     + ` · ETA ${formatDuration(p.etaSeconds)}`
     + (p.secondsPerStep ? ` · ${p.secondsPerStep.toFixed(2)} s/step` : "")
-    + (p.clipLoss == null ? "" : ` · CLIP loss ${p.clipLoss.toFixed(3)}`);
+    + (p.clipLoss == null ? "" : ` · CLIP loss ${p.clipLoss.toFixed(3)}`)
+    + (p.reconstructionSteps
+      ? ` · reconstructing the background of sample ${p.reconstructionSample + 1}: step ${p.reconstructionStep}/${p.reconstructionSteps}`
+      : "");
 }
 
 function renderResults(job) {
