@@ -37,7 +37,7 @@ import FoundationNetworking
         return (path, photo)
     }
 
-    @Test(.timeLimit(.minutes(3))) func aNewcomerEditsAPhotoInTheBrowser() async throws {
+    @Test(.timeLimit(.minutes(5))) func aNewcomerEditsAPhotoInTheBrowser() async throws {
         guard let (browser, driverPath) = WebDriver.executables() else {
             if ProcessInfo.processInfo.environment["BLEND_SKIP_BROWSER_TEST"] == "1" { return }
             Issue.record("Chromium and chromedriver are needed: run scripts/install-deps.sh (Debian: apt-get install chromium chromium-driver), or set BLEND_SKIP_BROWSER_TEST=1")
@@ -74,6 +74,12 @@ import FoundationNetworking
                 try await run(driver, port: port, photoPath: photoPath, photo: photo, shots: shots, client: client)
             } catch {
                 try? await driver.screenshot(to: shots.appendingPathComponent("failure.png"))
+                // The server's view and the page's event stream, to tell a slow job from a page
+                // that stopped hearing about it.
+                let jobs = (try? await client.json("/api/jobs").object["jobs"] as? [[String: Any]])?
+                    .map { "\($0["id"] ?? "?"): \($0["state"] ?? "?") \($0["error"] ?? "")" } ?? []
+                let stream = try? await driver.execute("return events ? events.readyState : -1")
+                Issue.record("at the failure: jobs on the server \(jobs); the page's EventSource readyState \(stream ?? "unknown")")
                 await driver.quit()
                 throw error
             }
