@@ -222,15 +222,17 @@ import FoundationNetworking
             try await driver.clear(field)
             try await driver.type(field, value)
         }
-        // Count the previews the page shows (the image's source changes).
-        try await driver.execute("window.previewCount = 0; new MutationObserver(() => { window.previewCount += 1; }).observe(document.getElementById('preview'), {attributes: true, attributeFilter: ['src']});")
+        // Note the previews the page's event stream brings (the job may finish before the page
+        // has opened it: the newest preview is shown when it opens).
+        try await driver.execute("window.previewJobs = []; events.addEventListener('preview', (e) => window.previewJobs.push(JSON.parse(e.data).job));")
         try await driver.click("#run")
         try await driver.wait("the latent job's view", "return !document.getElementById('job-view').hidden && state.currentJob && state.jobs.get(state.currentJob).settings.method === 'latent'")
         let caption = try await driver.execute("return document.getElementById('preview-caption').textContent") as? String
         #expect(caption?.contains("read straight from the latent") == true, "\(caption ?? "nil")")
         #expect((try await driver.execute("return document.getElementById('job-meta').textContent") as? String)?.contains("background reconstruction 2 steps") == true)
         try await driver.wait("the latent results", seconds: 120, "return document.getElementById('job-view').dataset.state === 'finished' && document.querySelectorAll('#results .result-card img').length === 2 && [...document.querySelectorAll('#results .result-card img')].every(i => i.complete && i.naturalWidth > 0)")
-        try await driver.wait("a preview", "const p = document.getElementById('preview'); return window.previewCount > 0 && p.src.startsWith('data:image/png') && p.complete && p.naturalWidth > 0")
+        let id = try #require(try await driver.execute("return state.currentJob") as? String)
+        try await driver.wait("a preview", "const p = document.getElementById('preview'); return window.previewJobs.includes('\(id)') && p.src.startsWith('data:image/png') && p.complete && p.naturalWidth > 0")
         // The preview strip of one sample at the model's size (16x16 for the tiny SD model).
         let previewSize = try #require(try await driver.execute(
             "const p = document.getElementById('preview'); return [p.naturalWidth, p.naturalHeight];") as? [Int])
@@ -239,7 +241,6 @@ import FoundationNetworking
 
         // What the server made: a latent job with the settings of the page, its results differing
         // from its photo only inside the mask.
-        let id = try #require(try await driver.execute("return state.currentJob") as? String)
         let job = try await client.json("/api/jobs/\(id)").object
         let settings = try #require(job["settings"] as? [String: Any])
         #expect(settings["method"] as? String == "latent" && settings["steps"] as? String == "8" && settings["reconstructBackground"] as? Int == 2)

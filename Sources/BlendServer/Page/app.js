@@ -11,6 +11,7 @@ const state = {
   status: null,          // GET /api/status
   jobs: new Map(),       // id -> job record
   currentJob: null,      // id shown in the job view
+  lastPreview: null,     // {job, image}: the newest preview (one job runs at a time), shown when its job is opened
   photo: null,           // {file: Blob, name, image: ImageBitmap|HTMLImageElement, width, height, url}
   tool: "brush",
   brush: 40,
@@ -733,7 +734,10 @@ function showJob(id) {
   state.currentJob = id;
   $("editor-view").hidden = true;
   $("job-view").hidden = false;
-  $("preview").hidden = true;
+  // The running job's newest preview at once (it may have come before the job was opened).
+  const preview = $("preview");
+  if (state.lastPreview && state.lastPreview.job === id) preview.src = state.lastPreview.image;
+  preview.hidden = !(state.lastPreview && state.lastPreview.job === id);
   renderJob(job);
   renderJobList();
 }
@@ -962,6 +966,7 @@ function connectEvents() {
   });
   events.addEventListener("preview", (e) => {
     const p = JSON.parse(e.data);
+    state.lastPreview = { job: p.job, image: p.image };
     if (state.currentJob !== p.job) return;
     const img = $("preview");
     img.src = p.image;
