@@ -338,17 +338,74 @@ def op_sd15_vae_decode_512():
 
 def op_sd15_text_encoder():
     """CLIP ViT-L/14's text tower (SD 1.5 text_encoder/config.json), random weights, batch 2 x 77."""
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    config = CLIPTextConfig(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-                            num_attention_heads=12, max_position_embeddings=77, hidden_act="quick_gelu",
-                            projection_dim=768)
-    model = CLIPTextModel(config).eval().requires_grad_(False)
+    model = sd15_text_encoder()
     tokens = torch.randint(0, 49408, (2, 77))
 
     def run():
         with torch.no_grad():
             return model(tokens).last_hidden_state
+
+    return run, None
+
+
+def sd15_text_encoder():
+    """CLIP ViT-L/14's text tower (SD 1.5 text_encoder/config.json), random weights."""
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    config = CLIPTextConfig(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+                            num_attention_heads=12, max_position_embeddings=77, hidden_act="quick_gelu",
+                            projection_dim=768)
+    return CLIPTextModel(config).eval().requires_grad_(False)
+
+
+def op_sd15_edit_default():
+    """A whole default one-sample Blended Latent Diffusion edit at 512^2 on diffusers, the work of
+    blend-bench's sd15_edit_default: both prompts through the text encoder, the VAE encode (posterior
+    mean x 0.18215), the source latent noised to the first step that runs, DPM-Solver++(2M) with 25
+    steps of which strength 0.75 runs the last 18 (img2img's rule), each step a classifier-free-guidance
+    UNet call on batch 2 (scale 7.5), the scheduler step, then the latent kept inside the mask and
+    replaced outside by the source latent noised to the level the step reached (Avrahami et al. 2023,
+    section 3: the same noise level; the clean source after the last step), the VAE decode, and the
+    decoded image composited over the source with the pixel mask. Random weights, float32."""
+    from diffusers import DPMSolverMultistepScheduler
+
+    unet, vae, encoder = sd15_unet(), sd15_vae(), sd15_text_encoder()
+    # diffusers' defaults otherwise: dpmsolver++, order 2, midpoint, lower_order_final, linspace spacing.
+    scheduler = DPMSolverMultistepScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
+                                            beta_schedule="scaled_linear")
+    steps, strength, guidance, scaling = 25, 0.75, 7.5, 0.18215
+    image = randn(1, 3, 512, 512).clamp(-1, 1)
+    mask = torch.zeros(1, 1, 512, 512)
+    mask[..., 128:384, 128:384] = 1
+    latent_mask = (F.interpolate(mask, size=(64, 64), mode="nearest") >= 0.5).float()
+    generator = torch.Generator().manual_seed(78)
+    prompt = torch.tensor([[49406] + torch.randint(0, 49000, (5,), generator=generator).tolist() + [49407] * 71])
+    empty = torch.tensor([[49406] + [49407] * 76])
+    alphas_cumprod = scheduler.alphas_cumprod
+
+    def noised(x0, noise, alpha_bar):
+        return alpha_bar.sqrt() * x0 + (1 - alpha_bar).sqrt() * noise
+
+    def run():
+        with torch.no_grad():
+            noise = torch.Generator().manual_seed(404)
+            context = torch.cat([encoder(empty).last_hidden_state, encoder(prompt).last_hidden_state])
+            source = vae.encode(image).latent_dist.mean * scaling
+            scheduler.set_timesteps(steps)
+            timesteps = scheduler.timesteps
+            start = steps - min(int(steps * strength), steps)
+            scheduler.set_begin_index(start)
+            x = noised(source, torch.randn(source.shape, generator=noise), alphas_cumprod[timesteps[start]])
+            for i in range(start, steps):
+                t = timesteps[i]
+                eps = unet(torch.cat([x, x]), t, encoder_hidden_states=context).sample
+                uncond, cond = eps.chunk(2)
+                x = scheduler.step(uncond + guidance * (cond - uncond), t, x).prev_sample
+                level = alphas_cumprod[timesteps[i + 1]] if i + 1 < steps else torch.tensor(1.0)
+                background = noised(source, torch.randn(source.shape, generator=noise), level)
+                x = x * latent_mask + background * (1 - latent_mask)
+            edited = vae.decode(x / scaling).sample
+            return edited * mask + image * (1 - mask)
 
     return run, None
 
@@ -363,6 +420,7 @@ LONG_OPS = {
     "sd15_vae_encode_512": op_sd15_vae_encode_512,
     "sd15_vae_decode_512": op_sd15_vae_decode_512,
     "sd15_text_encoder": op_sd15_text_encoder,
+    "sd15_edit_default": op_sd15_edit_default,
 }
 
 OPS = {
