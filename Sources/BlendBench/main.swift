@@ -206,15 +206,14 @@ func peakRSSGiB() -> Double {
     return kb / 1024 / 1024
 }
 
-let unetBenchmarks: [Benchmark] = [
-    // One guided step of Blended Diffusion at full size, batch 1, 8 CLIP views: the editor
-    // with 99 of 100 steps skipped runs exactly one (plus the final ranking embedding).
-    Benchmark(name: "edit_step_adm256", flops: nil) {
+/// One guided step of Blended Diffusion at full size with `batch` samples made together.
+func editStepBenchmark(name: String, batch: Int) -> Benchmark {
+    Benchmark(name: name, flops: nil) {
         let models = EditorModels(unet: try randomADM256(),
                                   clip: try ClipModel(weights: randomWeights("CLIP"), config: ClipConfig.presets["ViT-B/16"]!))
         var settings = EditSettings(prompt: "a red ball")
-        settings.samples = 1
-        settings.batchSize = 1
+        settings.samples = batch
+        settings.batchSize = batch
         settings.skipTimesteps = 99
         let editor = try BlendedDiffusionEditor(models: models, settings: settings)
         let image = try randn([1, 3, 256, 256]).clamped(min: -1, max: 1)
@@ -223,7 +222,16 @@ let unetBenchmarks: [Benchmark] = [
         }
         let text = try randn([1, 512])
         return { _ = try editor.edit(image: image, mask: mask, promptEmbedding: text) }
-    },
+    }
+}
+
+let unetBenchmarks: [Benchmark] = [
+    // One guided step of Blended Diffusion at full size, batch 1, 8 CLIP views: the editor
+    // with 99 of 100 steps skipped runs exactly one (plus the final ranking embedding).
+    editStepBenchmark(name: "edit_step_adm256", batch: 1),
+    // The same at batch 2 (two samples made together): its peak RSS checks the per-sample
+    // term of the memory estimate `blend edit` refuses by (BlendPipeline/MemoryEstimate.swift).
+    editStepBenchmark(name: "edit_step_adm256_b2", batch: 2),
     // Blended Diffusion's guidance embeds 8 views of each sample per step.
     Benchmark(name: "clip_vitb16_b8_fwd_bwd", flops: nil) {
         let clip = try ClipModel(weights: randomWeights("CLIP"), config: ClipConfig.presets["ViT-B/16"]!)

@@ -41,6 +41,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Another host name the server may be reached by (repeatable).", valueName: "name"))
     var allowHost: [String] = []
 
+    @Option(help: ArgumentHelp("Arithmetic of the diffusion model's convolutions for every job: fp32 (the reference) or bf16 (faster on CPUs with AVX512_BF16 or AMX; elsewhere fp32 is used, with a note in the job's log). Recorded in each report.json.", valueName: "fp32|bf16"))
+    var precision: ComputePrecision = .fp32
+
     @Flag(help: "Open the page in the default browser once the server runs.")
     var open = false
 
@@ -62,6 +65,7 @@ struct Serve: AsyncParsableCommand {
         configuration.maxUploadBytes = maxUploadMb * 1024 * 1024
         configuration.maxUploadPixels = maxMegapixels * 1_000_000
         configuration.extraAllowedHosts = allowHost
+        configuration.precision = precision
         return configuration
     }
 
@@ -79,6 +83,9 @@ struct Serve: AsyncParsableCommand {
                 \(configuration.port) can run edits and see every job. Use --host 127.0.0.1 unless you mean it.
 
                 """.utf8))
+        }
+        if precision == .bf16, let note = ComputePrecision.bf16Unavailable {
+            FileHandle.standardError.write(Data("note: \(note)\n".utf8))
         }
         server.start()
         let display = configuration.host == "0.0.0.0" || configuration.host == "::" ? "127.0.0.1" : configuration.host

@@ -5,10 +5,11 @@ import Foundation
 /// each sample of a batch adds during a guided step.
 public struct MemoryEstimate: Equatable, Sendable, CustomStringConvertible {
     /// Bytes held whatever the batch: the weights, the engine's kept transforms of them, its
-    /// block cache (at most 1 GiB).
+    /// block cache (at most 1 GiB), and what a step needs for the one sample it guides at a time.
     public var fixedBytes: Int
-    /// Bytes each sample of a batch adds at the peak of a step (the recorded graph of the
-    /// models it goes through, e.g. the UNet's activations and CLIP's views).
+    /// Bytes each further sample of a batch adds at the peak of a step (what the batch holds of
+    /// each sample between its guided predictions; the pixel method's graphs are one sample's
+    /// at a time, so this part is small there).
     public var perSampleBytes: Int
     /// Samples made together (`--batch`).
     public var batch: Int
@@ -70,9 +71,9 @@ public enum MemoryError: Error, Equatable, CustomStringConvertible {
 ///
 /// The numbers are calibrated on measurements of the engine (BENCHMARKS.md, random weights at
 /// full size, release build): one guided Blended Diffusion step of the 256x256 model with
-/// CLIP ViT-B/16 at batch 1 and 8 views peaks at 8.40 GiB; the UNet's forward alone at 3.82
-/// GiB and its forward + backward at 6.05 GiB (so its recorded graph is about 2.3 GiB per
-/// 256x256 sample); CLIP ViT-B/16's forward + backward of 8 views at 2.18 GiB. A method
+/// CLIP ViT-B/16 and 8 views peaks at 8.40 GiB at batch 1 and at batch 2 alike; the UNet's
+/// forward alone at 3.82 GiB and its forward + backward at 6.05 GiB (so its recorded graph is
+/// about 2.3 GiB per 256x256 image); CLIP ViT-B/16's forward + backward of 8 views at 2.18 GiB. A method
 /// added later (the latent one) adds its own case to ``estimate(_:)``.
 public enum EditMemory {
     /// What an edit runs, as far as memory goes.
@@ -120,16 +121,21 @@ public enum EditMemory {
         case .blended, .localClip:
             // Weights: the UNet's (with the kept Winograd transforms of its 3x3 kernels and the
             // forward's transients: 1.4x its file, from the 3.82 GiB forward), CLIP's (float16
-            // on disk, float32 in memory), the engine's block cache.
+            // on disk, float32 in memory), the engine's block cache. Then one sample's recorded
+            // graphs: the UNet's and CLIP's for every view. The editor takes the guidance
+            // gradient of one sample at a time (so that a sample does not depend on its batch),
+            // so a batch holds one sample's graphs, not one per sample: a step at batch 2
+            // peaks at the same 8.40 GiB as at batch 1 (BENCHMARKS.md, `edit_step_adm256_b2`).
             var fixed = 1.4 * Double(w.diffusionFileBytes) + 1.8 * Double(w.clipFileBytes) + 1.0 * gib
-            // Per sample: the UNet's recorded graph, and CLIP's graph for every view.
-            var perSample = 2.3 * gib * pixels * unetWidth + 0.2 * gib * Double(w.augmentations) * clipWidth
+                + 2.3 * gib * pixels * unetWidth + 0.2 * gib * Double(w.augmentations) * clipWidth
+            // Per sample: its x_t, x0 estimate, mean, variance and noise (a few [1, 3, H, W]
+            // tensors), with room to spare.
+            let perSample = 32.0 * 1024 * 1024 * pixels
             var what = "the \(w.modelSize)x\(w.modelSize) diffusion model and CLIP with \(w.augmentations) views"
             if w.method == .localClip && w.lpipsFileBytes > 0 {
-                // VGG-16's weights, and its graph of each sample's background (not measured:
-                // an allowance of half a GiB per 256x256 sample).
-                fixed += Double(w.lpipsFileBytes)
-                perSample += 0.5 * gib * pixels
+                // VGG-16's weights, and its graph of the guided sample's background (not
+                // measured: an allowance of half a GiB per 256x256 image).
+                fixed += Double(w.lpipsFileBytes) + 0.5 * gib * pixels
                 what += " and LPIPS"
             }
             return MemoryEstimate(fixedBytes: Int(fixed), perSampleBytes: Int(perSample), batch: w.batch, what: what)

@@ -242,6 +242,7 @@ final class JobRunner: Sendable {
         request.truncatePrompt = settings.truncatePrompt
         if settings.method == .latent { request.latent = settings.latentOptions }
         request.maximumPixels = configuration.maxUploadPixels
+        request.precision = configuration.precision
         return request
     }
 

@@ -1,5 +1,6 @@
 import BlendImage
 import BlendPipeline
+import BlendTensor
 import Foundation
 
 /// How `blend serve` runs: where it listens, where it keeps jobs, which model files it
@@ -23,6 +24,10 @@ public struct ServerConfiguration: Sendable {
     /// Further host names the server answers to (besides loopback names and `host`), for a
     /// server reached through a name of its own.
     public var extraAllowedHosts: [String] = []
+    /// The arithmetic of the diffusion model's convolutions for every job (`--precision`): fp32,
+    /// the reference, or bf16 where the CPU has AVX512_BF16 or AMX (elsewhere a job runs in
+    /// fp32 and its log and report.json say so).
+    public var precision: ComputePrecision = .fp32
     /// An x0 preview is sent every this many denoising steps (and at the last step).
     public var previewEvery: Int = 5
     /// Seconds between keep-alive comments on an idle event stream.

@@ -35,6 +35,16 @@ final class OneDNNConvolution: @unchecked Sendable {
         var outW: Int { (width + 2 * padW - kernelW) / strideW + 1 }
         var padBottom: Int { (outH - 1) * strideH + kernelH - height - padH }
         var padRight: Int { (outW - 1) * strideW + kernelW - width - padW }
+        /// oneDNN's dimensions of the input `[N, C, H, W]`, output `[N, O, outH, outW]` and
+        /// weights `[O, C, kH, kW]`; its strides and its top-left and bottom-right padding.
+        var inputDims: [Int] { [batch, inChannels, height, width] }
+        var outputDims: [Int] { [batch, outChannels, outH, outW] }
+        var weightDims: [Int] { [outChannels, inChannels, kernelH, kernelW] }
+        var strides: [Int64] { [Int64(strideH), Int64(strideW)] }
+        var paddingTopLeft: [Int64] { [Int64(padH), Int64(padW)] }
+        var paddingBottomRight: [Int64] { [Int64(padBottom), Int64(padRight)] }
+        /// The data type of the activations and weights a primitive reads (bias and output stay fp32).
+        var dataType: dnnl_data_type_t { bf16 ? dnnl_bf16 : dnnl_f32 }
 
         var description: String {
             "\(batch)x\(inChannels)x\(height)x\(width)->\(outChannels) k\(kernelH)x\(kernelW) s\(strideH)x\(strideW) p\(padH)x\(padW) "
@@ -99,20 +109,15 @@ final class OneDNNConvolution: @unchecked Sendable {
     /// Creates the forward primitive of `shape` (uncached).
     static func make(_ shape: Shape) -> OneDNNConvolution? {
         guard let context = OneDNN.context, shape.padBottom >= 0, shape.padRight >= 0 else { return nil }
-        let dataType = shape.bf16 ? dnnl_bf16 : dnnl_f32
-        let inDims = [shape.batch, shape.inChannels, shape.height, shape.width]
-        let outDims = [shape.batch, shape.outChannels, shape.outH, shape.outW]
-        let weightDims = [shape.outChannels, shape.inChannels, shape.kernelH, shape.kernelW]
-        guard let userInput = OneDNN.descriptor(inDims, dnnl_f32, dnnl_nchw),
-              let userOutput = OneDNN.descriptor(outDims, dnnl_f32, dnnl_nchw),
-              let userWeights = OneDNN.descriptor(weightDims, dnnl_f32, dnnl_oihw),
+        guard let userInput = OneDNN.descriptor(shape.inputDims, dnnl_f32, dnnl_nchw),
+              let userOutput = OneDNN.descriptor(shape.outputDims, dnnl_f32, dnnl_nchw),
+              let userWeights = OneDNN.descriptor(shape.weightDims, dnnl_f32, dnnl_oihw),
               let userBias = OneDNN.descriptor([shape.outChannels], dnnl_f32, dnnl_a),
-              var src = OneDNN.descriptor(inDims, dataType, dnnl_format_tag_any),
-              var weights = OneDNN.descriptor(weightDims, dataType, dnnl_format_tag_any),
-              var dst = OneDNN.descriptor(outDims, dnnl_f32, dnnl_format_tag_any) else { return nil }
+              var src = OneDNN.descriptor(shape.inputDims, shape.dataType, dnnl_format_tag_any),
+              var weights = OneDNN.descriptor(shape.weightDims, shape.dataType, dnnl_format_tag_any),
+              var dst = OneDNN.descriptor(shape.outputDims, dnnl_f32, dnnl_format_tag_any) else { return nil }
         var bias = userBias
-        var strides = [Int64(shape.strideH), Int64(shape.strideW)]
-        var padL = [Int64(shape.padH), Int64(shape.padW)], padR = [Int64(shape.padBottom), Int64(shape.padRight)]
+        var strides = shape.strides, padL = shape.paddingTopLeft, padR = shape.paddingBottomRight
         var desc = dnnl_convolution_desc_t()
         let status = shape.bias
             ? dnnl_convolution_forward_desc_init(&desc, dnnl_forward_training, dnnl_convolution_direct, &src, &weights, &bias,
@@ -178,15 +183,10 @@ final class OneDNNConvolution: @unchecked Sendable {
 
     private func makeBackward() -> Direction? {
         guard let context = OneDNN.context else { return nil }
-        let dataType = shape.bf16 ? dnnl_bf16 : dnnl_f32
-        let inDims = [shape.batch, shape.inChannels, shape.height, shape.width]
-        let outDims = [shape.batch, shape.outChannels, shape.outH, shape.outW]
-        let weightDims = [shape.outChannels, shape.inChannels, shape.kernelH, shape.kernelW]
-        guard var diffSrc = OneDNN.descriptor(inDims, dnnl_f32, dnnl_format_tag_any),
-              var weights = OneDNN.descriptor(weightDims, dataType, dnnl_format_tag_any),
-              var diffDst = OneDNN.descriptor(outDims, dataType, dnnl_format_tag_any) else { return nil }
-        var strides = [Int64(shape.strideH), Int64(shape.strideW)]
-        var padL = [Int64(shape.padH), Int64(shape.padW)], padR = [Int64(shape.padBottom), Int64(shape.padRight)]
+        guard var diffSrc = OneDNN.descriptor(shape.inputDims, dnnl_f32, dnnl_format_tag_any),
+              var weights = OneDNN.descriptor(shape.weightDims, shape.dataType, dnnl_format_tag_any),
+              var diffDst = OneDNN.descriptor(shape.outputDims, shape.dataType, dnnl_format_tag_any) else { return nil }
+        var strides = shape.strides, padL = shape.paddingTopLeft, padR = shape.paddingBottomRight
         var desc = dnnl_convolution_desc_t()
         guard dnnl_convolution_backward_data_desc_init(&desc, dnnl_convolution_direct, &diffSrc, &weights, &diffDst,
                                                        &strides, &padL, &padR) == dnnl_success,

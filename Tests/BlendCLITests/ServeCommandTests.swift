@@ -10,6 +10,7 @@ import BlendServer
         #expect(configuration.host == "127.0.0.1" && configuration.port == 8188 && configuration.isLoopback)
         #expect(configuration.queueLimit == 8)
         #expect(configuration.maxUploadBytes == 32 * 1024 * 1024 && configuration.maxUploadPixels == 100_000_000)
+        #expect(configuration.precision == .fp32)
         #expect(configuration.models.diffusion.hasSuffix("256x256_diffusion_uncond.pt"))
         #expect(ServerConfiguration.defaultDataDirectory(environment: ["HOME": "/home/u"]).path == "/home/u/.local/share/blend")
         #expect(ServerConfiguration.defaultDataDirectory(environment: ["HOME": "/home/u", "XDG_DATA_HOME": "/data"]).path == "/data/blend")
@@ -19,8 +20,9 @@ import BlendServer
         let configuration = try Serve.parse([
             "--host", "0.0.0.0", "--port", "9000", "--data-dir", "/tmp/d", "--models-dir", "/m", "--diffusion-model", "u.pt",
             "--clip-model", "c.pt", "--clip-vocab", "v.gz", "--queue-limit", "2", "--max-upload-mb", "5", "--max-megapixels", "12",
-            "--allow-host", "studio.local", "--open",
+            "--allow-host", "studio.local", "--open", "--precision", "bf16",
         ]).serverConfiguration()
+        #expect(configuration.precision == .bf16)
         #expect(configuration.host == "0.0.0.0" && !configuration.isLoopback && configuration.port == 9000)
         #expect(configuration.dataDirectory.path == "/tmp/d" && configuration.queueLimit == 2)
         #expect(configuration.maxUploadBytes == 5 * 1024 * 1024 && configuration.maxUploadPixels == 12_000_000)
@@ -29,6 +31,9 @@ import BlendServer
         #expect(configuration.extraAllowedHosts == ["studio.local"])
         #expect(throws: (any Error).self) { try Serve.parse(["--port", "70000"]) }
         #expect(throws: (any Error).self) { try Serve.parse(["--max-upload-mb", "0"]) }
+        for bad in ["fp16", "bf16-rounded"] {
+            #expect(throws: (any Error).self, "--precision \(bad)") { try Serve.parse(["--precision", bad]) }
+        }
         for bad in ["0", "10001", "many"] {
             #expect(throws: (any Error).self, "--max-megapixels \(bad)") { try Serve.parse(["--max-megapixels", bad]) }
         }

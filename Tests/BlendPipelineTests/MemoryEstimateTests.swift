@@ -16,19 +16,21 @@ import BlendPipelineTestSupport
                                   lpipsFileBytes: method == .localClip ? 553_000_000 : 0))!
     }
 
-    @Test func theFullSizeStepMatchesItsMeasurementAndGrowsWithTheBatch() {
-        // BENCHMARKS.md: one guided step at batch 1 peaks at 8.40 GiB.
-        let one = fullSize(batch: 1)
+    @Test func theFullSizeStepMatchesItsMeasurementsAtBatchOneAndTwo() {
+        // BENCHMARKS.md: one guided step peaks at 8.40 GiB at batch 1 and at batch 2 (the editor
+        // guides one sample at a time, so a batch does not hold one graph per sample).
+        let one = fullSize(batch: 1), two = fullSize(batch: 2)
         #expect(abs(Double(one.peakBytes) / Double(Self.gib) - 8.40) < 0.25, "\(one)")
+        #expect(abs(Double(two.peakBytes) / Double(Self.gib) - 8.40) < 0.25, "\(two)")
         let four = fullSize(batch: 4)
         #expect(four.peakBytes == four.fixedBytes + 4 * four.perSampleBytes && four.fixedBytes == one.fixedBytes)
-        #expect(four.peakBytes > 19 * Self.gib && four.peakBytes < 21 * Self.gib, "\(four)")
-        #expect(fullSize(batch: 1, augmentations: 16).peakBytes > one.peakBytes)
+        #expect(four.peakBytes > one.peakBytes && four.peakBytes < one.peakBytes + Self.gib / 4, "\(four)")
+        #expect(fullSize(batch: 1, augmentations: 16).peakBytes > one.peakBytes + Self.gib)
         #expect(fullSize(batch: 1, method: .localClip).peakBytes > one.peakBytes)
-        // A 512x512 model holds four times the activations per sample.
+        // A 512x512 model holds four times the UNet's activations.
         let big = EditMemory.estimate(.init(method: .blended, modelSize: 512, batch: 1, augmentations: 8,
                                             diffusionFileBytes: 2_211_000_000, clipFileBytes: 351_000_000))!
-        #expect(big.perSampleBytes > 2 * one.perSampleBytes)
+        #expect(big.peakBytes > one.peakBytes + 6 * Self.gib)
         #expect(one.description.contains("8.4 GiB") && one.description.contains("batch 1"))
     }
 
@@ -44,20 +46,24 @@ import BlendPipelineTestSupport
         let four = fullSize(batch: 4)
         try EditMemory.check(four, available: four.peakBytes)
         try EditMemory.check(four, available: Int(Double(four.peakBytes) * 0.81))  // not clearly too little
-        do {
-            try EditMemory.check(four, available: 14 * Self.gib)
-            Issue.record("14 GiB for a batch of 4 was accepted")
-        } catch let error as MemoryError {
-            #expect(error == .insufficient(estimate: four, available: 14 * Self.gib))
-            let text = error.description
-            #expect(text.contains("20.") && text.contains("14.0 GiB") && text.contains("MemAvailable"))
-            #expect(text.contains("--batch 2") && text.contains("--skip-memory-check"))
-        }
+        try EditMemory.check(four, available: 8 * Self.gib)  // a 16 GiB machine with a browser open
         do {
             try EditMemory.check(four, available: 5 * Self.gib)
             Issue.record("5 GiB was accepted")
         } catch let error as MemoryError {
-            #expect(error.description.contains("Even --batch 1 needs 8.4 GiB"))
+            #expect(error == .insufficient(estimate: four, available: 5 * Self.gib))
+            let text = error.description
+            #expect(text.contains("8.5 GiB") && text.contains("5.0 GiB") && text.contains("MemAvailable"), "\(text)")
+            #expect(text.contains("Even --batch 1 needs 8.4 GiB") && text.contains("--skip-memory-check"), "\(text)")
+        }
+        // Where each sample adds much (a workload whose samples hold their own graphs), a
+        // smaller batch is the advice.
+        let heavy = MemoryEstimate(fixedBytes: 4 * Self.gib, perSampleBytes: 4 * Self.gib, batch: 4, what: "x")
+        do {
+            try EditMemory.check(heavy, available: 14 * Self.gib)
+            Issue.record("14 GiB for 20 GiB was accepted")
+        } catch let error as MemoryError {
+            #expect(error.description.contains("20.0 GiB") && error.description.contains("Use --batch 2 (12.0 GiB"), "\(error)")
         }
     }
 

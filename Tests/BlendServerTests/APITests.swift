@@ -2,6 +2,7 @@ import BlendEditor
 import BlendImage
 import BlendPipeline
 import BlendPipelineTestSupport
+import BlendTensor
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -104,6 +105,25 @@ import Testing
             #expect(try await client.execute(uri: "/api/jobs/\(id)", method: .get).status == .notFound)
             #expect(!FileManager.default.fileExists(atPath: fixture.data.appendingPathComponent("jobs/\(id)").path))
             #expect(try await client.execute(uri: "/api/jobs/../../etc", method: .get).status == .notFound)
+        }
+    }
+
+    /// `blend serve --precision bf16` reaches every job: bf16 where the CPU has it, else fp32
+    /// with the fallback in the job's report.
+    @Test func theServersPrecisionReachesEveryJob() async throws {
+        try await withServer(configure: { $0.precision = .bf16 }) { fixture, server, client in
+            try await client.waitForModels()
+            let created = try await client.post(.job(photo: fixture.photo, mask: fixture.mask))
+            let id = try #require((try JSONSerialization.jsonObject(with: Data(buffer: created.body)) as? [String: Any])?["id"] as? String)
+            let finished = try await client.waitForJob(id)
+            #expect(finished["state"] as? String == "finished", "\(finished)")
+            let report = try await client.json("/api/jobs/\(id)/report").object
+            let notices = report["notices"] as? [String] ?? []
+            if let fallback = ComputePrecision.bf16Unavailable {
+                #expect(report["precision"] as? String == "fp32" && notices.contains(fallback), "\(report)")
+            } else {
+                #expect(report["precision"] as? String == "bf16", "\(report)")
+            }
         }
     }
 
