@@ -2,6 +2,7 @@ import ArgumentParser
 import BlendModels
 import BlendPipeline
 import BlendServer
+import BlendTensor
 import Foundation
 
 /// `blend serve`: the local web app. A thin front end over ``BlendServer``.
