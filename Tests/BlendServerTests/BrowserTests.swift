@@ -117,8 +117,7 @@ import FoundationNetworking
         try await driver.screenshot(to: shots.appendingPathComponent("1-painted.png"))
 
         // A setting the server refuses: its message is shown.
-        try await driver.clear("#set-samples")
-        try await driver.type("#set-samples", "0")
+        try await driver.fill(["#set-samples": "0"])
         try await driver.click("#run")
         try await driver.wait("the error message", #"const t = document.getElementById("toast"); return !t.hidden && t.textContent.includes("samples must be 1 to")"#)
         try await driver.screenshot(to: shots.appendingPathComponent("2-error.png"))
@@ -130,13 +129,9 @@ import FoundationNetworking
         try await driver.wait("the error message to go", "return document.getElementById('toast').hidden")
 
         // Quick settings (tiny models), then run.
-        for (field, value) in [("#set-samples", "2"), ("#set-batch", "2"), ("#set-steps", "10"), ("#set-skip", "7")] {
-            try await driver.clear(field)
-            try await driver.type(field, value)
-        }
+        try await driver.fill(["#set-samples": "2", "#set-batch": "2", "#set-steps": "10", "#set-skip": "7"])
         try await driver.click("#advanced summary")
-        try await driver.clear("#set-augmentations")
-        try await driver.type("#set-augmentations", "2")
+        try await driver.fill(["#set-augmentations": "2"])
         try await driver.click("#run")
         // Samples are listed as they finish; then the job finishes.
         try await driver.wait("the results", seconds: 120, "return document.getElementById('job-view').dataset.state === 'finished' && document.querySelectorAll('#results .result-card img').length === 2 && [...document.querySelectorAll('#results .result-card img')].every(i => i.complete && i.naturalWidth > 0)")
@@ -218,10 +213,7 @@ import FoundationNetworking
         try await driver.wait("the latent settings", #"return document.getElementById("set-method").value === "latent" && !document.getElementById("latent-settings").hidden && document.getElementById("set-steps").value === "25""#)
         #expect(try await driver.execute("return document.getElementById('set-skip').closest('label').hidden") as? Bool == true)
         #expect(try await driver.execute("return document.getElementById('set-reconstruct-background').value") as? String == "0")
-        for (field, value) in [("#set-samples", "2"), ("#set-batch", "1"), ("#set-steps", "8"), ("#set-reconstruct-background", "2")] {
-            try await driver.clear(field)
-            try await driver.type(field, value)
-        }
+        try await driver.fill(["#set-samples": "2", "#set-batch": "1", "#set-steps": "8", "#set-reconstruct-background": "2"])
         // Note the previews the page's event stream brings (the job may finish before the page
         // has opened it: the newest preview is shown when it opens).
         try await driver.execute("window.previewJobs = []; events.addEventListener('preview', (e) => window.previewJobs.push(JSON.parse(e.data).job));")

@@ -81,6 +81,14 @@ struct WebDriver {
         _ = try await call("POST", "/element/\(try await element(css))/value", ["text": text])
     }
 
+    /// Replaces the text of each field (a CSS selector) with its value, in order.
+    func fill(_ fields: KeyValuePairs<String, String>) async throws {
+        for (css, text) in fields {
+            try await clear(css)
+            try await type(css, text)
+        }
+    }
+
     /// Runs `script` (a function body) in the page; returns its value.
     @discardableResult
     func execute(_ script: String, _ arguments: [Any] = []) async throws -> Any {
