@@ -653,7 +653,10 @@ async function runEdit(event) {
   try {
     const job = await api("/api/jobs", { method: "POST", body: form });
     hideToast();
-    upsertJob(job);
+    // This answer is the job as created; the event stream may already have brought newer
+    // states of it (a quick job can be finished before the answer is read), which it must
+    // not overwrite: the page would show a finished job as waiting, for good.
+    if (!state.jobs.has(job.id)) upsertJob(job);
     showJob(job.id);
   } catch (error) {
     toast(error.message);
