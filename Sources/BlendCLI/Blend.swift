@@ -1,12 +1,14 @@
 import ArgumentParser
+import BlendPipeline
 import BlendTensor
 
 @main
 struct Blend: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "blend",
-        abstract: "Text-driven local editing of natural photos (Blended Diffusion).",
-        version: "0.1.0",
+        abstract: "Text-driven local editing of natural photos (Blended Diffusion, Blended Latent Diffusion).",
+        // The one version: the pipeline records it in report.json and the server reports it.
+        version: EditPipeline.version,
         subcommands: [Edit.self, Serve.self, Models.self, Debug.self, Engine.self]
     )
 }

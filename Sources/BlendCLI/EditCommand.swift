@@ -45,16 +45,16 @@ struct Edit: ParsableCommand {
     @Option(help: ArgumentHelp("Mask image of the region to change: white edits, black keeps (or transparent edits, if it has transparency). Same aspect ratio as the photo. Default: the photo's transparent area.", valueName: "file"))
     var mask: String?
 
-    @Option(help: ArgumentHelp("Share of white above which a mask pixel is edited (0 = any non-black pixel, the reference's rule).", valueName: "0..1"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Share of white above which a mask pixel is edited (0 = any non-black pixel, the reference's rule).", valueName: "0..1"))
     var maskThreshold: Float = 0.5
 
     @Option(help: ArgumentHelp("Part of the photo the model edits: auto (the mask's box with context, as a square), full (the whole photo), or X,Y,W,H in photo pixels.", valueName: "region"))
     var region: EditRegion = .auto
 
-    @Option(help: ArgumentHelp("Context around the mask's box for --region auto, in photo pixels (default: a quarter of the box's longer side).", valueName: "px"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Context around the mask's box for --region auto, in photo pixels (default: a quarter of the box's longer side).", valueName: "px"))
     var regionPadding: Int?
 
-    @Option(help: ArgumentHelp("Fade the edit into the photo over this many pixels inside the mask (0: hard edge). Outside the mask the photo is never changed.", valueName: "px"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Fade the edit into the photo over this many pixels inside the mask (0: hard edge). Outside the mask the photo is never changed.", valueName: "px"))
     var feather = 4
 
     @Option(help: ArgumentHelp("What the masked region should become, e.g. \"a red ball\".", valueName: "text"))
@@ -63,16 +63,16 @@ struct Edit: ParsableCommand {
     @Option(help: ArgumentHelp("Output directory.", valueName: "dir"))
     var out = "output"
 
-    @Option(help: ArgumentHelp("Number of edits to make (default: 32 for pixel, as the reference's 4 x 8; 4 for latent).", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Number of edits to make (default: 32 for pixel, as the reference's 4 x 8; 4 for latent).", valueName: "n"))
     var samples: Int?
 
-    @Option(help: ArgumentHelp("Edits made together in one diffusion run (default: 4 for pixel, 1 for latent).", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Edits made together in one diffusion run (default: 4 for pixel, 1 for latent).", valueName: "n"))
     var batch: Int?
 
     @Option(help: ArgumentHelp("pixel: timestep respacing of the 1000-step process, a count, a comma list or ddimN (default: 100). latent: solver steps, 1 to 1000 (default: 25), of which --strength run.", valueName: "steps"))
     var steps: String?
 
-    @Option(help: ArgumentHelp("Steps skipped at the start: higher keeps more of the source's layout (pixel only; default: 25).", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Steps skipped at the start: higher keeps more of the source's layout (pixel only; default: 25).", valueName: "n"))
     var skip: Int?
 
     @Flag(help: "Sample with DDIM (score conditioning) instead of DDPM (pixel only).")
@@ -87,19 +87,19 @@ struct Edit: ParsableCommand {
     @Option(help: ArgumentHelp("pixel (Blended Diffusion; also called blended), latent (Blended Latent Diffusion on Stable Diffusion), or local-clip (the paper's baseline: no blending, background losses).", valueName: "method"))
     var method: EditMethod = .blended
 
-    @Option(help: ArgumentHelp("Weight of the CLIP guidance (pixel only; default: 1000).", valueName: "x"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Weight of the CLIP guidance (pixel only; default: 1000).", valueName: "x"))
     var clipLambda: Float?
 
-    @Option(help: ArgumentHelp("Weight of the range loss that keeps values in [-1, 1] (pixel only; default: 50).", valueName: "x"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Weight of the range loss that keeps values in [-1, 1] (pixel only; default: 50).", valueName: "x"))
     var rangeLambda: Float?
 
-    @Option(help: ArgumentHelp("Weight of the LPIPS background loss (local-clip only; default: 1000).", valueName: "x"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Weight of the LPIPS background loss (local-clip only; default: 1000).", valueName: "x"))
     var lpipsLambda: Float?
 
-    @Option(help: ArgumentHelp("Weight of the L2 background loss (local-clip only; default: 10000).", valueName: "x"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Weight of the L2 background loss (local-clip only; default: 10000).", valueName: "x"))
     var l2Lambda: Float?
 
-    @Option(help: ArgumentHelp("Images CLIP sees per sample and step: one plain resize plus N-1 random warps (pixel only; default: 8).", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Images CLIP sees per sample and step: one plain resize plus N-1 random warps (pixel only; default: 8).", valueName: "n"))
     var augmentations: Int?
 
     @Flag(inversion: .prefixedNo, help: "Paste the clean source background back at the end (pixel and latent).")
@@ -111,10 +111,10 @@ struct Edit: ParsableCommand {
     @Option(help: ArgumentHelp("Latent: the solver, dpm++2m (DPM-Solver++(2M)) or ddim (eta 0) (default: dpm++2m).", valueName: "name"))
     var scheduler: LatentSolverKind?
 
-    @Option(help: ArgumentHelp("Latent: share of the steps that run, from the source noised to where they start; lower keeps more of the source (0 < s <= 1; default: 0.75).", valueName: "s"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Latent: share of the steps that run, from the source noised to where they start; lower keeps more of the source (0 < s <= 1; default: 0.75).", valueName: "s"))
     var strength: Double?
 
-    @Option(help: ArgumentHelp("Latent: classifier-free guidance scale, 0 to 100; at most 1 follows the prompt alone (default: 7.5).", valueName: "x"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Latent: classifier-free guidance scale, 0 to 100; at most 1 follows the prompt alone (default: 7.5).", valueName: "x"))
     var guidanceScale: Float?
 
     @Option(help: ArgumentHelp("Latent: what the edit should not look like (default: none, SD's empty prompt).", valueName: "text"))
@@ -129,15 +129,15 @@ struct Edit: ParsableCommand {
     @Option(help: ArgumentHelp("Latent: the background's noise level after each step, same (the paper) or next (one level too high, the official script) (default: same).", valueName: "level"))
     var blendLevel: BlendLevel?
 
-    @Option(help: ArgumentHelp("Latent: progressive mask shrinking for thin masks, 0 to 64 dilations (default: 0, off).", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Latent: progressive mask shrinking for thin masks, 0 to 64 dilations (default: 0, off).", valueName: "n"))
     var maskDilations: Int?
 
-    @Option(name: .customLong("reconstruct-background"), help: ArgumentHelp("Latent: after decoding, STEPS Adam steps on each sample's latent so the decoded image matches the photo outside the mask (the paper's background reconstruction; each step a VAE decode and its backward, slow at 512²) (default: 0, off).", valueName: "steps"))
+    @Option(name: .customLong("reconstruct-background"), parsing: .unconditional, help: ArgumentHelp("Latent: after decoding, STEPS Adam steps on each sample's latent so the decoded image matches the photo outside the mask (the paper's background reconstruction; each step a VAE decode and its backward, slow at 512²) (default: 0, off).", valueName: "steps"))
     var reconstructBackground: Int?
 
     @OptionGroup var modelFiles: ModelFileOptions
 
-    @Option(help: ArgumentHelp("Largest photo or mask, in megapixels: a bigger one is refused from its header before it is decoded.", valueName: "MP"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Largest photo or mask, in megapixels: a bigger one is refused from its header before it is decoded.", valueName: "MP"))
     var maxMegapixels = 100
 
     @Flag(help: "Start even when the memory available is clearly less than the edit is estimated to need.")

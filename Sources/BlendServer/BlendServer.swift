@@ -81,8 +81,14 @@ public final class BlendServer: Sendable {
     }
 
     /// Runs the application until SIGINT or SIGTERM.
+    /// - Throws: ``ServerError/portInUse(host:port:)`` when another program listens on the
+    ///   address and port; the errors of Hummingbird's server otherwise.
     public func run(onRunning: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
-        try await application(onRunning: onRunning).runService()
+        do {
+            try await application(onRunning: onRunning).runService()
+        } catch let error as IOError where error.errnoCode == EADDRINUSE {
+            throw ServerError.portInUse(host: configuration.host, port: configuration.port)
+        }
     }
 
     func addRoutes(to router: Router<BasicRequestContext>) {

@@ -19,6 +19,8 @@ public enum ServerError: Error, Equatable, CustomStringConvertible {
     case unavailable(String)
     /// The data directory cannot be used (start-up).
     case dataDirectory(path: String, reason: String)
+    /// The address and port to listen on are taken by another program (start-up).
+    case portInUse(host: String, port: Int)
 
     public var statusCode: Int {
         switch self {
@@ -29,7 +31,7 @@ public enum ServerError: Error, Equatable, CustomStringConvertible {
         case .tooLarge: return 413
         case .queueFull: return 429
         case .unavailable: return 503
-        case .dataDirectory: return 500
+        case .dataDirectory, .portInUse: return 500
         }
     }
 
@@ -42,6 +44,9 @@ public enum ServerError: Error, Equatable, CustomStringConvertible {
             return "the queue is full (\(limit) jobs waiting): wait for one to finish, or cancel one"
         case let .dataDirectory(path, reason):
             return "cannot use the data directory \(path): \(reason); choose another with --data-dir"
+        case let .portInUse(host, port):
+            return "port \(port) on \(host) is already in use by another program (another blend serve, or an app with"
+                + " the same default such as ComfyUI): stop it, or choose another port with --port N (--port 0 picks a free one)"
         }
     }
 }

@@ -74,6 +74,25 @@ let commandRunLock = Mutex<Void>(())
         }
     }
 
+    /// A negative number is a value, not an option: it reaches the option's range check (it
+    /// used to be "Missing value for '--batch <n>'").
+    @Test func negativeNumbersReachTheirRangeChecks() throws {
+        for option in ["--batch", "--samples", "--augmentations"] {
+            do {
+                _ = try Edit.parse(["photo.png", "--prompt", "x", option, "-1"])
+                Issue.record("\(option) -1 was accepted")
+            } catch {
+                #expect(Edit.message(for: error).contains("must be at least 1"), "\(option): \(Edit.message(for: error))")
+            }
+        }
+        #expect(throws: MaskError.self) { try Edit.parse(["photo.png", "--prompt", "x", "--feather", "-3"]).request().maskOptions.validate() }
+        #expect(try Edit.parse(["photo.png", "--prompt", "x", "--seed", "-1"]).seed == "-1")
+    }
+
+    @Test func theVersionIsTheOneReportsRecord() {
+        #expect(Blend.configuration.version == EditPipeline.version)
+    }
+
     @Test func badArgumentsAreClearErrors() {
         #expect(throws: (any Error).self) { try Edit.parse(["photo.png", "--mask", "m.png", "--prompt", "  "]) }
         #expect(throws: (any Error).self) { try Edit.parse(["photo.png", "--mask", "m.png", "--prompt", "x", "--samples", "0"]) }

@@ -177,6 +177,24 @@ import Testing
         let second = try fixture.server(start: false)
         second.shutdown()
     }
+
+    /// A port another program listens on is a one-line error naming --port, not NIO's errno.
+    @Test func aPortInUseIsNamedWithWhatToDo() async throws {
+        try await withServer(.live, start: false) { _, _, client in
+            let port = try #require(client.port)
+            let fixture = try ServerFixture()
+            defer { fixture.remove() }
+            let second = try fixture.server(start: false) { $0.port = port }
+            defer { second.shutdown() }
+            do {
+                try await second.run()
+                Issue.record("a second server ran on port \(port)")
+            } catch let error as ServerError {
+                #expect(error == .portInUse(host: "127.0.0.1", port: port))
+                #expect(error.description.contains("--port") && error.description.contains("\(port)"))
+            }
+        }
+    }
 }
 
 extension LiveServerTests {
