@@ -243,12 +243,16 @@ struct Edit: ParsableCommand {
     func run() throws {
         let request = try request()
         let bar = ProgressBar(label: "editing", plainStep: 0)
-        var editStart = Date()
+        var estimate = EditTimeEstimate()
         var runDirectory: String?
         var finished = 0
         var barFraction = 0.0
         let interrupt = InterruptSignal.install()
         defer { interrupt.uninstall() }
+        /// The time left; "+ background reconstruction" until a reconstruction step was timed.
+        func eta() -> String {
+            duration(estimate.secondsLeft ?? .nan) + (estimate.reconstructionUntimed ? " + background reconstruction" : "")
+        }
         func say(_ text: String) {
             guard !quiet else { return }
             FileHandle.standardError.write(Data((text + "\n").utf8))
@@ -257,6 +261,7 @@ struct Edit: ParsableCommand {
         do {
             report = try EditPipeline.run(request) { event in
                 if interrupt.isSet { throw CancellationError() }
+                estimate.observe(event)
                 switch event {
                 case .checkedInputs, .loadingModels:
                     if case .loadingModels = event { say("loading models...") }
@@ -271,20 +276,16 @@ struct Edit: ParsableCommand {
                         + " seed \(plan.seed); run folder \(plan.runDirectory)")
                 case let .loadedModels(seconds):
                     say(String(format: "models loaded in %.1f s", seconds))
-                    editStart = Date()
                 case let .step(p):
                     guard !quiet else { return }
-                    let done = Double(p.completedSteps), total = Double(p.totalSteps)
-                    let elapsed = Date().timeIntervalSince(editStart)
-                    let eta = done > 0 ? elapsed / done * (total - done) : .nan
                     let loss = method == .latent ? "" : ", clip loss \(String(format: "%.3f", p.clipLoss))"
-                    barFraction = done / total
-                    bar.show(fraction: done / total,
-                             detail: "step \(p.step)/\(p.steps) of run \(p.iteration + 1)/\(p.iterations), ETA \(duration(eta))\(loss)")
+                    barFraction = Double(p.completedSteps) / Double(p.totalSteps)
+                    bar.show(fraction: barFraction,
+                             detail: "step \(p.step)/\(p.steps) of run \(p.iteration + 1)/\(p.iterations), ETA \(eta())\(loss)")
                 case let .reconstructionStep(r):
                     guard !quiet else { return }
                     bar.show(fraction: barFraction, detail: "reconstructing the background of sample \(r.sample + 1):"
-                        + " step \(r.step)/\(r.steps), loss \(String(format: "%.4f", r.loss))")
+                        + " step \(r.step)/\(r.steps), loss \(String(format: "%.4f", r.loss)), ETA \(eta())")
                 case let .sampleFinished(sample):
                     finished = sample.finished
                 case .wroteOutputs:

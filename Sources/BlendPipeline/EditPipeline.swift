@@ -184,7 +184,8 @@ public enum EditPipeline {
         let tileHeight = 256
         try events(.planned(EditPlan(runDirectory: run.directory.path, region: geometry.region, modelSize: geometry.modelSize,
                                      editedFraction: editedFraction, seed: settings.seed, resumedSamples: done.keys.sorted(),
-                                     totalSamples: settings.samples)))
+                                     totalSamples: settings.samples,
+                                     reconstructionSteps: isLatent ? request.latent.backgroundReconstructionSteps * remaining.count : 0)))
         // A finished sample: pasted into the photo, written, recorded, announced.
         var weights: [Float] = []
         func finish(index: Int, image: Tensor, distance: Float) throws {

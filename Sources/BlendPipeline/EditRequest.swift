@@ -213,6 +213,9 @@ public struct EditPlan: Sendable {
     /// Sample numbers already finished by the run this one resumes.
     public var resumedSamples: [Int]
     public var totalSamples: Int
+    /// Background-reconstruction steps this run takes in all: the latent method's
+    /// `reconstructBackground` times the samples it still runs (0 for the other methods).
+    public var reconstructionSteps: Int = 0
 }
 
 /// A sample written to disk.

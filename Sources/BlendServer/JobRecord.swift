@@ -276,8 +276,12 @@ public struct JobProgress: Codable, Sendable, Equatable {
     public var completedSteps: Int
     public var totalSteps: Int
     public var elapsedSeconds: Double
-    /// Estimated seconds to the end of the edit (null until a step has finished).
+    /// Estimated seconds to the end of the edit (null until a step has finished); diffusion and
+    /// background-reconstruction steps are timed apart (``EditTimeEstimate``).
     public var etaSeconds: Double?
+    /// True while background-reconstruction steps are still to come and none has been timed:
+    /// `etaSeconds` leaves them out then.
+    public var etaExcludesReconstruction: Bool? = nil
     public var secondsPerStep: Double?
     public var clipLoss: Float?
     public var rangeLoss: Float?
@@ -318,4 +322,34 @@ public struct JobRecord: Codable, Sendable, Equatable {
     public var progress: JobProgress?
     /// Times the job was started (1 for a job never resumed).
     public var runs: Int = 0
+    /// Grows by one with every change of the record, so that a client holding two copies (an
+    /// answer to a request and a `job` event that crossed it) keeps the newer one.
+    public var revision: Int = 0
+}
+
+extension JobRecord {
+    /// Reads `job.json`; the fields added after the first release (`notices`, `runs`,
+    /// `revision`) may be missing from records written before them.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decode(String.self, forKey: .id)
+        state = try c.decode(JobState.self, forKey: .state)
+        prompt = try c.decode(String.self, forKey: .prompt)
+        settings = try c.decode(JobSettings.self, forKey: .settings)
+        photo = try c.decode(JobPhoto.self, forKey: .photo)
+        mask = try c.decodeIfPresent(String.self, forKey: .mask)
+        maskFraction = try c.decode(Double.self, forKey: .maskFraction)
+        region = try c.decode(String.self, forKey: .region)
+        modelSize = try c.decode(Int.self, forKey: .modelSize)
+        notices = try c.decodeIfPresent([String].self, forKey: .notices) ?? []
+        createdAt = try c.decode(Date.self, forKey: .createdAt)
+        startedAt = try c.decodeIfPresent(Date.self, forKey: .startedAt)
+        finishedAt = try c.decodeIfPresent(Date.self, forKey: .finishedAt)
+        results = try c.decode([JobResult].self, forKey: .results)
+        runDirectory = try c.decodeIfPresent(String.self, forKey: .runDirectory)
+        error = try c.decodeIfPresent(String.self, forKey: .error)
+        progress = try c.decodeIfPresent(JobProgress.self, forKey: .progress)
+        runs = try c.decodeIfPresent(Int.self, forKey: .runs) ?? 0
+        revision = try c.decodeIfPresent(Int.self, forKey: .revision) ?? 0
+    }
 }

@@ -20,6 +20,12 @@ final class JobRunner: Sendable {
         var cancelRequested: Set<String> = []
         var stopping = false
         var workerStarted = false
+
+        /// Stores `job` as the newest record of its id, one revision after the one it replaces.
+        mutating func put(_ job: inout JobRecord) {
+            job.revision = max(job.revision, jobs[job.id]?.revision ?? 0) + 1
+            jobs[job.id] = job
+        }
     }
 
     let store: JobStore
@@ -45,6 +51,7 @@ final class JobRunner: Sendable {
             if !job.state.isTerminal {
                 job.state = .interrupted
                 job.error = "the server stopped before the job finished; resume it to continue (finished samples are kept)"
+                job.revision += 1
                 try? store.save(job)
             }
             loaded[job.id] = job
@@ -76,7 +83,7 @@ final class JobRunner: Sendable {
         try state.withLock { state in
             guard !state.stopping else { throw ServerError.unavailable("the server is shutting down") }
             guard state.queue.count < configuration.queueLimit else { throw ServerError.queueFull(limit: configuration.queueLimit) }
-            state.jobs[job.id] = job
+            state.put(&job)
             state.queue.append(job.id)
             try store.save(job)
         }
@@ -95,7 +102,7 @@ final class JobRunner: Sendable {
                 state.queue.removeAll { $0 == id }
                 job.state = .cancelled
                 job.finishedAt = Date()
-                state.jobs[id] = job
+                state.put(&job)
                 try? store.save(job)
             case .running:
                 state.cancelRequested.insert(id)
@@ -120,7 +127,7 @@ final class JobRunner: Sendable {
             job.state = .queued
             job.error = nil
             job.finishedAt = nil
-            state.jobs[id] = job
+            state.put(&job)
             state.queue.append(id)
             try? store.save(job)
             return job
@@ -219,7 +226,7 @@ final class JobRunner: Sendable {
             job.error = nil
             job.progress = nil
             state.running = id
-            state.jobs[id] = job
+            state.put(&job)
             try? store.save(job)
             return job
         }
@@ -252,6 +259,7 @@ final class JobRunner: Sendable {
         var request = editRequest(id: id, prompt: job.prompt, settings: job.settings, photoFile: job.photo.file, maskFile: job.mask)
         request.resume = job.runs > 1
         var editStart = Date()
+        var estimate = EditTimeEstimate()
         var lastPreviewStep = -1
         var outcome: (state: JobState, error: String?)
         let jobFolder = store.directory(id).path + "/"
@@ -260,6 +268,7 @@ final class JobRunner: Sendable {
             let (cancelled, stopping) = state.withLock { ($0.cancelRequested.contains(id), $0.stopping) }
             if cancelled { throw Stop.cancelled }
             if stopping { throw Stop.shutdown }
+            estimate.observe(event)
             switch event {
             case let .notice(text):
                 update(id) { job in if !job.notices.contains(text) { job.notices.append(text) } }
@@ -273,8 +282,12 @@ final class JobRunner: Sendable {
             case .loadedModels:
                 editStart = Date()
             case let .step(p):
-                let progress = makeProgress(id, p, since: editStart, hasLosses: job.settings.method != .latent)
-                state.withLock { $0.jobs[id]?.progress = progress }
+                let progress = makeProgress(id, p, since: editStart, estimate: estimate, hasLosses: job.settings.method != .latent)
+                state.withLock { state in
+                    guard var job = state.jobs[id] else { return }
+                    job.progress = progress
+                    state.put(&job)
+                }
                 hub.publish(ServerEvent("progress", job: id, progress))
                 let every = max(1, configuration.previewEvery)
                 if p.completedSteps - lastPreviewStep >= every || p.step == p.steps || lastPreviewStep < 0 {
@@ -287,11 +300,15 @@ final class JobRunner: Sendable {
             case let .reconstructionStep(r):
                 // The solver's steps are done for this sample: the progress says what runs now.
                 let progress = state.withLock { state -> JobProgress? in
-                    guard var progress = state.jobs[id]?.progress else { return nil }
+                    guard var job = state.jobs[id], var progress = job.progress else { return nil }
                     progress.reconstructionSample = r.sample
                     progress.reconstructionStep = r.step
                     progress.reconstructionSteps = r.steps
-                    state.jobs[id]?.progress = progress
+                    progress.elapsedSeconds = Date().timeIntervalSince(editStart)
+                    progress.etaSeconds = estimate.secondsLeft
+                    progress.etaExcludesReconstruction = estimate.reconstructionUntimed
+                    job.progress = progress
+                    state.put(&job)
                     return progress
                 }
                 if let progress { hub.publish(ServerEvent("progress", job: id, progress)) }
@@ -340,7 +357,7 @@ final class JobRunner: Sendable {
             job.error = outcome.error
             if let finalResults { job.results = finalResults }
             job.finishedAt = Date()
-            state.jobs[id] = job
+            state.put(&job)
             try? store.save(job)
             return job
         }
@@ -352,7 +369,7 @@ final class JobRunner: Sendable {
         let job = state.withLock { state -> JobRecord? in
             guard var job = state.jobs[id] else { return nil }
             change(&job)
-            state.jobs[id] = job
+            state.put(&job)
             if save { try? store.save(job) }
             return job
         }
@@ -360,14 +377,13 @@ final class JobRunner: Sendable {
     }
 
     /// `hasLosses`: the guidance losses mean something (not for the latent method, which has none).
-    private func makeProgress(_ id: String, _ p: EditProgress, since start: Date, hasLosses: Bool) -> JobProgress {
-        let elapsed = Date().timeIntervalSince(start)
-        let done = Double(p.completedSteps), total = Double(p.totalSteps)
-        let perStep = done > 0 ? elapsed / done : nil
-        return JobProgress(job: id, iteration: p.iteration, iterations: p.iterations, step: p.step, steps: p.steps,
-                           completedSteps: p.completedSteps, totalSteps: p.totalSteps, elapsedSeconds: elapsed,
-                           etaSeconds: perStep.map { $0 * (total - done) }, secondsPerStep: perStep,
-                           clipLoss: hasLosses ? finite(p.clipLoss) : nil, rangeLoss: hasLosses ? finite(p.rangeLoss) : nil)
+    private func makeProgress(_ id: String, _ p: EditProgress, since start: Date, estimate: EditTimeEstimate,
+                              hasLosses: Bool) -> JobProgress {
+        JobProgress(job: id, iteration: p.iteration, iterations: p.iterations, step: p.step, steps: p.steps,
+                    completedSteps: p.completedSteps, totalSteps: p.totalSteps, elapsedSeconds: Date().timeIntervalSince(start),
+                    etaSeconds: estimate.secondsLeft, etaExcludesReconstruction: estimate.reconstructionUntimed,
+                    secondsPerStep: estimate.secondsPerStep,
+                    clipLoss: hasLosses ? finite(p.clipLoss) : nil, rangeLoss: hasLosses ? finite(p.rangeLoss) : nil)
     }
 
     struct Preview: Encodable {

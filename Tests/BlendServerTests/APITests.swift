@@ -136,16 +136,22 @@ import Testing
             let firstID = try #require(try JSONSerialization.jsonObject(with: Data(buffer: first.body)) as? [String: Any])["id"] as! String
             let secondID = try #require(try JSONSerialization.jsonObject(with: Data(buffer: second.body)) as? [String: Any])["id"] as! String
 
+            let secondRevision = try #require(try JSONSerialization.jsonObject(with: Data(buffer: second.body)) as? [String: Any])["revision"] as? Int
             // The queued one stops at once.
             let cancelled = try await client.json("/api/jobs/\(secondID)/cancel", method: .post)
             #expect(cancelled.object["state"] as? String == "cancelled")
+            // Every change of a record raises its revision (the page keeps the newer of two copies).
+            let cancelledRevision = try #require(cancelled.object["revision"] as? Int)
+            #expect(cancelledRevision > (secondRevision ?? .max))
             // The running one at its next step, keeping the samples it finished.
             _ = try await client.waitForJob(firstID) { ($0["results"] as? [Any])?.isEmpty == false }
             let busy = try await client.execute(uri: "/api/jobs/\(firstID)", method: .delete)
             #expect(busy.status == .conflict && busy.message.contains("cancel it first"))
-            _ = try await client.json("/api/jobs/\(firstID)/cancel", method: .post)
+            // A running job's cancel answer is the record before it stops; the stopped one is newer.
+            let cancelling = try await client.json("/api/jobs/\(firstID)/cancel", method: .post)
             let stopped = try await client.waitForJob(firstID)
             #expect(stopped["state"] as? String == "cancelled")
+            #expect(try #require(stopped["revision"] as? Int) > (cancelling.object["revision"] as? Int ?? .max))
             let progress = try #require(stopped["progress"] as? [String: Any])
             #expect((progress["completedSteps"] as? Int ?? 0) < 5000)
             let kept = try #require(stopped["results"] as? [[String: Any]])
@@ -158,7 +164,25 @@ import Testing
             // A cancelled job can be resumed, and then runs to the end.
             let resumed = try await client.json("/api/jobs/\(secondID)/resume", method: .post)
             #expect(resumed.status == .accepted && resumed.object["state"] as? String == "queued")
+            #expect(try #require(resumed.object["revision"] as? Int) > cancelledRevision)
             #expect(try await client.waitForJob(secondID)["state"] as? String == "finished")
+        }
+    }
+
+    @Test func recordsWrittenBeforeRevisionsStillLoad() throws {
+        // A job.json of 0.2.0 has no `revision` (nor, earlier, `notices` and `runs`).
+        let settings = try JSONEncoder().encode(JobSettings())
+        let json = #"{"id": "20261130-120000-abcd", "state": "finished", "prompt": "a red ball", "settings": "#
+            + String(decoding: settings, as: UTF8.self)
+            + #", "photo": {"file": "photo.png", "name": "p.png", "width": 40, "height": 30}, "maskFraction": 0.25,"#
+            + #" "region": "0,0,40,30", "modelSize": 256, "createdAt": "2026-11-30T12:00:00Z", "results": []}"#
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        let record = try decoder.decode(JobRecord.self, from: Data(json.utf8))
+        #expect(record.revision == 0 && record.runs == 0 && record.notices.isEmpty && record.state == .finished)
+        // A record without a required field is still refused.
+        #expect(throws: DecodingError.self) {
+            try decoder.decode(JobRecord.self, from: Data(json.replacingOccurrences(of: #""prompt": "a red ball", "#, with: "").utf8))
         }
     }
 

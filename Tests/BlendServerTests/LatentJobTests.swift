@@ -94,6 +94,8 @@ import Testing
             let progress = finished["progress"] as? [String: Any]
             #expect(progress?["reconstructionSample"] as? Int == 0 && progress?["reconstructionStep"] as? Int == 2
                     && progress?["reconstructionSteps"] as? Int == 2, "\(progress ?? [:])")
+            // Its ETA counts the reconstruction (timed by then): nothing is left out.
+            #expect(progress?["etaExcludesReconstruction"] as? Bool == false && progress?["etaSeconds"] is Double, "\(progress ?? [:])")
         }
     }
 

@@ -653,10 +653,7 @@ async function runEdit(event) {
   try {
     const job = await api("/api/jobs", { method: "POST", body: form });
     hideToast();
-    // This answer is the job as created; the event stream may already have brought newer
-    // states of it (a quick job can be finished before the answer is read), which it must
-    // not overwrite: the page would show a finished job as waiting, for good.
-    if (!state.jobs.has(job.id)) upsertJob(job);
+    upsertJob(job);
     showJob(job.id);
   } catch (error) {
     toast(error.message);
@@ -667,7 +664,14 @@ async function runEdit(event) {
 
 // ---------------------------------------------------------------- jobs: list and view
 
+/** Takes a job record from an answer or an event. An answer can cross events about the same
+ * job (a quick job may be finished before the answer to its POST is read; a cancel's answer may
+ * come after the `cancelled` event): the record with the higher revision wins, else the page
+ * would show a stale state for good. (`loadJobs` replaces every record when the event stream
+ * (re)connects, as a restarted server counts revisions afresh.) */
 function upsertJob(job) {
+  const known = state.jobs.get(job.id);
+  if (known && (known.revision || 0) > (job.revision || 0)) return;
   state.jobs.set(job.id, job);
   renderJobList();
   if (state.currentJob === job.id) renderJob(job);
@@ -795,7 +799,7 @@ function renderProgress(p) {
   const fraction = p.totalSteps ? p.completedSteps / p.totalSteps : 0;
   $("progress-bar").style.width = `${(100 * fraction).toFixed(1)}%`;
   $("progress-text").textContent = `Step ${p.step}/${p.steps} of batch ${p.iteration + 1}/${p.iterations} · ${Math.floor(100 * fraction)} %`
-    + ` · ETA ${formatDuration(p.etaSeconds)}`
+    + ` · ETA ${formatDuration(p.etaSeconds)}${p.etaExcludesReconstruction ? " + background reconstruction" : ""}`
     + (p.secondsPerStep ? ` · ${p.secondsPerStep.toFixed(2)} s/step` : "")
     + (p.clipLoss == null ? "" : ` · CLIP loss ${p.clipLoss.toFixed(3)}`)
     + (p.reconstructionSteps
