@@ -28,7 +28,7 @@ import torch
 from safetensors.torch import save_file
 from transformers import CLIPTextConfig, CLIPTextModel
 from open_clip.transformer import TextTransformer
-from diffusers.loaders.single_file_utils import convert_open_clip_checkpoint
+from sd2_text_conversion import diffusers_sd2_text_encoder
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "BlendPipelineTests", "Fixtures", "sd")
 VOCAB, HEADS = 600, 2
@@ -103,15 +103,7 @@ def main():
     sd = {"cond_stage_model.model." + k: v.contiguous() for k, v in tower.state_dict().items()}
     sd["cond_stage_model.model.logit_scale"] = torch.tensor(4.6052)
     save_file(sd, os.path.join(OUT, "text_sd2_compvis.safetensors"))
-    cfg2 = CLIPTextConfig(vocab_size=VOCAB, hidden_size=24, intermediate_size=96, num_hidden_layers=layers - 1,
-                          num_attention_heads=HEADS, max_position_embeddings=77, hidden_act="gelu",
-                          bos_token_id=BOS, eos_token_id=EOS, pad_token_id=0)
-    m2 = CLIPTextModel(cfg2).eval()
-    last = f"cond_stage_model.model.transformer.resblocks.{layers - 1}."
-    converted = convert_open_clip_checkpoint(m2, {k: v for k, v in sd.items() if not k.startswith(last)})
-    converted.pop("text_projection.weight", None)
-    missing, unexpected = m2.load_state_dict(converted, strict=False)
-    assert not unexpected and all("position_ids" in k for k in missing), (missing, unexpected)
+    m2 = diffusers_sd2_text_encoder(sd, layers=layers, width=24, heads=HEADS, vocab=VOCAB, bos=BOS, eos=EOS)
     tokens = torch.tensor([[BOS, 5, 9, EOS] + [0] * 73])
     with torch.no_grad():
         x = tower.token_embedding(tokens) + tower.positional_embedding

@@ -33,7 +33,7 @@ from scipy.ndimage import binary_dilation
 from transformers import CLIPTextConfig, CLIPTextModel
 from open_clip.transformer import TextTransformer
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, PNDMScheduler
-from diffusers.loaders.single_file_utils import convert_open_clip_checkpoint
+from sd2_text_conversion import diffusers_sd2_text_encoder
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests")
 TEXT_OUT = os.path.join(ROOT, "BlendModelsTests", "Fixtures", "sd")
@@ -111,17 +111,8 @@ def text_fixtures():
     sd["cond_stage_model.model.logit_scale"] = torch.tensor(4.6052)
     save_file(sd, os.path.join(TEXT_OUT, "text_sd2_compvis.safetensors"))
 
-    # diffusers' conversion of the same file: a CLIPTextModel one layer shorter, GELU. Its
-    # ignore list names SD 2's real block 23; drop this tiny tower's last block the same way.
-    cfg2 = CLIPTextConfig(vocab_size=VOCAB, hidden_size=WIDTH, intermediate_size=4 * WIDTH, num_hidden_layers=layers - 1,
-                          num_attention_heads=HEADS, max_position_embeddings=77, hidden_act="gelu",
-                          bos_token_id=BOS, eos_token_id=EOS, pad_token_id=0)
-    m2 = CLIPTextModel(cfg2).eval()
-    last = f"cond_stage_model.model.transformer.resblocks.{layers - 1}."
-    converted = convert_open_clip_checkpoint(m2, {k: v for k, v in sd.items() if not k.startswith(last)})
-    converted.pop("text_projection.weight", None)
-    missing, unexpected = m2.load_state_dict(converted, strict=False)
-    assert not unexpected and all("position_ids" in k for k in missing), (missing, unexpected)
+    # diffusers' conversion of the same file: a CLIPTextModel one layer shorter, GELU.
+    m2 = diffusers_sd2_text_encoder(sd, layers=layers, width=WIDTH, heads=HEADS, vocab=VOCAB, bos=BOS, eos=EOS)
     with torch.no_grad():
         states = m2(tokens2).last_hidden_state
     err = (states - io["sd2_hidden"]).abs().max() / io["sd2_hidden"].abs().max()
