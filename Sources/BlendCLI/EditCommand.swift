@@ -24,8 +24,10 @@ struct Edit: ParsableCommand {
             by CLIP gradients; slow; defaults of the reference, omriav/blended-diffusion), latent \
             (Blended Latent Diffusion at 512x512, or 768 for v-models, on a Stable Diffusion 1.x/2.x \
             checkpoint, no gradients, much faster; --sd-model, --scheduler, --strength, \
-            --guidance-scale, --negative-prompt ...), local-clip (the paper's baseline). Options of \
-            one method are refused with another. Every method ranks its results with CLIP ViT-B/16.
+            --guidance-scale, --negative-prompt ...), local-clip (the paper's baseline, on the pixel \
+            method's models). Each option's help names the methods it applies to when it does not \
+            apply to all; given with another method it is refused. Every method ranks its results \
+            with CLIP ViT-B/16.
 
             Masks: white (above --mask-threshold, default 50 %) edits, black keeps; a mask with \
             transparency edits its transparent pixels instead; with no --mask, a photo's own \
@@ -37,6 +39,13 @@ struct Edit: ParsableCommand {
               blend models download ViT-B-16
               blend models download clip-vocab
             (and vgg16, lpips-vgg for --method local-clip; stable-diffusion-v1-5 for --method latent).
+            A missing file is named with the others the method needs, each with its download and the \
+            option that gives its path; every setting is checked before the model files.
+
+            Exit status: 0 done; 64 a usage error (an unknown option, a bad value, an option of \
+            another method: nothing was read); 1 a failure at run time (a missing or unreadable photo, \
+            mask or model file, an unusable mask, an output folder in use, too little memory); 130 \
+            interrupted (Ctrl-C; finished samples are kept for --resume).
             """)
 
     @Argument(help: ArgumentHelp("The photo to edit (PNG or JPEG).", valueName: "image"))
@@ -69,13 +78,13 @@ struct Edit: ParsableCommand {
     @Option(parsing: .unconditional, help: ArgumentHelp("Edits made together in one diffusion run (default: 4 for pixel, 1 for latent).", valueName: "n"))
     var batch: Int?
 
-    @Option(help: ArgumentHelp("pixel: timestep respacing of the 1000-step process, a count, a comma list or ddimN (default: 100). latent: solver steps, 1 to 1000 (default: 25), of which --strength run.", valueName: "steps"))
+    @Option(help: ArgumentHelp("pixel and local-clip: timestep respacing of the 1000-step process, a count, a comma list or ddimN (default: 100). latent: solver steps, 1 to 1000 (default: 25), of which --strength run.", valueName: "steps"))
     var steps: String?
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("Steps skipped at the start: higher keeps more of the source's layout (pixel only; default: 25).", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Steps skipped at the start: higher keeps more of the source's layout (pixel and local-clip; default: 25).", valueName: "n"))
     var skip: Int?
 
-    @Flag(help: "Sample with DDIM (score conditioning) instead of DDPM (pixel only).")
+    @Flag(help: "Sample with DDIM (score conditioning) instead of DDPM (pixel and local-clip).")
     var ddim = false
 
     @Option(parsing: .unconditional, help: ArgumentHelp("Random seed: the same seed gives the same edits; -1 picks a random one (printed and recorded).", valueName: "n"))
@@ -87,10 +96,10 @@ struct Edit: ParsableCommand {
     @Option(help: ArgumentHelp("pixel (Blended Diffusion; also called blended), latent (Blended Latent Diffusion on Stable Diffusion), or local-clip (the paper's baseline: no blending, background losses).", valueName: "method"))
     var method: EditMethod = .blended
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("Weight of the CLIP guidance (pixel only; default: 1000).", valueName: "x"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Weight of the CLIP guidance (pixel and local-clip; default: 1000).", valueName: "x"))
     var clipLambda: Float?
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("Weight of the range loss that keeps values in [-1, 1] (pixel only; default: 50).", valueName: "x"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Weight of the range loss that keeps values in [-1, 1] (pixel and local-clip; default: 50).", valueName: "x"))
     var rangeLambda: Float?
 
     @Option(parsing: .unconditional, help: ArgumentHelp("Weight of the LPIPS background loss (local-clip only; default: 1000).", valueName: "x"))
@@ -99,11 +108,11 @@ struct Edit: ParsableCommand {
     @Option(parsing: .unconditional, help: ArgumentHelp("Weight of the L2 background loss (local-clip only; default: 10000).", valueName: "x"))
     var l2Lambda: Float?
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("Images CLIP sees per sample and step: one plain resize plus N-1 random warps (pixel only; default: 8).", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Images CLIP sees per sample and step: one plain resize plus N-1 random warps (pixel and local-clip; default: 8).", valueName: "n"))
     var augmentations: Int?
 
-    @Flag(inversion: .prefixedNo, help: "Paste the clean source background back at the end (pixel and latent).")
-    var enforceBackground = true
+    @Flag(inversion: .prefixedNo, help: "Paste the clean source background back at the end (pixel and latent; default: on; local-clip never pastes).")
+    var enforceBackground: Bool?
 
     @Option(help: ArgumentHelp("Arithmetic of the diffusion model's convolutions: fp32 (the reference) or bf16 (faster on CPUs with AVX512_BF16 or AMX; elsewhere fp32 is used, with a note). Recorded in report.json.", valueName: "fp32|bf16"))
     var precision: ComputePrecision = .fp32
@@ -143,7 +152,7 @@ struct Edit: ParsableCommand {
     @Flag(help: "Start even when the memory available is clearly less than the edit is estimated to need.")
     var skipMemoryCheck = false
 
-    @Flag(help: "Also save every sample's x0 prediction at a fifth of the steps, in intermediates/ (pixel only).")
+    @Flag(help: "Also save every sample's x0 prediction at a fifth of the steps, in intermediates/ (pixel and local-clip).")
     var saveIntermediates = false
 
     @Flag(help: "Continue the interrupted run of the same command in --out: keep its finished samples, make the rest.")
@@ -166,30 +175,46 @@ struct Edit: ParsableCommand {
             throw ValidationError("--seed must be a whole number from 0 to \(UInt64.max), or -1 for a random seed; got \(seed)")
         }
         try validateMegapixels(maxMegapixels)
+        // Every value's range and combination, before any file is read: a bad value is a usage
+        // error (exit 64), also where the photo or the model files are missing.
+        do {
+            try EditPipeline.validateSettings(try request())
+        } catch let error as EditError {
+            throw ValidationError(String(describing: error))
+        } catch let error as MaskError {
+            throw ValidationError(String(describing: error))
+        }
     }
 
-    /// Refuses the options of the other method (one line each, naming the option).
+    /// `--method`'s name for `method` as the help spells it (Blended Diffusion is `pixel`).
+    static func name(of method: EditMethod) -> String { method == .blended ? "pixel" : method.rawValue }
+
+    /// Refuses an option that does not apply to the chosen method, naming the methods it
+    /// belongs to (one line: the first such option).
     func checkMethodOptions() throws {
-        let latent = method == .latent
-        let pixelOnly: [(String, Bool)] = [
-            ("--skip", skip != nil), ("--ddim", ddim), ("--clip-lambda", clipLambda != nil), ("--range-lambda", rangeLambda != nil),
-            ("--lpips-lambda", lpipsLambda != nil), ("--l2-lambda", l2Lambda != nil), ("--augmentations", augmentations != nil),
-            ("--save-intermediates", saveIntermediates), ("--diffusion-model", modelFiles.diffusionModel != nil),
-            ("--diffusion-config", modelFiles.diffusionConfig != nil),
+        let pixel: Set<EditMethod> = [.blended, .localClip], latent: Set<EditMethod> = [.latent]
+        let options: [(name: String, given: Bool, methods: Set<EditMethod>)] = [
+            ("--skip", skip != nil, pixel), ("--ddim", ddim, pixel), ("--clip-lambda", clipLambda != nil, pixel),
+            ("--range-lambda", rangeLambda != nil, pixel), ("--augmentations", augmentations != nil, pixel),
+            ("--save-intermediates", saveIntermediates, pixel), ("--diffusion-model", modelFiles.diffusionModel != nil, pixel),
+            ("--diffusion-config", modelFiles.diffusionConfig != nil, pixel),
+            ("--lpips-lambda", lpipsLambda != nil, [.localClip]), ("--l2-lambda", l2Lambda != nil, [.localClip]),
+            (enforceBackground == false ? "--no-enforce-background" : "--enforce-background", enforceBackground != nil, [.blended, .latent]),
+            ("--sd-model", modelFiles.sdModel != nil, latent), ("--sd-config", modelFiles.sdConfig != nil, latent),
+            ("--scheduler", scheduler != nil, latent), ("--strength", strength != nil, latent),
+            ("--guidance-scale", guidanceScale != nil, latent), ("--negative-prompt", negativePrompt != nil, latent),
+            ("--prediction-type", predictionType != nil, latent), ("--init", initialLatent != nil, latent),
+            ("--blend-level", blendLevel != nil, latent), ("--mask-dilations", maskDilations != nil, latent),
+            ("--reconstruct-background", reconstructBackground != nil, latent),
         ]
-        let latentOnly: [(String, Bool)] = [
-            ("--sd-model", modelFiles.sdModel != nil), ("--sd-config", modelFiles.sdConfig != nil), ("--scheduler", scheduler != nil),
-            ("--strength", strength != nil), ("--guidance-scale", guidanceScale != nil), ("--negative-prompt", negativePrompt != nil),
-            ("--prediction-type", predictionType != nil), ("--init", initialLatent != nil), ("--blend-level", blendLevel != nil),
-            ("--mask-dilations", maskDilations != nil), ("--reconstruct-background", reconstructBackground != nil),
-        ]
-        if latent, let name = pixelOnly.first(where: { $0.1 })?.0 {
-            throw ValidationError("\(name) is an option of the pixel method, not of --method latent: leave it out, or use --method pixel")
+        if let option = options.first(where: { $0.given && !$0.methods.contains(method) }) {
+            let owners = EditMethod.allCases.filter(option.methods.contains).map(Self.name(of:))
+            let owner = option.methods == pixel ? "the pixel methods (--method pixel or local-clip)"
+                : "--method " + owners.joined(separator: " or ")
+            throw ValidationError("\(option.name) is an option of \(owner), not of --method \(Self.name(of: method)):"
+                + " leave it out, or use --method \(owners[0])")
         }
-        if !latent, let name = latentOnly.first(where: { $0.1 })?.0 {
-            throw ValidationError("\(name) is an option of --method latent, not of --method \(method.rawValue): add --method latent, or leave it out")
-        }
-        if latent, let steps, Int(steps) == nil {
+        if method == .latent, let steps, Int(steps) == nil {
             throw ValidationError("--steps must be a whole number of solver steps (1 to 1000) for --method latent, got \(steps)")
         }
     }
@@ -203,7 +228,7 @@ struct Edit: ParsableCommand {
         settings.batchSize = min(batch ?? (latent ? 1 : 4), samples)
         settings.seed = UInt64(seed) ?? 0
         settings.invertMask = invertMask
-        settings.enforceBackground = enforceBackground
+        settings.enforceBackground = enforceBackground ?? true
         if !latent {
             settings.timestepRespacing = steps ?? settings.timestepRespacing
             settings.skipTimesteps = skip ?? settings.skipTimesteps

@@ -6,13 +6,13 @@ import Foundation
 /// The model-file options `blend edit` and `blend serve` share, and their conversion to the
 /// pipeline's ``EditModelPaths``.
 struct ModelFileOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Model cache directory (default: $BLEND_MODELS_DIR, else $XDG_CACHE_HOME/blend/models, else ~/.cache/blend/models).", valueName: "dir"))
+    @Option(help: ArgumentHelp("Model cache directory, where blend models download puts the official files (default: $BLEND_MODELS_DIR, else $XDG_CACHE_HOME/blend/models, else ~/.cache/blend/models).", valueName: "dir"))
     var modelsDir: String?
 
-    @Option(help: ArgumentHelp("Diffusion checkpoint of the pixel method (default: 256x256_diffusion_uncond.pt in the model cache).", valueName: "file"))
+    @Option(help: ArgumentHelp("Diffusion checkpoint of the pixel and local-clip methods (default: 256x256_diffusion_uncond.pt in the model cache).", valueName: "file"))
     var diffusionModel: String?
 
-    @Option(help: ArgumentHelp("JSON config for a diffusion checkpoint that is not an official one (guided-diffusion flag names).", valueName: "file"))
+    @Option(help: ArgumentHelp("JSON config for a diffusion checkpoint that is not an official one (guided-diffusion flag names; pixel and local-clip).", valueName: "file"))
     var diffusionConfig: String?
 
     @Option(help: ArgumentHelp("CLIP checkpoint, which ranks the results of every method (default: ViT-B-16.pt in the model cache).", valueName: "file"))
@@ -21,10 +21,10 @@ struct ModelFileOptions: ParsableArguments {
     @Option(help: ArgumentHelp("CLIP's BPE vocabulary, also Stable Diffusion's (default: bpe_simple_vocab_16e6.txt.gz in the model cache).", valueName: "file"))
     var clipVocab: String?
 
-    @Option(name: .customLong("sd-model"), help: ArgumentHelp("Stable Diffusion 1.x/2.x model of the latent method: a .safetensors/.ckpt single file or a diffusers folder (default: v1-5-pruned-emaonly.safetensors in the model cache).", valueName: "path"))
+    @Option(name: .customLong("sd-model"), help: ArgumentHelp("Stable Diffusion 1.x/2.x model of the latent method (latent only): a .safetensors/.ckpt single file or a diffusers folder (default: v1-5-pruned-emaonly.safetensors in the model cache).", valueName: "path"))
     var sdModel: String?
 
-    @Option(name: .customLong("sd-config"), help: ArgumentHelp("For an SD single file with unusual shapes: a diffusers folder whose unet/, vae/, text_encoder/ config.json describe it.", valueName: "dir"))
+    @Option(name: .customLong("sd-config"), help: ArgumentHelp("Latent only: for an SD single file with unusual shapes, a diffusers folder whose unet/, vae/, text_encoder/ config.json describe it.", valueName: "dir"))
     var sdConfig: String?
 
     /// The files to read: the model cache's official ones, replaced by any given.

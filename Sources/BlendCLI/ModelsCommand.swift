@@ -11,12 +11,25 @@ struct Models: ParsableCommand {
     )
 }
 
-/// Where downloads go, shared by the subcommands that use the cache.
+/// Where downloads go, shared by the subcommands that use the cache: the folder `blend edit`
+/// and `blend serve` read the official files from, under the same option, `--models-dir`.
 struct CacheOptions: ParsableArguments {
-    @Option(name: .customLong("cache-dir"),
-            help: ArgumentHelp("Model cache directory (default: $BLEND_MODELS_DIR, else $XDG_CACHE_HOME/blend/models, else ~/.cache/blend/models).",
+    @Option(name: .customLong("models-dir"),
+            help: ArgumentHelp("Model cache directory, the one blend edit and blend serve read (default: $BLEND_MODELS_DIR, else $XDG_CACHE_HOME/blend/models, else ~/.cache/blend/models).",
                                valueName: "dir"))
-    var directory: String?
+    var modelsDirectory: String?
+
+    /// The former name of `--models-dir`, still accepted.
+    @Option(name: .customLong("cache-dir"), help: .hidden)
+    var cacheDirectory: String?
+
+    func validate() throws {
+        if let modelsDirectory, let cacheDirectory, modelsDirectory != cacheDirectory {
+            throw ValidationError("--cache-dir is the old name of --models-dir: give the model cache once (--models-dir \(modelsDirectory))")
+        }
+    }
+
+    var directory: String? { modelsDirectory ?? cacheDirectory }
 
     var cache: ModelCache {
         directory.map { ModelCache(directory: URL(fileURLWithPath: $0, isDirectory: true)) } ?? .standard()
@@ -194,7 +207,8 @@ extension Models {
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List the downloadable models and whether each is cached.",
-            discussion: "A cached file of the wrong size is marked WRONG; `blend models download NAME --force` replaces it. "
+            discussion: "Each file is marked cached (with its size), missing, or WRONG: a cached file of the wrong size, which "
+                + "blend edit and blend serve refuse; `blend models download NAME --force` replaces it. "
                 + "Hashes are checked by `blend models download`, not here.")
 
         @OptionGroup var cacheOptions: CacheOptions
@@ -202,15 +216,23 @@ extension Models {
         func run() throws {
             let cache = cacheOptions.cache
             print("cache: \(cache.directory.path)")
+            for line in List.lines(cache: cache) { print(line) }
+        }
+
+        /// One line per known model: its name, cached (and the file's size) / missing / WRONG, what it is.
+        static func lines(cache: ModelCache) -> [String] {
             let width = ModelRegistry.models.map(\.name.count).max() ?? 0
-            for model in ModelRegistry.models {
+            return ModelRegistry.models.map { model in
                 let name = model.name.padding(toLength: width, withPad: " ", startingAt: 0)
                 switch cache.entry(for: model) {
-                case .missing: print("\(name)           \(model.summary)")
-                case .present: print("\(name)  cached   \(model.summary)")
+                case .missing:
+                    return "\(name)  missing            \(model.summary)"
+                case let .present(bytes):
+                    let size = byteSize(bytes).padding(toLength: 9, withPad: " ", startingAt: 0)
+                    return "\(name)  cached  \(size)  \(model.summary)"
                 case let .wrongSize(bytes, expected):
-                    print("\(name)  WRONG    \(model.fileName) in the cache has \(bytes) bytes, the published file \(expected): "
-                        + "not the published file; replace it with `blend models download \(model.name) --force`")
+                    return "\(name)  WRONG     \(model.fileName) in the cache has \(bytes) bytes, the published file \(expected): "
+                        + "not the published file; delete it and download it again with `blend models download \(model.name) --force`"
                 }
             }
         }

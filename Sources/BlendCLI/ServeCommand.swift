@@ -72,32 +72,49 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try serverConfiguration()
-        let server: BlendServer
-        do {
-            server = try BlendServer(configuration: configuration)
-        } catch let error as ServerError {
-            throw ValidationError(error.description)
-        }
-        if !configuration.isLoopback {
-            FileHandle.standardError.write(Data("""
-                warning: listening on \(configuration.host), not loopback: anyone who can reach this machine on port \
-                \(configuration.port) can run edits and see every job. Use --host 127.0.0.1 unless you mean it.
-
-                """.utf8))
-        }
+        // A data directory in use or unusable is a failure at run time (exit 1), not a usage error.
+        let server = try BlendServer(configuration: configuration)
         if precision == .bf16, let note = ComputePrecision.bf16Unavailable {
             FileHandle.standardError.write(Data("note: \(note)\n".utf8))
         }
-        server.start()
+        server.start(onModelsChange: { status in
+            FileHandle.standardError.write(Data(Serve.consoleLines(for: status).map { $0 + "\n" }.joined().utf8))
+        })
         let display = configuration.host == "0.0.0.0" || configuration.host == "::" ? "127.0.0.1" : configuration.host
         let open = self.open
         defer { server.shutdown() }
         try await server.run(onRunning: { port in
+            // The port it listens on (the one chosen when --port 0).
+            if !configuration.isLoopback {
+                FileHandle.standardError.write(Data(Serve.exposureWarning(host: configuration.host, port: port).utf8))
+            }
             let url = "http://\(display.contains(":") ? "[\(display)]" : display):\(port)/"
             // Unbuffered, so that it shows at once also when the output goes to a file.
             FileHandle.standardOutput.write(Data("blend serve: open \(url) (data: \(configuration.dataDirectory.path)); Ctrl+C stops\n".utf8))
             if open { Serve.openInBrowser(url) }
         })
+    }
+
+    /// The warning for a server listening beyond loopback, naming the port it listens on.
+    static func exposureWarning(host: String, port: Int) -> String {
+        "warning: listening on \(host), not loopback: anyone who can reach this machine on port \(port) can run edits and"
+            + " see every job. Use --host 127.0.0.1 unless you mean it.\n"
+    }
+
+    /// What the console says of the models' status: one line per missing file with what to
+    /// do (the page shows the same), the failure, or that they are ready.
+    static func consoleLines(for status: ModelsStatus) -> [String] {
+        switch status.state {
+        case .loading:
+            return []
+        case .missing:
+            return status.missingLines + ["no edit can run until they are there: the page shows the same; press \"Check again\" there"
+                + " (or restart) once they are"]
+        case .failed:
+            return ["the models failed to load: \(status.message ?? "unknown error")"]
+        case .ready:
+            return [String(format: "models ready (loaded in %.1f s)", status.loadSeconds ?? 0)] + status.missingLines
+        }
     }
 
     static func openInBrowser(_ url: String) {

@@ -21,10 +21,9 @@ public enum MaskError: Error, Equatable, CustomStringConvertible {
         switch self {
         case let .empty(source):
             return "\(source): the mask marks no pixel for editing (it is all black); paint the region to change in white"
-                + " (or drop --invert-mask if you inverted it)"
         case let .full(source):
             return "\(source): the mask marks every pixel for editing, leaving no background to keep; paint the region"
-                + " to keep in black (or use --invert-mask if the mask is inverted)"
+                + " to keep in black"
         case let .aspectMismatch(mask, image):
             return "the mask is \(mask) but the image is \(image): their shapes differ, so the mask was made for another"
                 + " image (or one of them is rotated); make the mask from this image, at its size or scaled uniformly"

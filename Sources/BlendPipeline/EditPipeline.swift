@@ -64,6 +64,8 @@ public struct CheckedEdit: Sendable {
     let loadSeconds: Double
     /// For the latent method: what the Stable Diffusion files are and the prediction type used.
     let latentModel: (info: StableDiffusionInfo, predictionType: PredictionType)?
+    /// Tokens in CLIP's vocabulary file, checked against the CLIP model's table once it is loaded.
+    let vocabularySize: Int
 }
 
 public enum EditPipeline {
@@ -220,6 +222,8 @@ public enum EditPipeline {
                     try StableDiffusionLoader.load(path: request.models.stableDiffusion, options: options, note: $0)
                 }
                 let clip = try ModelLoader.clip(path: request.models.clip, note: note)
+                try ModelLoader.requireVocabulary(size: checked.vocabularySize, of: request.models.clipVocabulary,
+                                                  fits: clip, at: request.models.clip)
                 for text in loaderNotes { try notice(text) }
                 loadSeconds += Date().timeIntervalSince(loadStart)
                 try events(.loadedModels(seconds: loadSeconds))
@@ -256,6 +260,8 @@ public enum EditPipeline {
             } else {
                 let unet = try checked.preloadedUNet ?? ModelLoader.unet(path: request.models.diffusion, config: request.models.diffusionConfig, note: note)
                 let clip = try ModelLoader.clip(path: request.models.clip, note: note)
+                try ModelLoader.requireVocabulary(size: checked.vocabularySize, of: request.models.clipVocabulary,
+                                                  fits: clip, at: request.models.clip)
                 let lpips = settings.method == .localClip && settings.lpipsSimLambda != 0 ? try ModelLoader.lpips(vggPath: request.models.vgg16, linearPath: request.models.lpipsLinear, note: note) : nil
                 for text in loaderNotes { try notice(text) }
                 loadSeconds += Date().timeIntervalSince(loadStart)
@@ -339,15 +345,21 @@ public enum EditPipeline {
     /// milliseconds rather than after loading 2.5 GB of weights. Creates nothing; a front end
     /// can call it to validate a job before queueing it.
     ///
+    /// Order: the settings and options (``validateSettings(_:)``), the photo and the mask, then
+    /// the model files — so that a bad setting or input is reported as such even where the
+    /// model files are missing, and every missing file of the method is named at once.
+    ///
     /// - Throws: ``OutputError/notWritable(path:reason:)``, ``ImageError``, ``MaskError``,
     ///   `ClipTokenizerError`, `EditError` (settings, a prompt too long without
-    ///   `truncatePrompt`), ``ModelLoadingError`` (missing model files), ``MemoryError`` (with
-    ///   `checksMemory`: clearly too little memory available for the models and batch).
+    ///   `truncatePrompt`), ``ModelLoadingError`` (missing model files: all of the method's in
+    ///   one ``ModelLoadingError/missingFiles(_:)``; a damaged file in the model cache),
+    ///   ``MemoryError`` (with `checksMemory`: clearly too little memory available for the
+    ///   models and batch).
     public static func check(_ request: EditRequest) throws -> CheckedEdit {
         let settings = request.settings
         var notices: [String] = []
         try OutputFolder.checkCanCreate(request.outputDirectory)
-        try request.maskOptions.validate()
+        try validateSettings(request)
         let photo = try Photo(contentsOf: request.imagePath, maximumPixels: request.maximumPixels)
         var soft: SoftMask
         if let maskPath = request.maskPath {
@@ -364,16 +376,30 @@ public enum EditPipeline {
         }
         if settings.invertMask { soft = soft.inverted() }
         let fullMask = soft.thresholded(request.maskOptions.threshold)
-        try fullMask.requireEditedRegion()
-        if settings.method != .localClip { try fullMask.requireBackground() }
+        try requireRegions(fullMask, request: request)
         let editedFraction = Double(fullMask.editedPixelCount) / Double(fullMask.size.pixelCount)
         if editedFraction > 0.9 {
-            notices.append(String(format: "warning: the mask marks %.1f %% of the photo for editing; is it inverted (--invert-mask), or not a mask?",
-                                  editedFraction * 100))
+            notices.append(settings.invertMask
+                ? String(format: "warning: with --invert-mask the mask marks %.1f %% of the photo for editing; did you mean to leave --invert-mask out?",
+                         editedFraction * 100)
+                : String(format: "warning: the mask marks %.1f %% of the photo for editing; is it inverted (--invert-mask), or not a mask?",
+                         editedFraction * 100))
         }
         if soft.midToneFraction > 0.2 {
             notices.append(String(format: "warning: %.0f %% of the mask is neither black nor white: is it really a mask? It is cut at %g %% (--mask-threshold)",
                                   soft.midToneFraction * 100, request.maskOptions.threshold * 100))
+        }
+        if settings.method == .latent, let folder = request.models.stableDiffusionConfig {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw EditError.badInput("--sd-config \(folder) is not a folder: pass a diffusers model folder whose unet/, vae/ and"
+                    + " text_encoder/ hold config.json")
+            }
+        }
+        // The model files: every one the method needs, named at once.
+        try ModelLoader.requireFiles(requiredModelFiles(request))
+        if let cache = request.models.cacheDirectory {
+            try ModelLoader.requireCachedFilesIntact(requiredModelFiles(request).map(\.path), cacheDirectory: cache)
         }
         let tokenizer = try ClipTokenizer(vocabularyFile: request.models.clipVocabulary)
         let tokens: [Int]
@@ -389,13 +415,6 @@ public enum EditPipeline {
         if settings.method == .latent {
             return try checkLatent(request, photo: photo, soft: soft, fullMask: fullMask, tokens: tokens, tokenizer: tokenizer,
                                    editedFraction: editedFraction, notices: notices)
-        }
-        try settings.validate(totalSteps: try spacedTimesteps(original: 1000, spec: settings.timestepRespacing).count)
-        try ModelLoader.requireFile(request.models.diffusion, role: .diffusion)
-        try ModelLoader.requireFile(request.models.clip, role: .clip)
-        if settings.method == .localClip && settings.lpipsSimLambda != 0 {
-            try ModelLoader.requireFile(request.models.vgg16, role: .vgg16)
-            try ModelLoader.requireFile(request.models.lpipsLinear, role: .lpipsLinear)
         }
         // The region needs the model's size: known now for a given config or an official file
         // name; otherwise the UNet is loaded here (its weights are mapped, not read) to learn it.
@@ -416,22 +435,77 @@ public enum EditPipeline {
         }
         let geometry = try resolveGeometry(mask: fullMask, photo: photo.size, options: request.maskOptions, modelSize: modelSize!)
         return CheckedEdit(photo: photo, softMask: soft, tokens: tokens, editedFraction: editedFraction, notices: notices,
-                           geometry: geometry, preloadedUNet: preloadedUNet, loadSeconds: loadSeconds, latentModel: nil)
+                           geometry: geometry, preloadedUNet: preloadedUNet, loadSeconds: loadSeconds, latentModel: nil,
+                           vocabularySize: tokenizer.vocabularySize)
     }
 
-    /// The latent method's part of ``check(_:)``: its options, the negative prompt, the model
-    /// files (the Stable Diffusion model's headers and configs are read, not its weights, to
-    /// learn its size and prediction type), the geometry at that size.
-    static func checkLatent(_ request: EditRequest, photo: Photo, soft: SoftMask, fullMask: EditMask, tokens: [Int],
-                            tokenizer: ClipTokenizer, editedFraction: Double, notices: [String]) throws -> CheckedEdit {
+    /// Checks the settings and options of `request` that need no file: the mask options, the
+    /// method's settings and their combinations. Reads nothing; a front end can call it
+    /// while parsing its options (`blend edit` does, to report a bad value as a usage error).
+    ///
+    /// - Throws: ``MaskError/invalidOption(_:)``, `EditError.invalidSetting` or `EditError.badInput`
+    ///   naming the option, its range or the method it belongs to.
+    public static func validateSettings(_ request: EditRequest) throws {
         let settings = request.settings
+        try request.maskOptions.validate()
         guard settings.samples >= 1, settings.batchSize >= 1 else {
             throw EditError.invalidSetting("the number of samples and the batch size must be at least 1 (got \(settings.samples) and \(settings.batchSize))")
         }
-        try request.latent.validate()
-        if request.saveIntermediates {
-            throw EditError.invalidSetting("--save-intermediates is for the pixel method (x0 predictions); the latent method has none to save")
+        if settings.method == .latent {
+            try request.latent.validate()
+            if request.saveIntermediates {
+                throw EditError.invalidSetting("--save-intermediates is for the pixel methods (x0 predictions); the latent method has none to save")
+            }
+        } else {
+            let total: Int
+            do {
+                total = try spacedTimesteps(original: 1000, spec: settings.timestepRespacing).count
+            } catch {
+                throw EditError.invalidSetting("--steps \(settings.timestepRespacing) cannot be used: \(error)")
+            }
+            try settings.validate(totalSteps: total)
         }
+    }
+
+    /// The mask must mark something to edit and (but for the local-CLIP baseline) leave some
+    /// background; the error says what to do, with `--invert-mask` taken into account.
+    static func requireRegions(_ mask: EditMask, request: EditRequest) throws {
+        let inverted = request.settings.invertMask
+        let source = request.maskPath ?? request.imagePath
+        do {
+            try mask.requireEditedRegion()
+            if request.settings.method != .localClip { try mask.requireBackground() }
+        } catch MaskError.empty where inverted {
+            throw EditError.badInput("\(source): with --invert-mask the black of the mask is edited, and it has none (it is all white):"
+                + " paint the region to change in black, or drop --invert-mask and paint the region to change in white")
+        } catch MaskError.full where inverted {
+            throw EditError.badInput("\(source): with --invert-mask the black of the mask is edited, and it is all black, leaving no"
+                + " background to keep: paint the region to keep in white")
+        }
+    }
+
+    /// The model files `request`'s method reads: CLIP's vocabulary and CLIP (every method
+    /// ranks with it), then the pixel methods' UNet or the latent method's Stable Diffusion
+    /// model, and LPIPS's two files for the local-CLIP baseline with an LPIPS loss.
+    public static func requiredModelFiles(_ request: EditRequest) -> [(path: String, role: ModelRole)] {
+        let models = request.models
+        var files: [(path: String, role: ModelRole)] = [(models.clipVocabulary, .clipVocabulary), (models.clip, .clip)]
+        if request.settings.method == .latent {
+            files.append((models.stableDiffusion, .stableDiffusion))
+        } else {
+            files.append((models.diffusion, .diffusion))
+            if request.settings.method == .localClip && request.settings.lpipsSimLambda != 0 {
+                files += [(models.vgg16, .vgg16), (models.lpipsLinear, .lpipsLinear)]
+            }
+        }
+        return files
+    }
+
+    /// The latent method's part of ``check(_:)``: the negative prompt, the Stable Diffusion
+    /// model's headers and configs (read, not its weights, to learn its size and prediction
+    /// type), the geometry at that size. Its options were checked by ``validateSettings(_:)``.
+    static func checkLatent(_ request: EditRequest, photo: Photo, soft: SoftMask, fullMask: EditMask, tokens: [Int],
+                            tokenizer: ClipTokenizer, editedFraction: Double, notices: [String]) throws -> CheckedEdit {
         var notices = notices
         do {
             _ = try tokenizer.tokenize(request.latent.negativePrompt)
@@ -441,20 +515,11 @@ public enum EditPipeline {
             throw EditError.badInput("the negative prompt is \(count) tokens long, counting the start and end markers, but the text encoder"
                 + " reads at most \(context): shorten it, or pass --truncate-prompt to keep its first \(context - 2) tokens")
         }
-        try ModelLoader.requireFile(request.models.stableDiffusion, role: .stableDiffusion)
-        if let folder = request.models.stableDiffusionConfig {
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
-                throw EditError.badInput("--sd-config \(folder) is not a folder: pass a diffusers model folder whose unet/, vae/ and"
-                    + " text_encoder/ hold config.json")
-            }
-        }
-        try ModelLoader.requireFile(request.models.clip, role: .clip)
         let model = try StableDiffusionLoader.nativeImageSize(path: request.models.stableDiffusion, options: latentLoadOptions(request))
         let geometry = try resolveGeometry(mask: fullMask, photo: photo.size, options: request.maskOptions, modelSize: model.size)
         return CheckedEdit(photo: photo, softMask: soft, tokens: tokens, editedFraction: editedFraction, notices: notices,
                            geometry: geometry, preloadedUNet: nil, loadSeconds: 0,
-                           latentModel: (model.info, model.predictionType))
+                           latentModel: (model.info, model.predictionType), vocabularySize: tokenizer.vocabularySize)
     }
 
     static func latentLoadOptions(_ request: EditRequest) -> StableDiffusionLoadOptions {

@@ -21,6 +21,10 @@ public struct EditModelPaths: Codable, Equatable, Sendable {
     /// For a single file whose networks differ from SD's usual shapes: a diffusers folder whose
     /// `unet/`, `vae/`, `text_encoder/` `config.json` describe them (`--sd-config`).
     public var stableDiffusionConfig: String?
+    /// The model cache these paths default into (`--models-dir`): its files under official
+    /// names are checked against the published sizes, as `blend models list` does (a wrong one
+    /// is refused). Nil: no such check.
+    public var cacheDirectory: String?
 
     public init(diffusion: String, diffusionConfig: UNetConfig? = nil, clip: String, clipVocabulary: String,
                 vgg16: String, lpipsLinear: String, stableDiffusion: String = "", stableDiffusionConfig: String? = nil) {
@@ -36,9 +40,11 @@ public struct EditModelPaths: Codable, Equatable, Sendable {
 
     /// The official files in the model cache (`blend models download ...`).
     public static func standard(_ files: ModelFiles = .standard()) -> EditModelPaths {
-        EditModelPaths(diffusion: files.diffusion256, diffusionConfig: nil, clip: files.clipViTB16,
-                       clipVocabulary: files.clipVocabulary, vgg16: files.vgg16, lpipsLinear: files.lpipsLinear,
-                       stableDiffusion: files.stableDiffusion15)
+        var paths = EditModelPaths(diffusion: files.diffusion256, diffusionConfig: nil, clip: files.clipViTB16,
+                                   clipVocabulary: files.clipVocabulary, vgg16: files.vgg16, lpipsLinear: files.lpipsLinear,
+                                   stableDiffusion: files.stableDiffusion15)
+        paths.cacheDirectory = files.directory.path
+        return paths
     }
 }
 

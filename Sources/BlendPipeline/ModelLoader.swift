@@ -7,6 +7,15 @@ import Foundation
 /// how to get it.
 public enum ModelLoadingError: Error, Equatable, CustomStringConvertible {
     case missingFile(path: String, expected: String, download: String?)
+    /// Every model file the edit's method needs that is not there, found at once (so that a
+    /// user fetches them all, not one per run), each with the option that gives its path.
+    case missingFiles([MissingModel])
+    /// A file in the model cache under an official name whose size is not the published
+    /// file's (a truncated download, an error page): `blend models list` marks it WRONG.
+    case wrongCachedFile(path: String, bytes: Int64, expected: String, download: String)
+    /// A CLIP vocabulary with more tokens than the CLIP model has token embeddings: the two
+    /// files do not belong together (a prompt's token would fall outside the table).
+    case vocabularyMismatch(vocabulary: String, tokens: Int, model: String, rows: Int)
     case notRecognised(path: String, expected: String, found: String, download: String)
     case ambiguousConfig(path: String, message: String)
 
@@ -16,6 +25,16 @@ public enum ModelLoadingError: Error, Equatable, CustomStringConvertible {
             var text = "model file not found: \(path)\n  expected: \(expected)"
             if let download { text += "\n  get it with: blend models download \(download)" }
             return text
+        case let .missingFiles(files):
+            return (files.count == 1 ? "a model file was not found:" : "\(files.count) model files were not found:")
+                + files.map { "\n" + $0.description }.joined()
+        case let .wrongCachedFile(path, bytes, expected, download):
+            return "\(path) is not the published file (it has \(bytes) bytes, the published one \(expected); `blend models list`"
+                + " marks it WRONG): delete it and download it again with: blend models download \(download) --force"
+        case let .vocabularyMismatch(vocabulary, tokens, model, rows):
+            return "the CLIP vocabulary \(vocabulary) has \(tokens) tokens but the CLIP model \(model) has \(rows) token"
+                + " embeddings: the two files do not belong together. Give the vocabulary made for that model (--clip-vocab),"
+                + " or use the official pair: blend models download ViT-B-16 and blend models download clip-vocab"
         case let .notRecognised(path, expected, found, download):
             return "\(path) is not \(expected) (it looks like: \(found)); pass the right file, or get the official one with: blend models download \(download)"
         case .ambiguousConfig:
@@ -32,12 +51,46 @@ public enum ModelLoadingError: Error, Equatable, CustomStringConvertible {
     }
 }
 
-/// The model files blend reads, with what to tell a user who lacks one.
-public enum ModelRole: Sendable {
-    case diffusion, clip, vgg16, lpipsLinear, stableDiffusion
+/// A model file an edit needs that is not there, and how to get it or give its path.
+public struct MissingModel: Codable, Equatable, Sendable, CustomStringConvertible {
+    public var path: String
+    /// What the file should be, in words.
+    public var expected: String
+    /// The `blend models download` name of the official file; nil when the path given is not
+    /// the official file's name (a file of the user's own).
+    public var download: String?
+    /// The front ends' option that gives its path (`--clip-vocab`); nil for files that are
+    /// only read from the model cache (`--models-dir`).
+    public var option: String?
 
-    var expected: String {
+    public init(path: String, expected: String, download: String?, option: String?) {
+        self.path = path
+        self.expected = expected
+        self.download = download
+        self.option = option
+    }
+
+    /// `  PATH (EXPECTED)\n    get it with: blend models download NAME (or give its path with --OPTION)`.
+    public var description: String {
+        var text = "  \(path)\n    expected: \(expected)\n    "
+        let give = option.map { "give its path with \($0)" } ?? "put it in the model cache (--models-dir)"
+        if let download {
+            text += "get it with: blend models download \(download)" + (option.map { " (or give its path with \($0))" } ?? "")
+        } else {
+            text += give
+        }
+        return text
+    }
+}
+
+/// The model files blend reads, with what to tell a user who lacks one.
+public enum ModelRole: Sendable, CaseIterable {
+    case diffusion, clip, clipVocabulary, vgg16, lpipsLinear, stableDiffusion
+
+    /// What the file should be, in words.
+    public var expected: String {
         switch self {
+        case .clipVocabulary: return "CLIP's BPE vocabulary (bpe_simple_vocab_16e6.txt.gz)"
         case .diffusion: return "a guided-diffusion UNet checkpoint such as 256x256_diffusion_uncond.pt"
         case .clip: return "an OpenAI CLIP ViT checkpoint such as ViT-B-16.pt"
         case .vgg16: return "torchvision's VGG16 weights (vgg16-397923af.pth)"
@@ -48,8 +101,9 @@ public enum ModelRole: Sendable {
     }
 
     /// The `blend models download` name of the official file.
-    var download: String {
+    public var download: String {
         switch self {
+        case .clipVocabulary: return "clip-vocab"
         case .diffusion: return "256x256_diffusion_uncond"
         case .clip: return "ViT-B-16"
         case .vgg16: return "vgg16"
@@ -59,8 +113,70 @@ public enum ModelRole: Sendable {
     }
 }
 
+extension ModelRole {
+    /// The option of `blend edit` and `blend serve` that gives the file's path; nil for the
+    /// LPIPS files, which are read from the model cache only (`--models-dir`).
+    public var option: String? {
+        switch self {
+        case .diffusion: return "--diffusion-model"
+        case .clip: return "--clip-model"
+        case .clipVocabulary: return "--clip-vocab"
+        case .stableDiffusion: return "--sd-model"
+        case .vgg16, .lpipsLinear: return nil
+        }
+    }
+
+    /// The official files' names (those `blend models download` writes) and their download names.
+    static let officialNames: [String: String] = [
+        "256x256_diffusion_uncond.pt": "256x256_diffusion_uncond", "256x256_diffusion.pt": "256x256_diffusion",
+        "512x512_diffusion.pt": "512x512_diffusion", "ViT-B-16.pt": "ViT-B-16", "bpe_simple_vocab_16e6.txt.gz": "clip-vocab",
+        "vgg16-397923af.pth": "vgg16", "vgg.pth": "lpips-vgg", "v1-5-pruned-emaonly.safetensors": "stable-diffusion-v1-5",
+        "v2-1_512-ema-pruned.safetensors": "stable-diffusion-2-1-base",
+    ]
+
+    /// `path` as a missing file of this role: the download named only when `path` has an
+    /// official file's name (a file of the user's own cannot be downloaded).
+    public func missing(_ path: String) -> MissingModel {
+        let name = URL(fileURLWithPath: path).lastPathComponent
+        return MissingModel(path: path, expected: expected, download: Self.officialNames[name], option: option)
+    }
+}
+
 /// Builds the networks from the files users already have, unchanged.
 public enum ModelLoader {
+    /// Throws ``ModelLoadingError/missingFiles(_:)`` naming every file of `files` that does
+    /// not exist (all of them, in order), each with its download and option.
+    public static func requireFiles(_ files: [(path: String, role: ModelRole)]) throws {
+        let missing = files.filter { !FileManager.default.fileExists(atPath: $0.path) }.map { $0.role.missing($0.path) }
+        guard missing.isEmpty else { throw ModelLoadingError.missingFiles(missing) }
+    }
+
+    /// Throws ``ModelLoadingError/wrongCachedFile(path:bytes:expected:download:)`` for a file
+    /// of `paths` in `cacheDirectory` under an official name whose size is not the published
+    /// file's, as `blend models list` marks it WRONG. Files elsewhere (the user's own) and
+    /// folders are not checked.
+    public static func requireCachedFilesIntact(_ paths: [String], cacheDirectory: String) throws {
+        let cache = URL(fileURLWithPath: cacheDirectory, isDirectory: true).standardizedFileURL.path
+        for path in paths {
+            let url = URL(fileURLWithPath: path).standardizedFileURL
+            guard url.deletingLastPathComponent().path == cache,
+                  let model = ModelRegistry.model(named: url.lastPathComponent), model.fileName == url.lastPathComponent,
+                  case let .wrongSize(bytes, expected) = ModelCache(directory: URL(fileURLWithPath: cache)).entry(for: model)
+            else { continue }
+            throw ModelLoadingError.wrongCachedFile(path: path, bytes: bytes, expected: expected.description, download: model.name)
+        }
+    }
+
+    /// Throws ``ModelLoadingError/vocabularyMismatch(vocabulary:tokens:model:rows:)`` when the
+    /// vocabulary (of `vocabularySize` tokens, ``ClipTokenizer/vocabularySize``) can make
+    /// token ids the CLIP model has no embedding for.
+    public static func requireVocabulary(size vocabularySize: Int, of vocabularyPath: String, fits clip: ClipModel, at clipPath: String) throws {
+        guard vocabularySize <= clip.config.vocabSize else {
+            throw ModelLoadingError.vocabularyMismatch(vocabulary: vocabularyPath, tokens: vocabularySize,
+                                                      model: clipPath, rows: clip.config.vocabSize)
+        }
+    }
+
     /// Throws the clear "not found; get it with ..." error when `path` does not exist.
     public static func requireFile(_ path: String, role: ModelRole) throws {
         guard FileManager.default.fileExists(atPath: path) else {

@@ -1,3 +1,4 @@
+import BlendEditor
 import BlendPipeline
 import Foundation
 import HTTPTypes
@@ -21,6 +22,8 @@ public final class BlendServer: Sendable {
     let warmup: ModelWarmup
     let allowed: AllowedHosts
     let decodeQueue = DispatchQueue(label: "blend.serve.decode")
+    /// Told of every change of the models' status (``start(onModelsChange:)``).
+    private let modelsObserver: ModelsObserver
 
     /// Opens (and locks) the data directory and reads its jobs; starts nothing.
     /// - Throws: ``ServerError/dataDirectory(path:reason:)`` when the directory cannot be
@@ -33,11 +36,19 @@ public final class BlendServer: Sendable {
         let runner = JobRunner(store: store, hub: hub, configuration: configuration)
         self.runner = runner
         allowed = AllowedHosts(configuration: configuration)
-        warmup = ModelWarmup(paths: configuration.models) { models in runner.modelsChanged(models) }
+        let observer = ModelsObserver()
+        modelsObserver = observer
+        warmup = ModelWarmup(paths: configuration.models) { models in
+            runner.modelsChanged(models)
+            observer.notify(models)
+        }
     }
 
     /// Starts loading the models and the job worker, in the background.
-    public func start() {
+    /// - Parameter onModelsChange: told (on the loading thread) of every change of the models'
+    ///   status: `blend serve` prints what is missing or failed on the console.
+    public func start(onModelsChange: (@Sendable (ModelsStatus) -> Void)? = nil) {
+        modelsObserver.set(onModelsChange)
         KeptModels.shared.enable()
         warmup.reload()
         runner.start()
@@ -71,9 +82,10 @@ public final class BlendServer: Sendable {
         return Application(
             router: router,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "blend"),
-            onServerRunning: { channel in
+            onServerRunning: { [store] channel in
                 if let bound = channel.localAddress?.port {
                     allowed.port.store(bound, ordering: .relaxed)
+                    store.recordOwner(port: bound)
                     onRunning(bound)
                 }
             },
@@ -178,10 +190,8 @@ public final class BlendServer: Sendable {
         if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
             throw ServerError.tooLarge("the upload is \(JobIntake.byteCount(length)); the limit is \(JobIntake.byteCount(limit)): send a smaller photo")
         }
-        // Refuse early, before reading megabytes, when nothing could take the job.
-        if warmup.status.state == .missing || warmup.status.state == .failed {
-            throw ServerError.unavailable(warmup.status.message ?? "the models are not available")
-        }
+        // The upload and its settings are checked before the model files (400 before 503), so
+        // that a bad setting is reported as such also while models are missing.
         if runner.queueSnapshot.queued.count >= configuration.queueLimit {
             throw ServerError.queueFull(limit: configuration.queueLimit)
         }
@@ -193,11 +203,6 @@ public final class BlendServer: Sendable {
         }
         let parts = try MultipartForm.parse(body, contentType: request.headers[.contentType])
         let form = try JobIntake.checkForm(parts, maxPixels: configuration.maxUploadPixels)
-        if form.settings.method != .latent, let unet = warmup.status.missingForPixel.first {
-            throw ServerError.unavailable("the \(form.settings.method.rawValue) method needs \(unet.expected), missing at \(unet.path)"
-                + (unet.command.map { "; get it with: \($0)" } ?? "; pass its path to blend serve with --diffusion-model")
-                + ", or choose the latent method")
-        }
         let id = JobStore.newID()
         let photoFile = "photo." + (form.photoFormat == .png ? "png" : "jpg")
         let maskFile = form.maskFormat.map { "mask." + ($0 == .png ? "png" : "jpg") }
@@ -210,6 +215,12 @@ public final class BlendServer: Sendable {
             let editRequest = runner.editRequest(id: id, prompt: form.prompt, settings: form.settings, photoFile: photoFile, maskFile: maskFile)
             let checked = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<CheckedEdit, any Error>) in
                 decodeQueue.async { continuation.resume(with: Result { try EditPipeline.check(editRequest) }) }
+            }
+            // The files this job's method needs are there (the check found them); the models may
+            // still have failed to load.
+            let models = warmup.status
+            if models.state == .failed || models.state == .missing {
+                throw ServerError.unavailable(models.message ?? "the models are not available")
             }
             let record = JobRecord(
                 id: id, state: .queued, prompt: form.prompt, settings: form.settings,
@@ -225,13 +236,31 @@ public final class BlendServer: Sendable {
             throw error
         } catch let error as ModelLoadingError {
             try? store.delete(id)
-            throw ServerError.unavailable(String(describing: error))
+            throw ServerError.unavailable(Self.unavailableMessage(error, method: form.settings.method, models: warmup.status))
         } catch {
             try? store.delete(id)
             throw ServerError.badRequest(JobIntake.message(
                 for: error, photoPath: store.file(id, photoFile).path, photoName: form.photoName,
                 maskPath: maskFile.map { store.file(id, $0).path }))
         }
+    }
+
+    /// The 503 for a job whose method lacks model files: only the files that method needs,
+    /// each with its download command or the option that gives its path, and the other
+    /// method when it can run.
+    static func unavailableMessage(_ error: ModelLoadingError, method: EditMethod, models: ModelsStatus) -> String {
+        guard case let .missingFiles(files) = error else { return String(describing: error) }
+        let name = method == .blended ? "pixel" : method.rawValue
+        var text = "the \(name) method needs model files that are missing: "
+            + files.map { MissingModelFile($0).line }.joined(separator: "; ")
+        if models.missing.isEmpty {
+            if method == .latent, models.missingForPixel.isEmpty {
+                text += "; or choose the pixel method, whose files are there"
+            } else if method != .latent, models.missingForLatent.isEmpty {
+                text += "; or choose the latent method, whose files are there"
+            }
+        }
+        return text
     }
 
     // MARK: Responses
@@ -299,6 +328,15 @@ public final class BlendServer: Sendable {
             try await writer.finish(nil)
         })
     }
+}
+
+/// A callback set once the server starts, called from the model loader's thread.
+final class ModelsObserver: Sendable {
+    private let handler = Mutex<(@Sendable (ModelsStatus) -> Void)?>(nil)
+
+    func set(_ handler: (@Sendable (ModelsStatus) -> Void)?) { self.handler.withLock { $0 = handler } }
+
+    func notify(_ status: ModelsStatus) { handler.withLock { $0 }?(status) }
 }
 
 /// An event or a keep-alive tick, merged from two streams.

@@ -62,8 +62,8 @@ enum JobIntake {
         switch error {
         case let error as MaskError:
             switch error {
-            case .empty: text = "the mask marks nothing to edit: paint the region to change (or turn off \"invert mask\")"
-            case .full: text = "the mask marks the whole photo: leave some of it unpainted to keep (or turn on \"invert mask\")"
+            case .empty: text = "the mask marks nothing to edit: paint the region to change"
+            case .full: text = "the mask marks the whole photo: leave some of it unpainted to keep"
             case let .aspectMismatch(mask, image):
                 text = "the mask is \(mask) but the photo is \(image): the mask was made for another image; paint it on this photo"
             default: text = String(describing: error)

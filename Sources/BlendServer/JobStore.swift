@@ -36,9 +36,38 @@ final class JobStore: Sendable {
         }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             Glibc.close(fd)
-            throw ServerError.dataDirectory(path: root.path, reason: "another blend serve is using it")
+            // The server holding it wrote its process and, once listening, its port there.
+            let owner: (pid: Int?, port: Int?) = (try? String(contentsOfFile: lockPath, encoding: .utf8)).map(Self.owner(from:)) ?? (nil, nil)
+            let who = [owner.pid.map { "process \($0)" }, owner.port.map { "port \($0)" }].compactMap { $0 }.joined(separator: ", ")
+            throw ServerError.dataDirectory(
+                path: root.path,
+                reason: "another blend serve\(who.isEmpty ? "" : " (\(who))") is using it: use that one"
+                    + (owner.port.map { " (http://127.0.0.1:\($0)/ if it listens on loopback)" } ?? "") + ", or stop it")
         }
         lockDescriptor = fd
+        writeOwner(port: nil)
+    }
+
+    /// Records in the lock file which server holds it (`pid=N`, and `port=N` once it listens),
+    /// for the message a second server gives.
+    func recordOwner(port: Int) { writeOwner(port: port) }
+
+    private func writeOwner(port: Int?) {
+        let text = "pid=\(getpid())\n" + (port.map { "port=\($0)\n" } ?? "")
+        _ = ftruncate(lockDescriptor, 0)
+        _ = text.withCString { pwrite(lockDescriptor, $0, strlen($0), 0) }
+    }
+
+    /// The process and port a lock file names (either may be absent).
+    static func owner(from text: String) -> (pid: Int?, port: Int?) {
+        var pid: Int?, port: Int?
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { continue }
+            if parts[0] == "pid" { pid = Int(parts[1]) }
+            if parts[0] == "port" { port = Int(parts[1]) }
+        }
+        return (pid, port)
     }
 
     /// Releases the directory lock.

@@ -9,27 +9,63 @@ public struct MissingModelFile: Codable, Sendable, Equatable {
     public var expected: String
     /// e.g. `blend models download ViT-B-16`; nil for a file that is not an official one.
     public var command: String?
+    /// The `blend serve` option that gives its path (`--clip-vocab`); nil for files read only
+    /// from the model cache (`--models-dir`).
+    public var option: String?
+
+    public init(_ missing: MissingModel) {
+        path = missing.path
+        expected = missing.expected
+        command = missing.download.map { "blend models download \($0)" }
+        option = missing.option
+    }
+
+    /// One line for the console: the file, and the command that gets it or the option that gives it.
+    public var line: String {
+        "\(path) (\(expected)): " + (command.map { "get it with `\($0)`" + (option.map { ", or give its path with \($0)" } ?? "") }
+            ?? option.map { "give its path with \($0)" } ?? "put it in the model cache (--models-dir)")
+    }
 }
 
 /// Where the models are: what `GET /api/status` reports and the page shows.
 public struct ModelsStatus: Codable, Sendable, Equatable {
     public enum State: String, Codable, Sendable { case loading, ready, missing, failed }
+    /// `missing` when a file every method needs is absent, or neither generator (the pixel
+    /// UNet, the Stable Diffusion model) is there: no method can run.
     public var state: State
     /// For `missing` and `failed`: what to do, in a sentence.
     public var message: String?
-    /// For `missing`: the files needed for every edit (CLIP and its vocabulary, which rank
-    /// the samples of every method) and, when neither generator is there, the pixel UNet.
+    /// The absent files every method needs: CLIP and its vocabulary, which rank the samples
+    /// of every method.
     public var missing: [MissingModelFile]
     /// Files only `--method local-clip` needs, absent (that method fails without them).
     public var missingForLocalClip: [MissingModelFile]
     /// The Stable Diffusion model of `--method latent`, when absent (latent jobs are refused
-    /// with its download command until it is there; the others run).
+    /// with its download command until it is there).
     public var missingForLatent: [MissingModelFile] = []
     /// The guided-diffusion UNet of the pixel methods (`blended`, `local-clip`), when absent
-    /// while the Stable Diffusion model is there: pixel jobs are refused with its download
-    /// command, latent jobs run.
+    /// (their jobs are refused with its download command until it is there).
     public var missingForPixel: [MissingModelFile] = []
     public var loadSeconds: Double?
+
+    public init(state: State, message: String? = nil, missing: [MissingModelFile] = [], missingForLocalClip: [MissingModelFile] = [],
+                missingForLatent: [MissingModelFile] = [], missingForPixel: [MissingModelFile] = [], loadSeconds: Double? = nil) {
+        self.state = state
+        self.message = message
+        self.missing = missing
+        self.missingForLocalClip = missingForLocalClip
+        self.missingForLatent = missingForLatent
+        self.missingForPixel = missingForPixel
+        self.loadSeconds = loadSeconds
+    }
+
+    /// Every absent file with the methods that need it, one line each, for the console.
+    public var missingLines: [String] {
+        missing.map { "missing model file (every method): \($0.line)" }
+            + missingForPixel.map { "missing model file (pixel and local-clip methods): \($0.line)" }
+            + missingForLatent.map { "missing model file (latent method): \($0.line)" }
+            + missingForLocalClip.map { "missing model file (local-clip method): \($0.line)" }
+    }
 }
 
 /// Loads the models once, in the background, at start-up, and keeps them (``KeptModels``):
@@ -52,43 +88,14 @@ final class ModelWarmup: Sendable {
     var status: ModelsStatus { state.withLock { $0.status } }
     var tokenizer: ClipTokenizer? { state.withLock { $0.tokenizer } }
 
-    /// The files every edit needs, the pixel methods' UNet, and those of the local-CLIP
-    /// baseline: absent ones only.
-    func missingFiles() -> (required: [MissingModelFile], pixel: [MissingModelFile], localClip: [MissingModelFile]) {
-        func check(_ path: String, _ expected: String, _ download: String?) -> MissingModelFile? {
-            FileManager.default.fileExists(atPath: path) ? nil
-                : MissingModelFile(path: path, expected: expected, command: download.map { "blend models download \($0)" })
+    /// The absent files: those every edit needs, the pixel methods' UNet, those of the
+    /// local-CLIP baseline, the latent method's Stable Diffusion model.
+    func missingFiles() -> (required: [MissingModelFile], pixel: [MissingModelFile], localClip: [MissingModelFile], latent: [MissingModelFile]) {
+        func check(_ files: [(String, ModelRole)]) -> [MissingModelFile] {
+            files.filter { !FileManager.default.fileExists(atPath: $0.0) }.map { MissingModelFile($0.1.missing($0.0)) }
         }
-        // Files given explicitly under another name are not official downloads: no command.
-        func official(_ path: String, _ name: String, _ download: String) -> String? {
-            URL(fileURLWithPath: path).lastPathComponent == name ? download : nil
-        }
-        let pixel = [
-            check(paths.diffusion, "a guided-diffusion UNet checkpoint such as 256x256_diffusion_uncond.pt",
-                  official(paths.diffusion, "256x256_diffusion_uncond.pt", "256x256_diffusion_uncond")
-                    ?? official(paths.diffusion, "512x512_diffusion.pt", "512x512_diffusion")),
-        ].compactMap { $0 }
-        let required = [
-            check(paths.clip, "an OpenAI CLIP ViT checkpoint such as ViT-B-16.pt", official(paths.clip, "ViT-B-16.pt", "ViT-B-16")),
-            check(paths.clipVocabulary, "CLIP's BPE vocabulary (bpe_simple_vocab_16e6.txt.gz)",
-                  official(paths.clipVocabulary, "bpe_simple_vocab_16e6.txt.gz", "clip-vocab")),
-        ].compactMap { $0 }
-        let localClip = [
-            check(paths.vgg16, "torchvision's VGG16 weights (vgg16-397923af.pth)", official(paths.vgg16, "vgg16-397923af.pth", "vgg16")),
-            check(paths.lpipsLinear, "the LPIPS v0.1 VGG linear layers (vgg.pth)", official(paths.lpipsLinear, "vgg.pth", "lpips-vgg")),
-        ].compactMap { $0 }
-        return (required, pixel, localClip)
-    }
-
-    /// The latent method's Stable Diffusion model (a file or a diffusers folder), when absent.
-    func missingForLatent() -> [MissingModelFile] {
-        guard !FileManager.default.fileExists(atPath: paths.stableDiffusion) else { return [] }
-        let name = URL(fileURLWithPath: paths.stableDiffusion).lastPathComponent
-        let download = ["v1-5-pruned-emaonly.safetensors": "stable-diffusion-v1-5",
-                        "v2-1_512-ema-pruned.safetensors": "stable-diffusion-2-1-base"][name]
-        return [MissingModelFile(path: paths.stableDiffusion,
-                                 expected: "a Stable Diffusion 1.x/2.x checkpoint or diffusers folder such as v1-5-pruned-emaonly.safetensors",
-                                 command: download.map { "blend models download \($0)" })]
+        return (check([(paths.clip, .clip), (paths.clipVocabulary, .clipVocabulary)]), check([(paths.diffusion, .diffusion)]),
+                check([(paths.vgg16, .vgg16), (paths.lpipsLinear, .lpipsLinear)]), check([(paths.stableDiffusion, .stableDiffusion)]))
     }
 
     /// Starts (again) checking and loading on a background thread. A load already under way
@@ -106,32 +113,38 @@ final class ModelWarmup: Sendable {
     }
 
     private func load(generation: Int) {
-        var (required, pixel, localClip) = missingFiles()
-        let latent = missingForLatent()
-        // Without either generator nothing can run: the pixel UNet (the default method's) is
-        // then listed with the files every edit needs, and the message names the SD download.
+        let (required, pixel, localClip, latent) = missingFiles()
         let noGenerator = !pixel.isEmpty && !latent.isEmpty
-        if noGenerator { required.insert(contentsOf: pixel, at: 0) }
         var status = ModelsStatus(state: .loading, message: nil, missing: required, missingForLocalClip: localClip,
-                                  missingForLatent: latent, missingForPixel: noGenerator ? [] : pixel)
+                                  missingForLatent: latent, missingForPixel: pixel)
         var tokenizer: ClipTokenizer?
-        if !required.isEmpty {
+        if !required.isEmpty || noGenerator {
+            // No method can run: name what each needs.
             status.state = .missing
-            let commands = required.compactMap(\.command)
-            status.message = "model files are missing: " + required.map { URL(fileURLWithPath: $0.path).lastPathComponent }.joined(separator: ", ")
-                + (commands.isEmpty ? "" : "; get them with: " + commands.joined(separator: "; "))
-                + (required.count > commands.count ? "; pass the others' paths to blend serve" : "")
-                + (noGenerator ? latent.compactMap(\.command).map { " (or, for the latent method only: \($0))" }.joined() : "")
-                + ", then press \"Check again\""
+            func files(_ list: [MissingModelFile]) -> String {
+                list.map { file in
+                    URL(fileURLWithPath: file.path).lastPathComponent
+                        + (file.command.map { " (\($0))" } ?? file.option.map { " (give its path with \($0))" } ?? "")
+                }.joined(separator: ", ")
+            }
+            var parts: [String] = []
+            if !required.isEmpty { parts.append("every method needs " + files(required)) }
+            if noGenerator {
+                parts.append("the pixel method needs " + files(pixel) + "; the latent method needs " + files(latent))
+            }
+            status.message = "model files are missing: " + parts.joined(separator: "; ") + ". Get them, then press \"Check again\""
         } else {
             let start = Date()
             do {
-                tokenizer = try ClipTokenizer(vocabularyFile: paths.clipVocabulary)
+                let vocabulary = try ClipTokenizer(vocabularyFile: paths.clipVocabulary)
+                tokenizer = vocabulary
                 if pixel.isEmpty { _ = try ModelLoader.unet(path: paths.diffusion, config: paths.diffusionConfig) }
-                _ = try ModelLoader.clip(path: paths.clip)
+                let clip = try ModelLoader.clip(path: paths.clip)
+                try ModelLoader.requireVocabulary(size: vocabulary.vocabularySize, of: paths.clipVocabulary, fits: clip, at: paths.clip)
                 status.state = .ready
                 status.loadSeconds = Date().timeIntervalSince(start)
             } catch {
+                tokenizer = nil
                 status.state = .failed
                 status.message = String(describing: error)
             }

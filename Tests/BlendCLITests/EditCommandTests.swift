@@ -34,14 +34,16 @@ let commandRunLock = Mutex<Void>(())
             "photo.jpg", "--mask", "m.png", "--prompt", "a stone wall", "--out", "dir", "--samples", "3", "--batch", "2",
             "--steps", "ddim50", "--skip", "10", "--ddim", "--seed", "7", "--invert-mask", "--method", "local-clip",
             "--clip-lambda", "500", "--range-lambda", "25", "--augmentations", "4", "--diffusion-model", "d.pt",
-            "--clip-model", "c.pt", "--clip-vocab", "v.gz", "--save-intermediates", "--no-enforce-background",
+            "--clip-model", "c.pt", "--clip-vocab", "v.gz", "--save-intermediates",
         ])
         let request = try command.request()
         #expect(request.settings.method == .localClip && request.settings.ddim && request.settings.invertMask)
         #expect(request.settings.samples == 3 && request.settings.batchSize == 2 && request.settings.seed == 7)
         #expect(request.settings.timestepRespacing == "ddim50" && request.settings.skipTimesteps == 10)
         #expect(request.settings.clipGuidanceLambda == 500 && request.settings.rangeLambda == 25)
-        #expect(!request.settings.enforceBackground && request.saveIntermediates)
+        #expect(request.saveIntermediates)
+        // Paste-back is the pixel and latent methods' (local-clip never pastes).
+        #expect(try !Edit.parse(["photo.jpg", "--prompt", "x", "--no-enforce-background"]).request().settings.enforceBackground)
         #expect(request.models.diffusion == "d.pt" && request.models.clip == "c.pt" && request.models.clipVocabulary == "v.gz")
         #expect(request.outputDirectory == "dir")
         #expect(try Edit.parse(["p.png", "--prompt", "x", "--precision", "bf16"]).request().precision == .bf16)
@@ -85,7 +87,12 @@ let commandRunLock = Mutex<Void>(())
                 #expect(Edit.message(for: error).contains("must be at least 1"), "\(option): \(Edit.message(for: error))")
             }
         }
-        #expect(throws: MaskError.self) { try Edit.parse(["photo.png", "--prompt", "x", "--feather", "-3"]).request().maskOptions.validate() }
+        do {
+            _ = try Edit.parse(["photo.png", "--prompt", "x", "--feather", "-3"])
+            Issue.record("--feather -3 was accepted")
+        } catch {
+            #expect(Edit.message(for: error).contains("feather must be 0 to 1000"), "\(Edit.message(for: error))")
+        }
         #expect(try Edit.parse(["photo.png", "--prompt", "x", "--seed", "-1"]).seed == "-1")
     }
 
@@ -128,14 +135,16 @@ let commandRunLock = Mutex<Void>(())
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("blend-bad-config-\(getpid()).json")
         try Data(#"{"image_size": 64, "num_channels": 32}"#.utf8).write(to: path)
         defer { try? FileManager.default.removeItem(at: path) }
-        let edit = try Edit.parse(["photo.png", "--mask", "m.png", "--prompt", "x", "--diffusion-config", path.path])
         do {
-            _ = try edit.request()
+            // Refused while the options are parsed (a usage error), before any other file is read.
+            _ = try Edit.parse(["photo.png", "--mask", "m.png", "--prompt", "x", "--diffusion-config", path.path])
             Issue.record("a malformed config was accepted")
-        } catch let error as ValidationError {
-            #expect(error.message.contains("`num_res_blocks` is missing"))
-            #expect(error.message.contains("--diffusion-config"))
-            #expect(!error.message.contains("\n") && !error.message.contains("DecodingError"))
+        } catch {
+            let message = Edit.message(for: error)
+            #expect(message.contains("`num_res_blocks` is missing"))
+            #expect(message.contains("--diffusion-config"))
+            #expect(!message.contains("\n") && !message.contains("DecodingError"))
+            #expect(Edit.exitCode(for: error) == ExitCode(64))
         }
     }
 }

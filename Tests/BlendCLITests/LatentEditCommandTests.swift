@@ -64,11 +64,18 @@ import BlendPipelineTestSupport
                 return Edit.message(for: error)
             }
         }
-        for pixelOnly in [["--skip", "10"], ["--ddim"], ["--clip-lambda", "5"], ["--range-lambda", "5"], ["--lpips-lambda", "5"],
-                          ["--l2-lambda", "5"], ["--augmentations", "2"], ["--save-intermediates"], ["--diffusion-model", "d.pt"],
+        for pixelOnly in [["--skip", "10"], ["--ddim"], ["--clip-lambda", "5"], ["--range-lambda", "5"],
+                          ["--augmentations", "2"], ["--save-intermediates"], ["--diffusion-model", "d.pt"],
                           ["--diffusion-config", "c.json"]] {
             let text = message(["--method", "latent"] + pixelOnly)
-            #expect(text.contains(pixelOnly[0]) && text.contains("pixel method") && !text.contains("\n"), "\(text)")
+            #expect(text.contains(pixelOnly[0]) && text.contains("pixel methods (--method pixel or local-clip)") && !text.contains("\n"), "\(text)")
+        }
+        for localClipOnly in [["--lpips-lambda", "5"], ["--l2-lambda", "5"]] {
+            for method in ["latent", "pixel"] {
+                let text = message(["--method", method] + localClipOnly)
+                #expect(text.contains(localClipOnly[0]) && text.contains("--method local-clip, not of --method \(method)")
+                        && !text.contains("\n"), "\(text)")
+            }
         }
         for latentOnly in [["--sd-model", "sd"], ["--sd-config", "c"], ["--scheduler", "ddim"], ["--strength", "0.5"],
                            ["--guidance-scale", "3"], ["--negative-prompt", "x"], ["--prediction-type", "v"], ["--init", "noise"],

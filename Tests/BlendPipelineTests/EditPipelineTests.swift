@@ -155,7 +155,8 @@ func quickSettings(_ prompt: String = "a red ball") -> EditSettings {
         #expect(throws: MaskError.self) { try run { $0.maskPath = emptyMask } }
         let (_, fullMask) = try writePhotoAndMask(in: models.directory.appendingPathComponent("full"), maskValue: { _, _ in 255 })
         #expect(throws: MaskError.self) { try run { $0.maskPath = fullMask } }
-        #expect(throws: MaskError.self) { try run { $0.maskPath = fullMask; $0.settings.invertMask = true; $0.settings.method = .localClip } }
+        // Inverted to nothing: the message speaks of --invert-mask (FirstUseErrorTests).
+        #expect(throws: EditError.self) { try run { $0.maskPath = fullMask; $0.settings.invertMask = true; $0.settings.method = .localClip } }
         do {
             try run { $0.settings.prompt = Array(repeating: "a very long prompt", count: 40).joined(separator: " ") }
             Issue.record("expected an error")

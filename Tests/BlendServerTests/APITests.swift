@@ -288,15 +288,49 @@ import Testing
                 try await Task.sleep(for: .milliseconds(10))
             }
             #expect(models["state"] as? String == "missing")
-            let commands = (models["missing"] as? [[String: Any]])?.compactMap { $0["command"] as? String }
-            #expect(commands == ["blend models download 256x256_diffusion_uncond", "blend models download ViT-B-16",
-                                 "blend models download clip-vocab"])
+            func commands(_ key: String) -> [String]? { (models[key] as? [[String: Any]])?.compactMap { $0["command"] as? String } }
+            func options(_ key: String) -> [String]? { (models[key] as? [[String: Any]])?.compactMap { $0["option"] as? String } }
+            // Per method: what every method needs, then each generator under its method.
+            #expect(commands("missing") == ["blend models download ViT-B-16", "blend models download clip-vocab"])
+            #expect(options("missing") == ["--clip-model", "--clip-vocab"])
+            #expect(commands("missingForPixel") == ["blend models download 256x256_diffusion_uncond"])
+            #expect(options("missingForPixel") == ["--diffusion-model"])
+            #expect(commands("missingForLatent") == ["blend models download stable-diffusion-v1-5"])
+            #expect(commands("missingForLocalClip") == ["blend models download vgg16", "blend models download lpips-vgg"])
             #expect((models["message"] as? String)?.contains("blend models download ViT-B-16") == true)
             // Neither generator is there: the message also names the latent method's download.
             #expect((models["message"] as? String)?.contains("blend models download stable-diffusion-v1-5") == true)
+            // A pixel job's 503 names every file the pixel method needs (and nothing of the latent one's) ...
             let refused = try await client.post(.job(photo: fixture.photo, mask: fixture.mask))
-            #expect(refused.status == .serviceUnavailable && refused.message.contains("blend models download 256x256_diffusion_uncond"))
+            #expect(refused.status == .serviceUnavailable, "\(refused.message)")
+            for name in ["256x256_diffusion_uncond", "ViT-B-16", "clip-vocab"] {
+                #expect(refused.message.contains("blend models download \(name)"), "\(refused.message)")
+            }
+            #expect(refused.message.contains("--clip-vocab") && !refused.message.contains("stable-diffusion"), "\(refused.message)")
+            // ... a latent job's only the latent method's ...
+            let latent = try await client.post(.job(photo: fixture.photo, mask: fixture.mask, settings: #"{"method": "latent", "steps": "4"}"#))
+            #expect(latent.status == .serviceUnavailable && latent.message.contains("blend models download stable-diffusion-v1-5")
+                    && !latent.message.contains("256x256_diffusion_uncond"), "\(latent.message)")
+            // ... and bad settings or inputs are a 400 even so: they are checked before the model files.
+            let badSettings = try await client.post(.job(photo: fixture.photo, mask: fixture.mask, settings: #"{"steps": "0"}"#))
+            #expect(badSettings.status == .badRequest, "\(badSettings.message)")
+            let badStrength = try await client.post(.job(photo: fixture.photo, mask: fixture.mask, settings: #"{"method": "latent", "strength": 2}"#))
+            #expect(badStrength.status == .badRequest && badStrength.message.contains("strength"), "\(badStrength.message)")
+            let wrongMask = try await client.post(.job(photo: fixture.photo, mask: try squareMask()))
+            #expect(wrongMask.status == .badRequest && wrongMask.message.contains("another image"), "\(wrongMask.message)")
+            // The console's lines: one per missing file, each with what to do.
+            let lines = server.status().models.missingLines
+            #expect(lines.count == 6 && lines.allSatisfy { $0.contains("blend models download") }, "\(lines)")
+            #expect(lines.contains { $0.contains("--clip-vocab") && $0.contains("every method") }, "\(lines)")
         }
+    }
+
+    /// A 30x30 PNG mask: not the fixture photo's shape.
+    func squareMask() throws -> [UInt8] {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("blend-square-mask-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let (_, mask) = try writePhotoAndMask(in: folder, maskSize: (30, 30))
+        return Array(try Data(contentsOf: URL(fileURLWithPath: mask)))
     }
 
     @Test func settingsDefaultsAreTheCLIs() throws {

@@ -170,9 +170,20 @@ import Testing
         let fixture = try ServerFixture()
         defer { fixture.remove() }
         let first = try fixture.server(start: false)
-        #expect(throws: ServerError.dataDirectory(path: fixture.data.path, reason: "another blend serve is using it")) {
+        // The error names the server that holds it (this process) and, once it listens, its port.
+        first.store.recordOwner(port: 43210)
+        do {
             _ = try fixture.server(start: false)
+            Issue.record("a second server opened the same data directory")
+        } catch let error as ServerError {
+            guard case let .dataDirectory(path, reason) = error else { Issue.record("\(error)"); return }
+            #expect(path == fixture.data.path)
+            #expect(reason.contains("another blend serve") && reason.contains("process \(getpid())") && reason.contains("port 43210"),
+                    "\(reason)")
+            #expect(error.description.contains("--data-dir"), "\(error)")
         }
+        #expect(JobStore.owner(from: "pid=12\nport=8188\n") == (12, 8188))
+        #expect(JobStore.owner(from: "garbage") == (nil, nil))
         first.shutdown()
         let second = try fixture.server(start: false)
         second.shutdown()

@@ -78,14 +78,24 @@ function showStatus(status) {
   }[models.state] || models.state;
   const banner = $("banner");
   if (models.state === "missing" || models.state === "failed") {
+    // What every method needs; when neither generator is there, each method's own file too.
+    const noGenerator = (models.missingForPixel || []).length > 0 && (models.missingForLatent || []).length > 0;
     $("banner-text").textContent = models.state === "missing"
-      ? "Some model files are missing, so edits cannot run yet. Get them with:"
+      ? "Some model files are missing, so edits cannot run yet. Get them with" +
+        (noGenerator ? " (of the pixel and the latent method's models, one is enough):" : ":")
       : models.message;
     const commands = $("banner-commands");
     commands.replaceChildren();
-    for (const file of models.missing || []) {
+    const listed = [...(models.missing || []).map((file) => [file, ""])];
+    if (noGenerator) {
+      for (const file of models.missingForPixel) listed.push([file, "pixel method"]);
+      for (const file of models.missingForLatent) listed.push([file, "latent method"]);
+    }
+    for (const [file, method] of listed) {
       const code = document.createElement("code");
-      code.textContent = file.command || `# put ${file.expected} at ${file.path}`;
+      const how = file.command || (file.option ? `# pass ${file.option} ${file.path} to blend serve`
+                                               : `# put ${file.expected} at ${file.path}`);
+      code.textContent = method ? `${how}    # ${method}` : how;
       commands.appendChild(code);
     }
     banner.hidden = false;
