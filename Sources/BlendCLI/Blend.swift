@@ -7,6 +7,12 @@ struct Blend: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "blend",
         abstract: "Text-driven local editing of natural photos (Blended Diffusion, Blended Latent Diffusion).",
+        discussion: """
+            Exit status: 0 done; 64 a usage error (an unknown option, a bad value, an option that \
+            does not apply to the chosen method: nothing was read); 1 a failure at run time (a \
+            missing or unreadable file, a missing model file, an output folder or data directory \
+            in use, a port taken); 130 interrupted by Ctrl-C.
+            """,
         // The one version: the pipeline records it in report.json and the server reports it.
         version: EditPipeline.version,
         subcommands: [Edit.self, Serve.self, Models.self, Debug.self, Engine.self]

@@ -163,6 +163,32 @@ enum JobIntake {
         return settings
     }
 
+    /// Settings given for another method than the job's, which it does not use: one notice
+    /// each, naming the methods the setting belongs to (`blend edit` refuses such options; the
+    /// API takes them, as the page sends every field, but says so). A setting left at its
+    /// default is not mentioned.
+    static func unusedSettings(_ settings: JobSettings) -> [String] {
+        let d = JobSettings()
+        let pixel: Set<EditMethod> = [.blended, .localClip], latent: Set<EditMethod> = [.latent]
+        let all: [(name: String, changed: Bool, methods: Set<EditMethod>)] = [
+            ("skip", settings.skip != d.skip, pixel), ("ddim", settings.ddim != d.ddim, pixel),
+            ("clipLambda", settings.clipLambda != d.clipLambda, pixel), ("rangeLambda", settings.rangeLambda != d.rangeLambda, pixel),
+            ("augmentations", settings.augmentations != d.augmentations, pixel),
+            ("lpipsLambda", settings.lpipsLambda != d.lpipsLambda, [.localClip]), ("l2Lambda", settings.l2Lambda != d.l2Lambda, [.localClip]),
+            ("enforceBackground", settings.enforceBackground != d.enforceBackground, [.blended, .latent]),
+            ("scheduler", settings.scheduler != d.scheduler, latent), ("strength", settings.strength != d.strength, latent),
+            ("guidanceScale", settings.guidanceScale != d.guidanceScale, latent),
+            ("negativePrompt", settings.negativePrompt != d.negativePrompt, latent),
+            ("reconstructBackground", settings.reconstructBackground != d.reconstructBackground, latent),
+        ]
+        func name(_ method: EditMethod) -> String { method == .blended ? "pixel (blended)" : method.rawValue }
+        return all.filter { $0.changed && !$0.methods.contains(settings.method) }.map { setting in
+            let owners = EditMethod.allCases.filter(setting.methods.contains).map(name).joined(separator: " and ")
+            return "\(setting.name) is a setting of the \(owners) method\(setting.methods.count > 1 ? "s" : ""): not used by the"
+                + " \(name(settings.method)) method"
+        }
+    }
+
     /// Checks an upload's header (its format and its size against the pixel limit) without
     /// decoding it.
     static func checkHeader(_ bytes: [UInt8], what: String, name: String, maxPixels: Int) throws -> ImageFormat {

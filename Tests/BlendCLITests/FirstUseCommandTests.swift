@@ -65,7 +65,8 @@ import Testing
                 && latent.stderr.contains("--sd-model") && !latent.stderr.contains("256x256"), "\(latent.stderr)")
         // The same codes in-process, and the help says them.
         #expect(Edit.exitCode(for: ValidationError("x")) == ExitCode(64))
-        #expect(Edit.helpMessage().contains("64 a usage error") && Edit.helpMessage().contains("1 a failure at run time"))
+        #expect(Edit.helpMessage(columns: 400).contains("64 a usage error") && Edit.helpMessage(columns: 400).contains("1 a failure at run time"))
+        #expect(Blend.helpMessage(columns: 400).contains("64 a usage error") && Blend.helpMessage(columns: 400).contains("1 a failure at run time"))
     }
 
     @Test func optionsOfAnotherMethodAreRefusedAndTheHelpNamesEachOptionsMethods() throws {

@@ -333,6 +333,31 @@ import Testing
         return Array(try Data(contentsOf: URL(fileURLWithPath: mask)))
     }
 
+    /// The API takes every field (the page sends them all) but says which ones the job's
+    /// method does not use, as `blend edit` refuses them.
+    @Test func settingsOfAnotherMethodAreNamedInTheJobsNotices() async throws {
+        let pixel = try JobIntake.decodeSettings(Array(#"{"strength": 0.5, "lpipsLambda": 3, "skip": 7}"#.utf8))
+        #expect(JobIntake.unusedSettings(pixel) == [
+            "lpipsLambda is a setting of the local-clip method: not used by the pixel (blended) method",
+            "strength is a setting of the latent method: not used by the pixel (blended) method",
+        ])
+        let latent = try JobIntake.decodeSettings(Array(#"{"method": "latent", "steps": "4", "ddim": true, "enforceBackground": false}"#.utf8))
+        #expect(JobIntake.unusedSettings(latent) == ["ddim is a setting of the pixel (blended) and local-clip methods: not used by the latent method"])
+        let localClip = try JobIntake.decodeSettings(Array(#"{"method": "local-clip", "enforceBackground": false}"#.utf8))
+        #expect(JobIntake.unusedSettings(localClip).first?.contains("enforceBackground is a setting of the pixel (blended) and latent methods") == true)
+        // Defaults are never mentioned (the page sends every field).
+        #expect(JobIntake.unusedSettings(JobSettings()).isEmpty)
+        try await withServer() { fixture, _, client in
+            let created = try await client.post(.job(photo: fixture.photo, mask: fixture.mask,
+                                                     settings: #"{"steps": "10", "skip": 7, "samples": 1, "augmentations": 2, "guidanceScale": 3}"#))
+            #expect(created.status == .created, "\(created.message)")
+            let job = try JSONSerialization.jsonObject(with: Data(buffer: created.body)) as? [String: Any]
+            let notices = job?["notices"] as? [String] ?? []
+            #expect(notices.contains { $0.hasPrefix("guidanceScale is a setting of the latent method") }, "\(notices)")
+            _ = try await client.waitForJob(job?["id"] as! String)
+        }
+    }
+
     @Test func settingsDefaultsAreTheCLIs() throws {
         let defaults = JobSettings()
         let settings = defaults.editSettings(prompt: "x")
