@@ -81,6 +81,21 @@ public struct TinyModelFiles: Sendable {
 }
 
 
+/// Writes the tiny CLIP with a token table of `vocabularySize` rows to `url` (safetensors):
+/// with fewer rows than a vocabulary has tokens, the two files do not belong together.
+public func writeTinyClip(vocabularySize: Int, to url: URL) throws {
+    var config = TinyModelFiles.clipConfig
+    config.vocabSize = vocabularySize
+    var tensors: [SafetensorsTensor] = []
+    var rng = SplitMix64(seed: 5)
+    _ = try ClipModel(weights: ModelWeights(synthesizing: { key, shape in
+        let t = try Tensor.randomNormal(shape, std: 0.02, using: &rng)
+        tensors.append(try SafetensorsTensor(name: key, tensor: t))
+        return t
+    }, modelName: "tiny"), config: config)
+    try SafetensorsWriter.write(tensors, to: url)
+}
+
 /// A 40x30 photo (not square, not the model size) and a mask of its centre.
 public func writePhotoAndMask(in directory: URL, maskSize: (Int, Int) = (40, 30), maskValue: (Int, Int) -> UInt8 = { x, y in
     (12..<28).contains(x) && (8..<22).contains(y) ? 255 : 0

@@ -136,6 +136,11 @@ final class ModelWarmup: Sendable {
         } else {
             let start = Date()
             do {
+                // A damaged official file in the model cache (`blend models list`: WRONG) is refused.
+                if let cache = paths.cacheDirectory {
+                    try ModelLoader.requireCachedFilesIntact([paths.clipVocabulary, paths.clip, paths.diffusion, paths.stableDiffusion],
+                                                             cacheDirectory: cache)
+                }
                 let vocabulary = try ClipTokenizer(vocabularyFile: paths.clipVocabulary)
                 tokenizer = vocabulary
                 if pixel.isEmpty { _ = try ModelLoader.unet(path: paths.diffusion, config: paths.diffusionConfig) }

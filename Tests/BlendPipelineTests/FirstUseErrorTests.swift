@@ -141,17 +141,8 @@ import Testing
         let models = try TinyModelFiles.scratch()
         defer { models.remove() }
         // The tiny CLIP with a 100-row token table: the vocabulary has more tokens.
-        var config = TinyModelFiles.clipConfig
-        config.vocabSize = 100
-        var tensors: [SafetensorsTensor] = []
-        var rng = SplitMix64(seed: 5)
-        _ = try ClipModel(weights: ModelWeights(synthesizing: { key, shape in
-            let t = try Tensor.randomNormal(shape, std: 0.02, using: &rng)
-            tensors.append(try SafetensorsTensor(name: key, tensor: t))
-            return t
-        }, modelName: "tiny"), config: config)
         let clip = folder.appendingPathComponent("small-table-clip.safetensors")
-        try SafetensorsWriter.write(tensors, to: clip)
+        try writeTinyClip(vocabularySize: 100, to: clip)
         let (photo, mask) = try writePhotoAndMask(in: folder)
         var request = EditRequest(imagePath: photo, maskPath: mask, outputDirectory: folder.appendingPathComponent("out").path,
                                   settings: quickSettings(), models: models.paths)

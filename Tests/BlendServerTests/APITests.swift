@@ -333,6 +333,26 @@ import Testing
         return Array(try Data(contentsOf: URL(fileURLWithPath: mask)))
     }
 
+    /// A CLIP vocabulary with more tokens than the CLIP model's table: the models fail to
+    /// load with a message naming both files, not at the first prompt.
+    @Test func aVocabularyThatDoesNotFitCLIPFailsTheModelsNamingBothFiles() async throws {
+        let clip = FileManager.default.temporaryDirectory.appendingPathComponent("blend-small-table-clip-\(UUID().uuidString).safetensors")
+        defer { try? FileManager.default.removeItem(at: clip) }
+        try writeTinyClip(vocabularySize: 100, to: clip)
+        try await withServer(configure: { $0.models.clip = clip.path }) { fixture, server, client in
+            var models: [String: Any] = [:]
+            for _ in 0..<500 {
+                models = try await client.json("/api/status").object["models"] as? [String: Any] ?? [:]
+                if models["state"] as? String != "loading" { break }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(models["state"] as? String == "failed")
+            let message = models["message"] as? String ?? ""
+            #expect(message.contains(clip.path) && message.contains(fixture.models.paths.clipVocabulary)
+                    && message.contains("do not belong together"), "\(message)")
+        }
+    }
+
     /// The API takes every field (the page sends them all) but says which ones the job's
     /// method does not use, as `blend edit` refuses them.
     @Test func settingsOfAnotherMethodAreNamedInTheJobsNotices() async throws {
