@@ -11,7 +11,8 @@ struct Serve: AsyncParsableCommand {
         abstract: "Run the local web app: paint the mask on a photo, prompt, watch the edit, compare results.",
         discussion: """
             Open the address it prints in a browser. Models load once, in the background; the page \
-            says when a file is missing and how to get it (blend models download ...). Jobs, \
+            and this console say when a file is missing, which methods need it and how to get it \
+            (blend models download ..., or the option that gives its path). Jobs, \
             inputs and results are kept in the data directory and survive restarts.
 
             The server answers only requests for itself (Host and Origin are checked), and binds \

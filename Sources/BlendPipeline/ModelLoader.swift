@@ -90,11 +90,11 @@ public enum ModelRole: Sendable, CaseIterable {
     /// What the file should be, in words.
     public var expected: String {
         switch self {
-        case .clipVocabulary: return "CLIP's BPE vocabulary (bpe_simple_vocab_16e6.txt.gz)"
+        case .clipVocabulary: return "CLIP's BPE vocabulary such as bpe_simple_vocab_16e6.txt.gz"
         case .diffusion: return "a guided-diffusion UNet checkpoint such as 256x256_diffusion_uncond.pt"
         case .clip: return "an OpenAI CLIP ViT checkpoint such as ViT-B-16.pt"
-        case .vgg16: return "torchvision's VGG16 weights (vgg16-397923af.pth)"
-        case .lpipsLinear: return "the LPIPS v0.1 VGG linear layers (vgg.pth)"
+        case .vgg16: return "torchvision's VGG16 weights such as vgg16-397923af.pth"
+        case .lpipsLinear: return "the LPIPS v0.1 VGG linear layers such as vgg.pth"
         case .stableDiffusion:
             return "a Stable Diffusion 1.x/2.x checkpoint (.safetensors or .ckpt) or diffusers folder, such as v1-5-pruned-emaonly.safetensors"
         }

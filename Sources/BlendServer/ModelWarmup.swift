@@ -20,7 +20,8 @@ public struct MissingModelFile: Codable, Sendable, Equatable {
         option = missing.option
     }
 
-    /// One line for the console: the file, and the command that gets it or the option that gives it.
+    /// One line for the console: the file, what it should be, and the command that gets it or
+    /// the option that gives it.
     public var line: String {
         "\(path) (\(expected)): " + (command.map { "get it with `\($0)`" + (option.map { ", or give its path with \($0)" } ?? "") }
             ?? option.map { "give its path with \($0)" } ?? "put it in the model cache (--models-dir)")
