@@ -11,6 +11,7 @@ let package = Package(
     products: [
         .executable(name: "blend", targets: ["BlendCLI"]),
         .executable(name: "blend-bench", targets: ["BlendBench"]),
+        .library(name: "BlendConcurrency", targets: ["BlendConcurrency"]),
         .library(name: "BlendTensor", targets: ["BlendTensor"]),
         .library(name: "BlendModels", targets: ["BlendModels"]),
         .library(name: "BlendDiffusion", targets: ["BlendDiffusion"]),
@@ -62,17 +63,20 @@ let package = Package(
             pkgConfig: "libturbojpeg",
             providers: [.apt(["libturbojpeg0-dev"])]
         ),
+        // The bottom module: the lock every other module uses (PThreadMutex, a pthread mutex that
+        // ThreadSanitizer can see, in place of Synchronization.Mutex). Knows nothing of tensors.
+        .target(name: "BlendConcurrency"),
         // The tensor engine: float32 tensors, BLAS-backed ops, input gradients.
         // Knows nothing of diffusion, CLIP or images on disk.
         .target(
             name: "BlendTensor",
-            dependencies: ["COpenBLAS", "CDNNL"],
+            dependencies: ["BlendConcurrency", "COpenBLAS", "CDNNL"],
             swiftSettings: engineSettings
         ),
         // The networks: guided-diffusion UNet, CLIP, LPIPS. Know nothing of the CLI.
         .target(
             name: "BlendModels",
-            dependencies: ["BlendTensor", "CZlib"]
+            dependencies: ["BlendConcurrency", "BlendTensor", "CZlib"]
         ),
         // Gaussian diffusion: schedules, respacing, posterior and samplers (DDPM, DDIM).
         // Pure values over engine tensors; knows nothing of CLIP or the CLI.
@@ -100,7 +104,7 @@ let package = Package(
         // running an edit from files to files.
         .target(
             name: "BlendPipeline",
-            dependencies: ["BlendTensor", "BlendCheckpoint", "BlendModels", "BlendDiffusion", "BlendEditor", "BlendImage"]
+            dependencies: ["BlendConcurrency", "BlendTensor", "BlendCheckpoint", "BlendModels", "BlendDiffusion", "BlendEditor", "BlendImage"]
         ),
         // Photos and masks on disk: PNG/JPEG decoding (EXIF orientation) and atomic encoding,
         // Pillow-exact Lanczos and nearest resizing, edit masks, paste-back, contact sheets,
@@ -117,6 +121,7 @@ let package = Package(
         .target(
             name: "BlendServer",
             dependencies: [
+                "BlendConcurrency",
                 "BlendPipeline",
                 "BlendImage",
                 "BlendEditor",
@@ -163,6 +168,10 @@ let package = Package(
             swiftSettings: engineSettings
         ),
         .testTarget(
+            name: "BlendConcurrencyTests",
+            dependencies: ["BlendConcurrency"]
+        ),
+        .testTarget(
             name: "BlendTensorTests",
             dependencies: ["BlendTensor", "BlendTestSupport"]
         ),
@@ -197,7 +206,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BlendCLITests",
-            dependencies: ["BlendCLI", "BlendServer", "BlendEditor", "BlendPipeline", "BlendPipelineTestSupport", "BlendDiffusion", "BlendImage", "BlendModels", "BlendCheckpoint", "BlendTensor"]
+            dependencies: ["BlendConcurrency", "BlendCLI", "BlendServer", "BlendEditor", "BlendPipeline", "BlendPipelineTestSupport", "BlendDiffusion", "BlendImage", "BlendModels", "BlendCheckpoint", "BlendTensor"]
         ),
         .testTarget(
             name: "BlendModelsTests",

@@ -8,7 +8,7 @@
 #   scripts/fuzz.sh --timeout 5 -t 600  # a hang is over 5 s per input (a loaded machine)
 #   scripts/fuzz.sh --list
 #
-# The modules a target needs (BlendTensor, BlendCheckpoint, BlendImage, BlendModels) are
+# The modules a target needs (BlendConcurrency, BlendTensor, BlendCheckpoint, BlendImage, BlendModels) are
 # compiled straight from Sources/ with swiftc -sanitize=fuzzer,address into .build-fuzz/
 # (SwiftPM is not used: it would also build swift-crypto, which only the downloader needs and
 # which takes minutes). Each target is Fuzz/Targets/<name>.swift. Corpora start from the
@@ -60,6 +60,7 @@ module() {
         -o "$object" "${common[@]}" "$@"
 }
 
+module BlendConcurrency Sources/BlendConcurrency/*.swift
 module BlendTensor Sources/BlendTensor/*.swift
 # Everything but the downloader (Download/, and the registry that names its checksums):
 # swift-crypto is not needed to read a weight file.

@@ -1,6 +1,6 @@
 import BlendModels
 import Foundation
-import Synchronization
+import BlendConcurrency
 
 /// Models kept in memory between edits by a long-running front end (`blend serve`), so that
 /// each edit does not read gigabytes of weights again.
@@ -52,7 +52,7 @@ public final class KeptModels: Sendable {
         var notes: [String]
     }
 
-    private let state = Mutex(State())
+    private let state = PThreadMutex(State())
 
     public init() {}
 

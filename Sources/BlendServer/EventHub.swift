@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import BlendConcurrency
 
 /// One server-sent event: `event: <name>` and one line of JSON data.
 struct ServerEvent: Sendable {
@@ -31,7 +31,7 @@ final class EventHub: Sendable {
         var continuation: AsyncStream<ServerEvent>.Continuation
     }
 
-    private let subscribers = Mutex<(next: Int, all: [Int: Subscriber])>((0, [:]))
+    private let subscribers = PThreadMutex<(next: Int, all: [Int: Subscriber])>((0, [:]))
 
     /// A stream of the events for `job` (all events when nil). It ends when the consumer stops.
     func subscribe(job: String?, buffer: Int = 64) -> AsyncStream<ServerEvent> {

@@ -3,6 +3,7 @@ import BlendImage
 import BlendPipeline
 import BlendTensor
 import Foundation
+import BlendConcurrency
 import Synchronization
 
 /// The job queue: one edit runs at a time (the CPU is the bottleneck) on a thread of its own,
@@ -31,13 +32,13 @@ final class JobRunner: Sendable {
     let store: JobStore
     let hub: EventHub
     let configuration: ServerConfiguration
-    private let state = Mutex(State())
+    private let state = PThreadMutex(State())
     private let wake = DispatchSemaphore(value: 0)
     private let workerDone = DispatchSemaphore(value: 0)
     /// Whether the models are ready; set by the server from ``ModelWarmup``.
     private let modelsReady = Atomic<Bool>(false)
     /// The models' status, for the `status` events sent whenever the queue changes.
-    private let modelsStatus = Mutex(ModelsStatus(state: .loading, message: nil, missing: [], missingForLocalClip: []))
+    private let modelsStatus = PThreadMutex(ModelsStatus(state: .loading, message: nil, missing: [], missingForLocalClip: []))
 
     /// Loads the jobs in `store`. A job that was queued or running when the server stopped
     /// is marked `interrupted` (it can be resumed).

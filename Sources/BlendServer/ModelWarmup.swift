@@ -1,7 +1,7 @@
 import BlendModels
 import BlendPipeline
 import Foundation
-import Synchronization
+import BlendConcurrency
 
 /// A model file the server cannot find, with the command that gets it.
 public struct MissingModelFile: Codable, Sendable, Equatable {
@@ -76,7 +76,7 @@ public struct ModelsStatus: Codable, Sendable, Equatable {
 /// Stable Diffusion model) are there; each method's absent file is listed for it.
 final class ModelWarmup: Sendable {
     let paths: EditModelPaths
-    private let state = Mutex<(status: ModelsStatus, tokenizer: ClipTokenizer?, generation: Int)>(
+    private let state = PThreadMutex<(status: ModelsStatus, tokenizer: ClipTokenizer?, generation: Int)>(
         (ModelsStatus(state: .loading, message: nil, missing: [], missingForLocalClip: []), nil, 0))
     /// Called (on the loading thread) whenever the status changes.
     private let onChange: @Sendable (ModelsStatus) -> Void

@@ -1,5 +1,5 @@
 import CDNNL
-import Synchronization
+import BlendConcurrency
 
 /// oneDNN (Debian's libdnnl, the CPU primitives library PyTorch uses) as a second
 /// convolution backend: its bf16 kernels (AVX512_BF16 / AMX), and its fp32 kernels for the
@@ -24,7 +24,7 @@ enum OneDNN {
     }()
 
     /// Executions are serialised: each already uses every core.
-    static let executionLock = Mutex<Void>(())
+    static let executionLock = PThreadMutex<Void>(())
 
     static var versionString: String {
         guard let v = dnnl_version() else { return "unknown" }

@@ -1,5 +1,5 @@
 import CDNNL
-import Synchronization
+import BlendConcurrency
 
 /// One convolution shape on oneDNN: the forward primitive (fp32, or bf16 activations and
 /// weights with fp32 bias and output) and, made on first use, the input-gradient
@@ -71,7 +71,7 @@ final class OneDNNConvolution: @unchecked Sendable {
 
     let shape: Shape
     private let forwardDirection: Direction
-    private let backward = Mutex<Direction??>(nil)
+    private let backward = PThreadMutex<Direction??>(nil)
     private let userInput: dnnl_memory_desc_t, userOutput: dnnl_memory_desc_t, userWeights: dnnl_memory_desc_t
     private let userBias: dnnl_memory_desc_t
 
@@ -93,7 +93,7 @@ final class OneDNNConvolution: @unchecked Sendable {
     // MARK: - Cache
 
     /// Primitives by shape; a nil entry marks a shape oneDNN has no fast kernel for.
-    private static let cache = Mutex<[Shape: OneDNNConvolution?]>([:])
+    private static let cache = PThreadMutex<[Shape: OneDNNConvolution?]>([:])
 
     /// The convolution for `shape`, made on first use; nil when oneDNN has no optimised
     /// (non-reference) kernel for it, when the engine then runs it.

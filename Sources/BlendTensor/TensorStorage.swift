@@ -3,7 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Synchronization
+import BlendConcurrency
 
 /// A 64-byte aligned, heap-allocated block of `Float`s owned by one or more tensors.
 ///
@@ -22,7 +22,7 @@ final class TensorStorage: @unchecked Sendable {
     private let classBytes: Int
     /// Rearrangements of these values computed once (e.g. a convolution's transformed
     /// kernel), keyed by what they are; see ``derived(_:count:_:)``.
-    private let derivedCache = Mutex<[DerivedKey: TensorStorage]>([:])
+    private let derivedCache = PThreadMutex<[DerivedKey: TensorStorage]>([:])
 
     /// Allocates `count` floats; the contents are undefined until written.
     init(uninitializedCount count: Int) {
@@ -135,9 +135,9 @@ final class BlockCache: Sendable {
         var limit: Int
     }
 
-    private let state: Mutex<State>
+    private let state: PThreadMutex<State>
 
-    init(limit: Int) { state = Mutex(State(limit: limit)) }
+    init(limit: Int) { state = PThreadMutex(State(limit: limit)) }
 
     deinit { removeAll() }
 

@@ -6,11 +6,11 @@ import Foundation
 import BlendPipeline
 import BlendTensor
 @testable import BlendCLI
-import Synchronization
+import BlendConcurrency
 
 /// Held by `ctrlCAsksTheRunToStop`, whose SIGINT would stop a whole command run going on at the
 /// same time (`latentEditRunsThroughTheCommand`), and by that run.
-let commandRunLock = Mutex<Void>(())
+let commandRunLock = PThreadMutex<Void>(())
 
 @Suite struct EditCommandTests {
     @Test func defaultsAreTheReferences() throws {

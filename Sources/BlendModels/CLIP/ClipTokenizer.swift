@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import BlendConcurrency
 
 /// Errors from building the CLIP tokenizer and from tokenizing with it.
 public enum ClipTokenizerError: Error, Equatable, CustomStringConvertible {
@@ -79,7 +79,7 @@ public final class ClipTokenizer: Sendable {
     public var vocabularySize: Int { endOfTextToken + 1 }
 
     private let encoding: ClipBytePairEncoding
-    private let cache = Mutex<[[UInt8]: [Int]]>([:])
+    private let cache = PThreadMutex<[[UInt8]: [Int]]>([:])
     /// Past this many cached pieces the cache starts afresh, so that a long-running process
     /// tokenizing endless distinct text does not grow without bound.
     private static let cacheLimit = 100_000
