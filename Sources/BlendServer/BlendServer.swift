@@ -6,7 +6,7 @@ import Hummingbird
 import Logging
 import ServiceLifecycle
 import NIOCore
-import Synchronization
+import BlendConcurrency
 
 /// `blend serve`: the local web app. One page (served from the binary) and a JSON API over
 /// the pipeline: jobs with their inputs and results in the data directory, one edit at a time
@@ -332,7 +332,7 @@ public final class BlendServer: Sendable {
 
 /// A callback set once the server starts, called from the model loader's thread.
 final class ModelsObserver: Sendable {
-    private let handler = Mutex<(@Sendable (ModelsStatus) -> Void)?>(nil)
+    private let handler = PThreadMutex<(@Sendable (ModelsStatus) -> Void)?>(nil)
 
     func set(_ handler: (@Sendable (ModelsStatus) -> Void)?) { self.handler.withLock { $0 = handler } }
 
