@@ -258,6 +258,36 @@ let unetBenchmarks: [Benchmark] = [
     },
 ]
 
+/// A whole Blended Latent Diffusion edit at 512² as `blend edit --method latent` runs it, less
+/// file reading, tokenizing, ranking and paste-back: both prompts through the text encoder, VAE
+/// encode, DPM-Solver++(2M) with 25 steps of which `strength` runs the last `int(25 · strength)`
+/// (CFG 7.5, blending after each), VAE decode of each sample; `samples` made together.
+func latentEditBenchmark(name: String, strength: Double = 0.75, samples: Int = 1) -> Benchmark {
+    Benchmark(name: name, flops: nil) {
+        let unet = try UNet2DConditionModel(config: .stableDiffusion1, weights: randomWeights("UNet"), layout: .diffusers)
+        let vae = try AutoencoderKL(config: .stableDiffusion, weights: randomWeights("VAE"), layout: .diffusers)
+        let encoder = try SDTextEncoder(weights: randomWeights("TextEncoder"), config: .sd1, layout: .diffusers)
+        let solver = try DPMSolverMultistep(schedule: NoiseSchedule.scaledLinear(), steps: 25)
+        var settings = LatentEditSettings()
+        settings.start = .strength(strength)
+        settings.samples = samples
+        settings.batchSize = samples
+        let editor = try BlendedLatentDiffusionEditor(denoiser: StableDiffusionDenoiser(unet: unet),
+                                                      autoencoder: StableDiffusionAutoencoder(vae: vae),
+                                                      solver: solver, settings: settings)
+        let image = try randn([1, 3, 512, 512]).clamped(min: -1, max: 1)
+        let mask = try Tensor(shape: [1, 1, 512, 512]) { m in
+            for i in m.indices { m[i] = (128..<384).contains(i / 512) && (128..<384).contains(i % 512) ? 1 : 0 }
+        }
+        var rng = SplitMix64(seed: 78)
+        let prompt = [49406] + (0..<5).map { _ in Int(rng.next() % 49000) } + Array(repeating: 49407, count: 71)
+        let empty = [49406] + Array(repeating: 49407, count: 76)
+        return {
+            _ = try editor.edit(image: image, mask: mask, context: encoder([prompt]), unconditionalContext: encoder([empty]))
+        }
+    }
+}
+
 /// Stable Diffusion 1.5 at full size with random weights (issue #11): the configs of
 /// runwayml/stable-diffusion-v1-5's `unet/`, `vae/` and `text_encoder/` folders.
 let sdBenchmarks: [Benchmark] = [
@@ -287,25 +317,12 @@ let sdBenchmarks: [Benchmark] = [
     // reading, tokenizing and paste-back: both prompts through the text encoder, VAE encode,
     // DPM-Solver++(2M) with 25 steps of which strength 0.75 runs 18 (CFG 7.5, blending after
     // each), VAE decode. Minutes a run: time it with --warmup 0 --repeats 1.
-    Benchmark(name: "sd15_edit_default", flops: nil) {
-        let unet = try UNet2DConditionModel(config: .stableDiffusion1, weights: randomWeights("UNet"), layout: .diffusers)
-        let vae = try AutoencoderKL(config: .stableDiffusion, weights: randomWeights("VAE"), layout: .diffusers)
-        let encoder = try SDTextEncoder(weights: randomWeights("TextEncoder"), config: .sd1, layout: .diffusers)
-        let solver = try DPMSolverMultistep(schedule: NoiseSchedule.scaledLinear(), steps: 25)
-        let editor = try BlendedLatentDiffusionEditor(denoiser: StableDiffusionDenoiser(unet: unet),
-                                                      autoencoder: StableDiffusionAutoencoder(vae: vae),
-                                                      solver: solver, settings: LatentEditSettings())
-        let image = try randn([1, 3, 512, 512]).clamped(min: -1, max: 1)
-        let mask = try Tensor(shape: [1, 1, 512, 512]) { m in
-            for i in m.indices { m[i] = (128..<384).contains(i / 512) && (128..<384).contains(i % 512) ? 1 : 0 }
-        }
-        var rng = SplitMix64(seed: 78)
-        let prompt = [49406] + (0..<5).map { _ in Int(rng.next() % 49000) } + Array(repeating: 49407, count: 71)
-        let empty = [49406] + Array(repeating: 49407, count: 76)
-        return {
-            _ = try editor.edit(image: image, mask: mask, context: encoder([prompt]), unconditionalContext: encoder([empty]))
-        }
-    },
+    latentEditBenchmark(name: "sd15_edit_default"),
+    // The same with only the last 2 of the 25 steps (strength 0.08), at batch 1 and at batch 2
+    // (2 samples made together: the UNet on batch 4): their peak RSS calibrates the latent
+    // method's memory estimate (BlendPipeline/MemoryEstimate.swift); every step peaks alike.
+    latentEditBenchmark(name: "sd15_edit_short_b1", strength: 0.08, samples: 1),
+    latentEditBenchmark(name: "sd15_edit_short_b2", strength: 0.08, samples: 2),
     // CLIP ViT-L/14's text tower on the prompt and the empty prompt (batch 2, 77 tokens).
     Benchmark(name: "sd15_text_encoder", flops: nil) {
         let encoder = try SDTextEncoder(weights: randomWeights("TextEncoder"), config: .sd1, layout: .diffusers)

@@ -90,7 +90,11 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil,
         return Tensor.recorded(y, from: [x]) { g in [convInputGradient(g.roundedToBFloat16(), weight: rounded, geo)] }
     }
     let y = convForward(x, weight: weight, bias: bias, geo)
-    return Tensor.recorded(y, from: [x]) { g in [convInputGradient(g, weight: weight, geo)] }
+    // The input gradient runs later, outside this task-local scope: it keeps the forward's policy.
+    let policy = WeightTransformPolicy.current
+    return Tensor.recorded(y, from: [x]) { g in
+        WeightTransformPolicy.$current.withValue(policy) { [convInputGradient(g, weight: weight, geo)] }
+    }
 }
 
 /// Square-stride, square-padding convenience.
@@ -241,13 +245,45 @@ private func col2imAdd(_ cols: UnsafeMutablePointer<Float>, _ geo: ConvGeometry,
     }
 }
 
+/// Whether the stride-1 convolutions keep the rearranged kernels they multiply (Winograd
+/// filter transforms, 16/9 of a 3×3 kernel; kernel taps) with the weight for later calls, or
+/// compute them afresh in each call, chosen per task:
+/// `WeightTransformPolicy.$current.withValue(.perCall) { ... }`.
+///
+/// Keeping them pays for weights used many times (a UNet over dozens of steps, forward and
+/// backward); a model run once or twice per edit (the VAE) saves the memory instead: the
+/// transform costs a few milliseconds against the seconds of the convolutions it serves.
+/// Results are the same either way, bit for bit.
+public enum WeightTransformPolicy: String, Sendable, CaseIterable {
+    /// Computed on first use and kept with the weight (the default).
+    case kept
+    /// Computed for each call into a scratch block and dropped after it (a transform kept by
+    /// an earlier call is still used).
+    case perCall = "per-call"
+
+    /// The policy in force in this task (default ``kept``).
+    @TaskLocal public static var current: WeightTransformPolicy = .kept
+}
+
+/// `weight.storage.derived(key, ...)`, or under ``WeightTransformPolicy/perCall`` a kept
+/// block if there is one, else a scratch block filled by `make`.
+private func weightTransform(_ weight: Tensor, _ key: TensorStorage.DerivedKey, count: Int,
+                             _ make: (UnsafeMutablePointer<Float>) -> Void) -> TensorStorage {
+    if WeightTransformPolicy.current == .kept { return weight.storage.derived(key, count: count, make) }
+    if let kept = weight.storage.keptDerived(key) { return kept }
+    let block = TensorStorage(uninitializedCount: count)
+    make(block.pointer)
+    return block
+}
+
 /// The kernel split into one `[out, in]` matrix per tap (ki, kj), `[kH·kW, out, in]`, as the
-/// shifted convolution multiplies them; computed on first use and kept with the weight.
+/// shifted convolution multiplies them; computed on first use and kept with the weight
+/// (see ``WeightTransformPolicy``).
 /// The input-gradient convolution multiplies the same matrices transposed, taps in reverse.
 private func kernelTaps(_ weight: Tensor, _ geo: ConvGeometry) -> TensorStorage {
     let co = geo.outChannels, ci = geo.inChannels, kk = geo.kernelH * geo.kernelW
-    return weight.storage.derived(.kernelTaps(out: co, in: ci, kernelH: geo.kernelH, kernelW: geo.kernelW),
-                                  count: kk * co * ci) { t in
+    return weightTransform(weight, .kernelTaps(out: co, in: ci, kernelH: geo.kernelH, kernelW: geo.kernelW),
+                           count: kk * co * ci) { t in
         let w = weight.pointer
         parallelFor(co, grain: 16) { o in
             for i in 0..<ci {
@@ -261,10 +297,11 @@ private func kernelTaps(_ weight: Tensor, _ geo: ConvGeometry) -> TensorStorage 
 /// The Winograd filter transform U = G·g·Gᵀ of a 3×3 kernel, one `[out, in]` matrix per
 /// element of the 4×4 transformed tile (`[16, out, in]`), with
 /// G = [[1, 0, 0], [½, ½, ½], [½, −½, ½], [0, 0, 1]] (Lavin & Gray, 2016). Computed on first
-/// use and kept with the weight: 16/9 of the kernel's size.
+/// use and kept with the weight (16/9 of the kernel's size) unless ``WeightTransformPolicy``
+/// says otherwise.
 private func winogradFilter(_ weight: Tensor, _ geo: ConvGeometry) -> TensorStorage {
     let co = geo.outChannels, ci = geo.inChannels, pairs = co * ci
-    return weight.storage.derived(.winogradFilter(out: co, in: ci), count: 16 * pairs) { up in
+    return weightTransform(weight, .winogradFilter(out: co, in: ci), count: 16 * pairs) { up in
         let w = weight.pointer
         parallelFor(co, grain: 8) { o in
             for i in 0..<ci {
@@ -387,35 +424,41 @@ private func winogradConvolution(_ input: UnsafeMutablePointer<Float>, channels:
     let ci = channels, co = outChannels
     let outH = height + 2 * padH - 2, outW = width + 2 * padW - 2
     let tilesY = (outH + 1) / 2, tilesX = (outW + 1) / 2
-    // Zero-padded so that every tile's 4×4 patch lies inside (odd output sizes get one
-    // extra row or column, computed and discarded).
-    let ph = 2 * tilesY + 2, pw = 2 * tilesX + 2
-    let padded = TensorStorage(uninitializedCount: ci * ph * pw)
-    let pp = padded.pointer
-    parallelFor(ci, grain: 4) { c in
-        let dst = pp + c * ph * pw, src = input + c * height * width
-        dst.initialize(repeating: 0, count: ph * pw)
-        for y in 0..<height { (dst + (y + padH) * pw + padW).update(from: src + y * width, count: width) }
-    }
     let up = filter, pairs = co * ci
     // Element e = 4a + b of the adjoint's transform is element 4·p(a) + p(b) of the stored one.
     let swap03 = [3, 1, 2, 0]
 
     let rowsPerChunk = max(1, min(tilesY, 2048 / max(tilesX, 1)))
     let maxTiles = rowsPerChunk * tilesX
+    // The input rows a chunk of tile rows reads, zero-padded so that every tile's 4×4 patch
+    // lies inside (odd output sizes get one extra row or column, computed and discarded):
+    // a band of 2·rows + 2 padded rows per channel, never a padded copy of the whole image.
+    let pw = 2 * tilesX + 2, bandPlane = (2 * rowsPerChunk + 2) * pw
+    let band = TensorStorage(uninitializedCount: ci * bandPlane)
     let v = TensorStorage(uninitializedCount: 16 * ci * maxTiles)
     let m = TensorStorage(uninitializedCount: 16 * co * maxTiles)
-    let vp = v.pointer, mp = m.pointer
+    let bp = band.pointer, vp = v.pointer, mp = m.pointer
     var tileRow0 = 0
     while tileRow0 < tilesY {
         let chunkRows = min(rowsPerChunk, tilesY - tileRow0)
         let tiles = chunkRows * tilesX
-        // Input transform V = Bᵀ·d·B, Bᵀ = [[1, 0, −1, 0], [0, 1, 1, 0], [0, −1, 1, 0], [0, 1, 0, −1]].
+        // Input transform V = Bᵀ·d·B, Bᵀ = [[1, 0, −1, 0], [0, 1, 1, 0], [0, −1, 1, 0], [0, 1, 0, −1]],
+        // each channel's band filled just before (it stays in cache).
         parallelFor(ci, grain: 4) { c in
-            let plane = pp + c * ph * pw
+            let plane = bp + c * bandPlane, src = input + c * height * width
+            for r in 0..<(2 * chunkRows + 2) {
+                let line = plane + r * pw, iy = 2 * tileRow0 + r - padH
+                guard iy >= 0 && iy < height else {
+                    line.initialize(repeating: 0, count: pw)
+                    continue
+                }
+                line.initialize(repeating: 0, count: padW)
+                (line + padW).update(from: src + iy * width, count: width)
+                (line + padW + width).initialize(repeating: 0, count: pw - padW - width)
+            }
             let stride = ci * tiles
             for row in 0..<chunkRows {
-                let ty = tileRow0 + row
+                let ty = row   // tile row within the band
                 var tx = 0
                 // Eight tiles at a time: their patches start every second column, so the four
                 // patch columns of eight tiles are the even and odd lanes of two 16-wide loads.

@@ -71,6 +71,11 @@ final class TensorStorage: @unchecked Sendable {
         case oneDNN(String)
     }
 
+    /// The block `key` if ``derived(_:count:_:)`` computed and kept it already.
+    func keptDerived(_ key: DerivedKey) -> TensorStorage? {
+        derivedCache.withLock { $0[key] }
+    }
+
     /// The block `key` derived from these values, computed by `make` (which fills `count`
     /// floats) on first use and kept for the lifetime of this storage. Thread-safe: when
     /// two threads ask at once, one computes and the other waits for it. Only for

@@ -120,6 +120,44 @@ func naiveConvInputGradient(_ r: Tensor, _ w: Tensor, inputShape: [Int], stride:
         }
     }
 
+    @Test(arguments: [(131, 101, 1), (130, 100, 0)])
+    func winogradBandsOfTileRowsMatchTheDirectConvolution(height: Int, width: Int, padding: Int) throws {
+        // Tall enough that Winograd runs in several bands of tile rows (about 2048 tiles each,
+        // each with only its own padded input rows), the last band shorter; forward and input gradient.
+        let w = randn([5, 3, 3, 3], seed: 85), b = randn([5], seed: 86)
+        let x = randn([1, 3, height, width], seed: 84).requiringGradient()
+        let y = try conv2d(x, weight: w, bias: b, padding: padding)
+        expectClose(y, naiveConv2d(x, w, b, stride: (1, 1), padding: (padding, padding)), tolerance: 1e-5)
+        let r = randn(y.shape, seed: 87)
+        expectClose(try gradients(of: y, withRespectTo: [x], seed: r)[0],
+                    naiveConvInputGradient(r, w, inputShape: x.shape, stride: (1, 1), padding: (padding, padding)),
+                    tolerance: 1e-5)
+    }
+
+    @Test func perCallTransformsGiveTheSameResultsAndKeepNothing() throws {
+        // Two weights with the same values: one keeps its transforms, the other computes them
+        // per call, forward and (after the task-local scope has ended) backward.
+        let values = randn([6, 4, 3, 3], seed: 88)
+        let keptWeight = try Tensor(shape: values.shape, scalars: values.scalars)
+        let perCallWeight = try Tensor(shape: values.shape, scalars: values.scalars)
+        for (height, width, kernel) in [(36, 40, 3), (33, 35, 5)] {
+            let kw = kernel == 3 ? keptWeight : try Tensor(shape: [6, 4, 5, 5], scalars: randn([6, 4, 5, 5], seed: 89).scalars)
+            let pw = kernel == 3 ? perCallWeight : try Tensor(shape: kw.shape, scalars: kw.scalars)
+            let x = randn([2, 4, height, width], seed: 90)
+            let r = randn([2, 6, height, width], seed: 91)
+            let xk = x.requiringGradient(), xp = x.requiringGradient()
+            let yk = try conv2d(xk, weight: kw, padding: kernel / 2)
+            let yp = try WeightTransformPolicy.$current.withValue(.perCall) { try conv2d(xp, weight: pw, padding: kernel / 2) }
+            #expect(yp.scalars == yk.scalars)
+            let gk = try gradients(of: yk, withRespectTo: [xk], seed: r)[0]
+            let gp = try gradients(of: yp, withRespectTo: [xp], seed: r)[0]
+            #expect(gp.scalars == gk.scalars)
+            let keys: [TensorStorage.DerivedKey] = [.winogradFilter(out: 6, in: 4), .kernelTaps(out: 6, in: 4, kernelH: kernel, kernelW: kernel)]
+            #expect(keys.contains { kw.storage.keptDerived($0) != nil }, "the default keeps the transform")
+            #expect(keys.allSatisfy { pw.storage.keptDerived($0) == nil }, "per call keeps nothing")
+        }
+    }
+
     @Test func transformsAreComputedOnceAndSharedByThreads() throws {
         let w = randn([24, 16, 3, 3], seed: 95), x = randn([1, 16, 34, 34], seed: 96)
         let expected = naiveConv2d(x, w, nil, stride: (1, 1), padding: (1, 1))

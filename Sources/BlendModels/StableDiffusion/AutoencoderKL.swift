@@ -27,6 +27,10 @@ public struct DiagonalGaussian: Sendable {
 /// latents, and ``scaledLatents(_:)``/``unscaledLatents(_:)`` convert. Differentiable in its
 /// inputs (background reconstruction optimises a latent through `decode`).
 ///
+/// It runs once or twice per edit, so its convolutions do not keep transformed kernels between
+/// calls (``WeightTransformPolicy/perCall``): that would hold about 16/9 of its 3×3 weights
+/// (≈ 0.5 GB for SD's VAE) for the rest of the edit, to save milliseconds.
+///
 /// Build it from checkpoint tensors with ``AutoencoderKL/init(config:weights:layout:)``
 /// (both key layouts live in AutoencoderKLCheckpoint.swift).
 public struct AutoencoderKL: Sendable {
@@ -47,7 +51,7 @@ public struct AutoencoderKL: Sendable {
               images.dim(2) > 0, images.dim(3) > 0 else {
             throw ModelError.badInput("the VAE encodes images [N, \(config.inChannels), H, W] with H and W multiples of \(f), got \(images.shape)")
         }
-        var moments = try encoder(images)
+        var moments = try WeightTransformPolicy.$current.withValue(.perCall) { try encoder(images) }
         if let quantConv { moments = try quantConv(moments) }
         let parts = try moments.chunked(2, axis: 1)
         return DiagonalGaussian(mean: parts[0], logvar: parts[1].clamped(min: -30, max: 20))
@@ -61,7 +65,8 @@ public struct AutoencoderKL: Sendable {
         guard z.rank == 4, z.dim(1) == config.latentChannels, z.dim(2) > 0, z.dim(3) > 0 else {
             throw ModelError.badInput("the VAE decodes latents [N, \(config.latentChannels), h, w], got \(z.shape)")
         }
-        return try decoder(postQuantConv.map { try $0(z) } ?? z)
+        let latents = try postQuantConv.map { try $0(z) } ?? z
+        return try WeightTransformPolicy.$current.withValue(.perCall) { try decoder(latents) }
     }
 
     /// The UNet's latents from the VAE's: `z · scalingFactor`.
