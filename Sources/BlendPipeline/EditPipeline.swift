@@ -516,6 +516,10 @@ public enum EditPipeline {
                 + " reads at most \(context): shorten it, or pass --truncate-prompt to keep its first \(context - 2) tokens")
         }
         let model = try StableDiffusionLoader.nativeImageSize(path: request.models.stableDiffusion, options: latentLoadOptions(request))
+        if request.checksMemory, let estimate = memoryEstimate(request, modelSize: model.size, stableDiffusion: model.info),
+           let available = request.availableMemoryBytes ?? EditMemory.availableBytes() {
+            try EditMemory.check(estimate, available: available)
+        }
         let geometry = try resolveGeometry(mask: fullMask, photo: photo.size, options: request.maskOptions, modelSize: model.size)
         return CheckedEdit(photo: photo, softMask: soft, tokens: tokens, editedFraction: editedFraction, notices: notices,
                            geometry: geometry, preloadedUNet: nil, loadSeconds: 0,
@@ -541,8 +545,10 @@ public enum EditPipeline {
         return s
     }
 
-    /// The peak memory estimate of `request` with a model of `modelSize`.
-    public static func memoryEstimate(_ request: EditRequest, modelSize: Int) -> MemoryEstimate? {
+    /// The peak memory estimate of `request` with a model of `modelSize` (for the latent method,
+    /// the Stable Diffusion model `stableDiffusion` as its files were recognised).
+    public static func memoryEstimate(_ request: EditRequest, modelSize: Int,
+                                      stableDiffusion: StableDiffusionInfo? = nil) -> MemoryEstimate? {
         func size(_ path: String) -> Int {
             ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? 0
         }
@@ -551,7 +557,8 @@ public enum EditPipeline {
         return EditMemory.estimate(EditMemory.Workload(
             method: settings.method, modelSize: modelSize, batch: max(1, min(settings.batchSize, settings.samples)),
             augmentations: settings.augmentations, diffusionFileBytes: size(request.models.diffusion),
-            clipFileBytes: size(request.models.clip), lpipsFileBytes: usesLPIPS ? size(request.models.vgg16) : 0))
+            clipFileBytes: size(request.models.clip), lpipsFileBytes: usesLPIPS ? size(request.models.vgg16) : 0,
+            stableDiffusion: stableDiffusion))
     }
 
     /// The edit region for `mask` and its mask at the model's size.

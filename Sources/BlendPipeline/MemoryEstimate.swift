@@ -1,3 +1,4 @@
+import BlendCheckpoint
 import BlendEditor
 import Foundation
 
@@ -73,8 +74,14 @@ public enum MemoryError: Error, Equatable, CustomStringConvertible {
 /// full size, release build): one guided Blended Diffusion step of the 256x256 model with
 /// CLIP ViT-B/16 and 8 views peaks at 8.40 GiB at batch 1 and at batch 2 alike; the UNet's
 /// forward alone at 3.82 GiB and its forward + backward at 6.05 GiB (so its recorded graph is
-/// about 2.3 GiB per 256x256 image); CLIP ViT-B/16's forward + backward of 8 views at 2.18 GiB. A method
-/// added later (the latent one) adds its own case to ``estimate(_:)``.
+/// about 2.3 GiB per 256x256 image); CLIP ViT-B/16's forward + backward of 8 views at 2.18 GiB.
+///
+/// The latent method (measured 2026-11-30 18:45 UTC, commit 2c83f55's engine, `blend-bench`
+/// rows `sd15_edit_short_b1` / `_b2`: a default edit's last 2 steps with random-weight SD 1.5
+/// at 512², `/usr/bin/time -v`): 6.21 GiB at batch 1 and the same 6.21 GiB with 2 samples at
+/// batch 2 (the UNet on batch 4). Its peak is the VAE decode at the end, on top of every
+/// network's weights (SD 1.5: 1.066 billion floats, 3.97 GiB) and the engine's block cache
+/// (up to 1 GiB) — not the UNet step, whose activations at batch 2 fit under it.
 public enum EditMemory {
     /// What an edit runs, as far as memory goes.
     public struct Workload: Equatable, Sendable {
@@ -91,9 +98,12 @@ public enum EditMemory {
         public var clipFileBytes: Int
         /// The LPIPS (VGG-16) file, for `local-clip`; 0 when not used.
         public var lpipsFileBytes: Int
+        /// The Stable Diffusion model of a `latent` edit, as its files were recognised (version
+        /// and UNet width; nil fields count as SD 1.x's). Unused by the pixel methods.
+        public var stableDiffusion: StableDiffusionInfo?
 
         public init(method: EditMethod, modelSize: Int, batch: Int, augmentations: Int, diffusionFileBytes: Int,
-                    clipFileBytes: Int, lpipsFileBytes: Int = 0) {
+                    clipFileBytes: Int, lpipsFileBytes: Int = 0, stableDiffusion: StableDiffusionInfo? = nil) {
             self.method = method
             self.modelSize = modelSize
             self.batch = batch
@@ -101,6 +111,7 @@ public enum EditMemory {
             self.diffusionFileBytes = diffusionFileBytes
             self.clipFileBytes = clipFileBytes
             self.lpipsFileBytes = lpipsFileBytes
+            self.stableDiffusion = stableDiffusion
         }
     }
 
@@ -111,7 +122,7 @@ public enum EditMemory {
 
     /// The estimated peak of one guided step of `workload` (the peak of the whole edit:
     /// loading and writing results need less).
-    /// Nil for a method not estimated yet (`latent`: it adds its measured case here).
+    /// Nil for a method not estimated yet.
     public static func estimate(_ workload: Workload) -> MemoryEstimate? {
         let w = workload
         let pixels = Double(w.modelSize * w.modelSize) / (256.0 * 256.0)
@@ -140,8 +151,32 @@ public enum EditMemory {
             }
             return MemoryEstimate(fixedBytes: Int(fixed), perSampleBytes: Int(perSample), batch: w.batch, what: what)
         case .latent:
-            return nil
+            return latentEstimate(w)
         }
+    }
+
+    /// Parameters of the networks a latent edit holds (UNet, VAE, text encoder), from the
+    /// published models: SD 1.x 859.5 M + 83.7 M + 123.1 M (CLIP ViT-L/14's text tower),
+    /// SD 2.x 865.9 M + 83.7 M + 340.4 M (OpenCLIP ViT-H/14's, 23 layers).
+    static func stableDiffusionParameters(_ version: StableDiffusionInfo.Version?) -> Double {
+        version == .v2 ? 1.290e9 : 1.066e9
+    }
+
+    /// The latent method: every network's float32 weights (scaled by the square of the UNet's
+    /// width against SD's 320 base channels, so a small model counts little), the block cache
+    /// (1 GiB), the VAE decode's working set and the UNet's kept Winograd transforms (the
+    /// rest of the measured 6.21 GiB: 1 GiB per 512² image), the ranking CLIP as in the pixel
+    /// method; each sample of a batch adds its UNet activations (0.25 GiB per 512² image:
+    /// 2 samples at batch 2 peaked no higher than 1, so this errs high there).
+    static func latentEstimate(_ w: Workload) -> MemoryEstimate {
+        let pixels = Double(w.modelSize * w.modelSize) / (512.0 * 512.0)
+        let width = Double(w.stableDiffusion?.unetBaseChannels ?? 320) / 320
+        let weights = 4 * stableDiffusionParameters(w.stableDiffusion?.version) * width * width
+        let fixed = weights + 1.0 * gib + 1.0 * gib * pixels * width + 1.8 * Double(w.clipFileBytes)
+        let perSample = 0.25 * gib * pixels * width
+        let version = w.stableDiffusion?.version.map { " \($0.rawValue)" } ?? ""
+        return MemoryEstimate(fixedBytes: Int(fixed), perSampleBytes: Int(perSample), batch: w.batch,
+                              what: "Stable Diffusion\(version) at \(w.modelSize)x\(w.modelSize) and CLIP")
     }
 
     /// An edit is refused when the memory available is below this share of its estimate: the
