@@ -229,6 +229,8 @@ public enum EditPipeline {
                 try events(.loadedModels(seconds: loadSeconds))
 
                 // 4. The latent edit at the model's resolution (the mask already inverted).
+                try ModelLoader.requireVocabulary(size: checked.vocabularySize, of: request.models.clipVocabulary,
+                                                  rows: sd.textEncoder.config.vocabSize, model: request.models.stableDiffusion)
                 let tokenizer = try ClipTokenizer(vocabularyFile: request.models.clipVocabulary)
                 let context = try sd.context(for: settings.prompt, tokenizer: tokenizer)
                 let unconditional = try sd.context(for: request.latent.negativePrompt, tokenizer: tokenizer)

@@ -32,9 +32,10 @@ public enum ModelLoadingError: Error, Equatable, CustomStringConvertible {
             return "\(path) is not the published file (it has \(bytes) bytes, the published one \(expected); `blend models list`"
                 + " marks it WRONG): delete it and download it again with: blend models download \(download) --force"
         case let .vocabularyMismatch(vocabulary, tokens, model, rows):
-            return "the CLIP vocabulary \(vocabulary) has \(tokens) tokens but the CLIP model \(model) has \(rows) token"
-                + " embeddings: the two files do not belong together. Give the vocabulary made for that model (--clip-vocab),"
-                + " or use the official pair: blend models download ViT-B-16 and blend models download clip-vocab"
+            return "the CLIP vocabulary \(vocabulary) has \(tokens) tokens but the model \(model) has \(rows) token"
+                + " embeddings in its text encoder: the two files do not belong together. Give the vocabulary made for that"
+                + " model (--clip-vocab), or use the official files: blend models download clip-vocab (with ViT-B-16, and"
+                + " stable-diffusion-v1-5 for the latent method)"
         case let .notRecognised(path, expected, found, download):
             return "\(path) is not \(expected) (it looks like: \(found)); pass the right file, or get the official one with: blend models download \(download)"
         case .ambiguousConfig:
@@ -171,9 +172,13 @@ public enum ModelLoader {
     /// vocabulary (of `vocabularySize` tokens, ``ClipTokenizer/vocabularySize``) can make
     /// token ids the CLIP model has no embedding for.
     public static func requireVocabulary(size vocabularySize: Int, of vocabularyPath: String, fits clip: ClipModel, at clipPath: String) throws {
-        guard vocabularySize <= clip.config.vocabSize else {
-            throw ModelLoadingError.vocabularyMismatch(vocabulary: vocabularyPath, tokens: vocabularySize,
-                                                      model: clipPath, rows: clip.config.vocabSize)
+        try requireVocabulary(size: vocabularySize, of: vocabularyPath, rows: clip.config.vocabSize, model: clipPath)
+    }
+
+    /// The same for a text encoder of `rows` token embeddings in `model` (Stable Diffusion's).
+    public static func requireVocabulary(size vocabularySize: Int, of vocabularyPath: String, rows: Int, model: String) throws {
+        guard vocabularySize <= rows else {
+            throw ModelLoadingError.vocabularyMismatch(vocabulary: vocabularyPath, tokens: vocabularySize, model: model, rows: rows)
         }
     }
 

@@ -157,6 +157,11 @@ import Testing
             let text = String(describing: error)
             #expect(text.contains("do not belong together") && text.contains("--clip-vocab"), "\(text)")
         }
+        // Stable Diffusion's text encoder is held to the same (the latent method).
+        #expect(throws: ModelLoadingError.vocabularyMismatch(vocabulary: "v.gz", tokens: 600, model: "sd.safetensors", rows: 100)) {
+            try ModelLoader.requireVocabulary(size: 600, of: "v.gz", rows: 100, model: "sd.safetensors")
+        }
+        try ModelLoader.requireVocabulary(size: 600, of: "v.gz", rows: 600, model: "sd.safetensors")
     }
 
     @Test func maskAdviceFitsInvertMask() throws {
