@@ -98,12 +98,7 @@ import BlendPipelineTestSupport
             #expect(available == 100 * 1024 * 1024 && estimate.batch == 2 && estimate.peakBytes > Self.gib)
             #expect(estimate.description.contains("Stable Diffusion"), "\(estimate)")
         }
-        #expect(!FileManager.default.fileExists(atPath: request.outputDirectory))
-        request.availableMemoryBytes = 64 * Self.gib
-        _ = try EditPipeline.check(request)
-        request.checksMemory = false
-        request.availableMemoryBytes = 1
-        _ = try EditPipeline.check(request)
+        try expectRefusedBeforeAnythingAndAcceptedOtherwise(request)
     }
 
     @Test func largestBatchWithin() {
@@ -164,6 +159,13 @@ import BlendPipelineTestSupport
         #expect(throws: MemoryError.insufficient(estimate: estimate, available: 100 * 1024 * 1024)) {
             _ = try EditPipeline.run(request)
         }
+        try expectRefusedBeforeAnythingAndAcceptedOtherwise(request)
+    }
+
+    /// After a refusal: nothing was created; with memory enough, or with the check off
+    /// (`--skip-memory-check`), the same request is accepted.
+    func expectRefusedBeforeAnythingAndAcceptedOtherwise(_ request: EditRequest) throws {
+        var request = request
         #expect(!FileManager.default.fileExists(atPath: request.outputDirectory))
         request.availableMemoryBytes = 64 * Self.gib
         _ = try EditPipeline.check(request)
