@@ -66,11 +66,15 @@ let package = Package(
         // The bottom module: the lock every other module uses (PThreadMutex, a pthread mutex that
         // ThreadSanitizer can see, in place of Synchronization.Mutex). Knows nothing of tensors.
         .target(name: "BlendConcurrency"),
+        // The engine's elementwise hot loops (softmax sweeps, erf/GELU/GEGLU, sigmoid/SiLU) in C,
+        // compiled for baseline x86-64, AVX2+FMA and AVX-512 and chosen at run time (see its
+        // header). Used only by BlendTensor.
+        .target(name: "CBlendKernels"),
         // The tensor engine: float32 tensors, BLAS-backed ops, input gradients.
         // Knows nothing of diffusion, CLIP or images on disk.
         .target(
             name: "BlendTensor",
-            dependencies: ["BlendConcurrency", "COpenBLAS", "CDNNL"],
+            dependencies: ["BlendConcurrency", "COpenBLAS", "CDNNL", "CBlendKernels"],
             swiftSettings: engineSettings
         ),
         // The networks: guided-diffusion UNet, CLIP, LPIPS. Know nothing of the CLI.
@@ -173,7 +177,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BlendTensorTests",
-            dependencies: ["BlendTensor", "BlendTestSupport"]
+            dependencies: ["BlendTensor", "BlendTestSupport", "CBlendKernels"]
         ),
         .testTarget(
             name: "BlendDiffusionTests",

@@ -4,29 +4,12 @@ import Glibc
 import Darwin
 #endif
 
-/// Numerically stable softmax of each row of `count / width` rows, in place.
+/// Numerically stable softmax of each row of `count / width` rows, in place (the C kernel of
+/// the CPU's widest ISA: e^(x − max) with the range reduction and polynomial of ``vectorExp``).
 @inline(__always)
 func softmaxRowsInPlace(_ p: UnsafeMutablePointer<Float>, rows: Int, width: Int) {
-    parallelFor(rows, grain: 8) { r in
-        let row = p + r * width
-        var m = -Float.infinity
-        for i in 0..<width { m = max(m, row[i]) }
-        var s: Float = 0
-        var i = 0
-        let raw = UnsafeMutableRawPointer(row)
-        let mv = SIMD8<Float>(repeating: m)
-        var sv = SIMD8<Float>()
-        while i + 8 <= width {
-            let e = vectorExp(raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) - mv)
-            raw.storeBytes(of: e, toByteOffset: i * 4, as: SIMD8<Float>.self)
-            sv += e
-            i += 8
-        }
-        s = sv.sum()
-        while i < width { let e = expf(row[i] - m); row[i] = e; s += e; i += 1 }
-        let inv = 1 / s
-        for i in 0..<width { row[i] *= inv }
-    }
+    let softmaxRow = kernels.softmaxRow
+    parallelFor(rows, grain: 8) { r in softmaxRow(p + r * width, width) }
 }
 
 /// eˣ for eight lanes at once, within 2 ulp of `expf` on [−87.3, 88.3] (arguments above

@@ -100,6 +100,7 @@ private func fusedGroupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Ten
         return (a * m, ((beta?[ch] ?? 0) - mean * a) * m + (mShift?[nc] ?? 0), m, ch)
     }
 
+    let affineSiLU = kernels.affineSiLU
     stats.withUnsafeMutableBufferPointer { st in
         parallelFor(blocks) { b in
             let base = b * blockSize
@@ -109,16 +110,8 @@ private func fusedGroupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Ten
             for j in 0..<perGroup {
                 let (a, sh, _, _) = affine(b, j, mean: mean, rstd: rstd)
                 let src = xp + base + j * spatial, dst = yp + base + j * spatial
-                var i = 0
                 if silu {
-                    let av = SIMD8<Float>(repeating: a), bv = SIMD8<Float>(repeating: sh)
-                    let rs = UnsafeRawPointer(src), rd = UnsafeMutableRawPointer(dst)
-                    while i + 8 <= spatial {
-                        let u = rs.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) * av + bv
-                        rd.storeBytes(of: u * vectorSigmoid(u), toByteOffset: i * 4, as: SIMD8<Float>.self)
-                        i += 8
-                    }
-                    while i < spatial { let u = src[i] * a + sh; dst[i] = u / (1 + expf(-u)); i += 1 }
+                    affineSiLU(src, dst, spatial, a, sh)
                 } else {
                     for i in 0..<spatial { dst[i] = src[i] * a + sh }
                 }

@@ -49,29 +49,9 @@ func tiledAttentionForward(q: Tensor, k: Tensor, v: Tensor, into y: Tensor, batc
 }
 
 /// Replaces `row[0..<width]` by e^(row − max(row)) and returns the sum of the new values
-/// (≥ 1 unless the row holds NaN). Vectorised: one sweep for the maximum, one for the exponentials.
+/// (≥ 1 unless the row holds NaN): the C kernel of the CPU's widest ISA, one vectorised sweep
+/// for the maximum and one for the exponentials (``vectorExp``'s formula, within 2 ulp of expf).
 @inline(__always)
 func expShiftedRowInPlace(_ row: UnsafeMutablePointer<Float>, width: Int) -> Float {
-    let raw = UnsafeMutableRawPointer(row)
-    var i = 0
-    var mv = SIMD8<Float>(repeating: -.infinity)
-    while i + 8 <= width {
-        let x = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-        mv.replace(with: x, where: x .> mv)
-        i += 8
-    }
-    var m = mv.max()
-    while i < width { m = max(m, row[i]); i += 1 }
-    let shift = SIMD8<Float>(repeating: m)
-    var sv = SIMD8<Float>()
-    i = 0
-    while i + 8 <= width {
-        let e = vectorExp(raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) - shift)
-        raw.storeBytes(of: e, toByteOffset: i * 4, as: SIMD8<Float>.self)
-        sv += e
-        i += 8
-    }
-    var total = sv.sum()
-    while i < width { let e = expf(row[i] - m); row[i] = e; total += e; i += 1 }
-    return total
+    kernels.expShiftedRow(row, width)
 }
