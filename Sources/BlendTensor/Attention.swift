@@ -4,39 +4,12 @@ import Glibc
 import Darwin
 #endif
 
-/// Numerically stable softmax of each row of `count / width` rows, in place (the C kernel of
-/// the CPU's widest ISA: e^(x − max) with the range reduction and polynomial of ``vectorExp``).
+/// Numerically stable softmax of each row of `count / width` rows, in place: the C kernel of
+/// the CPU's widest ISA (e^(x − max) within 2 ulp of expf, see CBlendKernels.h).
 @inline(__always)
 func softmaxRowsInPlace(_ p: UnsafeMutablePointer<Float>, rows: Int, width: Int) {
     let softmaxRow = kernels.softmaxRow
     parallelFor(rows, grain: 8) { r in softmaxRow(p + r * width, width) }
-}
-
-/// eˣ for eight lanes at once, within 2 ulp of `expf` on [−87.3, 88.3] (arguments above
-/// saturate at e^88.4): range reduction x = n·ln2 + r with |r| ≤ ln2/2 (ln2 split in two parts so the
-/// reduction is exact), a degree-6 minimax polynomial for eʳ, and 2ⁿ built in the exponent
-/// bits. Below −87.3 the result flushes to 0, as softmax wants; −∞ gives 0.
-@inline(__always)
-func vectorExp(_ x: SIMD8<Float>) -> SIMD8<Float> {
-    let lower = SIMD8<Float>(repeating: -87.33654), upper = SIMD8<Float>(repeating: 88.37626)
-    let clamped = x.replacing(with: lower, where: x .< lower).replacing(with: upper, where: x .> upper)
-    // Adding 1.5·2²³ rounds to an integer, which then sits in the low mantissa bits.
-    let magic = SIMD8<Float>(repeating: 12_582_912)
-    let shifted = clamped * 1.442695041 + magic
-    let n = shifted - magic
-    var r = clamped - n * 0.693359375
-    r = r - n * -2.12194440e-4
-    var poly = SIMD8<Float>(repeating: 1.9875691500e-4)
-    poly = poly * r + 1.3981999507e-3
-    poly = poly * r + 8.3334519073e-3
-    poly = poly * r + 4.1665795894e-2
-    poly = poly * r + 1.6666665459e-1
-    poly = poly * r + 5.0000001201e-1
-    let r2 = r * r
-    let er = poly * r2 + r + 1
-    let bits = (unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000 &+ 127) &<< 23
-    let scale = unsafeBitCast(bits, to: SIMD8<Float>.self)
-    return (er * scale).replacing(with: 0, where: x .< lower)
 }
 
 /// The softmax backward for rows of width `width`: dx = y·(g − Σ g·y).
@@ -114,10 +87,4 @@ public func scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, scale: Fl
         }
         return [q.node == nil ? nil : gq, k.node == nil ? nil : gk, v.node == nil ? nil : gv]
     }
-}
-
-/// The logistic function 1 / (1 + e⁻ˣ) for eight lanes, on ``vectorExp``.
-@inline(__always)
-func vectorSigmoid(_ x: SIMD8<Float>) -> SIMD8<Float> {
-    1 / (1 + vectorExp(-x))
 }

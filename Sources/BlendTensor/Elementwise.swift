@@ -189,17 +189,20 @@ extension Tensor {
     /// x·sigmoid(x) (a.k.a. swish), as used throughout the diffusion UNet (the vectorised C
     /// kernels of the CPU's widest ISA, forward and backward).
     public func silu() -> Tensor {
-        let y = mapped(kernel: kernels.silu)
-        let x = self
-        return Tensor.recorded(y, from: [x]) { g in [x.zipped(g, kernel: kernels.siluBackward)] }
+        swish(beta: 1)
     }
 
-    /// x·sigmoid(1.702x), the GELU approximation of OpenAI's CLIP.
+    /// x·σ(βx) and its derivative g·σ(βx)·(1 + βx·(1 − σ(βx))) in the C kernels.
+    @inline(__always)
+    private func swish(beta: Float) -> Tensor {
+        let y = mapped { kernels.silu($0, $1, $2, beta) }
+        let x = self
+        return Tensor.recorded(y, from: [x]) { g in [x.zipped(g) { kernels.siluBackward($0, $1, $2, $3, beta) }] }
+    }
+
+    /// x·sigmoid(1.702x), the GELU approximation of OpenAI's CLIP (the vectorised C kernels).
     public func quickGELU() -> Tensor {
-        unary({ $0 / (1 + expf(-1.702 * $0)) }, derivative: { x in
-            let s = 1 / (1 + expf(-1.702 * x))
-            return s * (1 + 1.702 * x * (1 - s))
-        })
+        swish(beta: 1.702)
     }
 
     /// The exact (erf) GELU, PyTorch's default: x·Φ(x) = ½x(1 + erf(x/√2)), forward and

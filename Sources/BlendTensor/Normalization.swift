@@ -123,45 +123,44 @@ private func fusedGroupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Ten
         // dx = rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)), where dx̂ = ∂L/∂x̂ = g·silu′(u)·γ·m
         // (g·γ·m without SiLU). Two vectorised sweeps over each block: the first sums dx̂ and
         // dx̂·(x − mean), the second recomputes dx̂ (cheaper than storing and reloading it)
-        // and writes dx = rstd·dx̂ + cx·(x − mean) + c0 with per-block constants.
+        // and writes dx = rstd·dx̂ + cx·(x − mean) + c0 with per-block constants. With SiLU,
+        // both sweeps are C kernels (affineSiLUBackwardSums/affineSiLUBackward).
         let gx = Tensor(uninitializedShape: x.shape)
         let gp = g.pointer, gxp = gx.pointer
         stats.withUnsafeBufferPointer { st in
             parallelFor(blocks) { b in
                 let base = b * blockSize
                 let mean = st[2 * b], rstd = st[2 * b + 1]
-                @inline(__always) func dxhat(_ xv: SIMD8<Float>, _ gv: SIMD8<Float>, _ a: SIMD8<Float>,
-                                             _ sh: SIMD8<Float>, _ gm: SIMD8<Float>) -> SIMD8<Float> {
-                    guard silu else { return gv * gm }
-                    let u = xv * a + sh
-                    let sg = vectorSigmoid(u)
-                    return gv * sg * (1 + u * (1 - sg)) * gm
-                }
-                @inline(__always) func dxhat(_ xv: Float, _ gv: Float, _ a: Float, _ sh: Float, _ gm: Float) -> Float {
-                    guard silu else { return gv * gm }
-                    let u = xv * a + sh, sg = 1 / (1 + expf(-u))
-                    return gv * sg * (1 + u * (1 - sg)) * gm
-                }
                 var sumD = 0.0, sumDX = 0.0
                 for j in 0..<perGroup {
                     let (a, sh, m, ch) = affine(b, j, mean: mean, rstd: rstd)
                     let gm = (gamma?[ch] ?? 1) * m
                     let src = xp + base + j * spatial, gr = gp + base + j * spatial
-                    let av = SIMD8<Float>(repeating: a), bv = SIMD8<Float>(repeating: sh)
+                    if silu {
+                        // The C kernel of the CPU's widest ISA (e^x with FMA on AVX2).
+                        var sums: (Float, Float) = (0, 0)
+                        withUnsafeMutablePointer(to: &sums) {
+                            $0.withMemoryRebound(to: Float.self, capacity: 2) { kernels.affineSiLUBackwardSums(src, gr, spatial, a, sh, gm, mean, $0) }
+                        }
+                        sumD += Double(sums.0)
+                        sumDX += Double(sums.1) * Double(rstd)
+                        continue
+                    }
+                    // Without SiLU, dx̂ = g·γ·m.
                     let meanV = SIMD8<Float>(repeating: mean), gmV = SIMD8<Float>(repeating: gm)
                     var sdv = SIMD8<Float>(), sdxv = SIMD8<Float>()
                     let rs = UnsafeRawPointer(src), rg = UnsafeRawPointer(gr)
                     var i = 0
                     while i + 8 <= spatial {
                         let xv = rs.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-                        let dv = dxhat(xv, rg.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self), av, bv, gmV)
+                        let dv = rg.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) * gmV
                         sdv += dv
                         sdxv += dv * (xv - meanV)
                         i += 8
                     }
                     var sd = sdv.sum(), sdx = sdxv.sum()
                     while i < spatial {
-                        let dv = dxhat(src[i], gr[i], a, sh, gm)
+                        let dv = gr[i] * gm
                         sd += dv
                         sdx += dv * (src[i] - mean)
                         i += 1
@@ -178,17 +177,21 @@ private func fusedGroupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Ten
                     let (a, sh, m, ch) = affine(b, j, mean: mean, rstd: rstd)
                     let gm = (gamma?[ch] ?? 1) * m
                     let src = xp + base + j * spatial, gr = gp + base + j * spatial, d = gxp + base + j * spatial
-                    let av = SIMD8<Float>(repeating: a), bv = SIMD8<Float>(repeating: sh), gmV = SIMD8<Float>(repeating: gm)
+                    if silu {
+                        kernels.affineSiLUBackward(src, gr, d, spatial, a, sh, gm, mean, rstd, cx, c0)
+                        continue
+                    }
+                    let gmV = SIMD8<Float>(repeating: gm)
                     let rs = UnsafeRawPointer(src), rg = UnsafeRawPointer(gr), rd = UnsafeMutableRawPointer(d)
                     var i = 0
                     while i + 8 <= spatial {
                         let xv = rs.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-                        let dv = dxhat(xv, rg.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self), av, bv, gmV)
+                        let dv = rg.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) * gmV
                         rd.storeBytes(of: rstdV * dv + cxV * (xv - meanV) + c0V, toByteOffset: i * 4, as: SIMD8<Float>.self)
                         i += 8
                     }
                     while i < spatial {
-                        d[i] = rstd * dxhat(src[i], gr[i], a, sh, gm) + cx * (src[i] - mean) + c0
+                        d[i] = rstd * gr[i] * gm + cx * (src[i] - mean) + c0
                         i += 1
                     }
                 }

@@ -50,7 +50,7 @@ func tiledAttentionForward(q: Tensor, k: Tensor, v: Tensor, into y: Tensor, batc
 
 /// Replaces `row[0..<width]` by e^(row − max(row)) and returns the sum of the new values
 /// (≥ 1 unless the row holds NaN): the C kernel of the CPU's widest ISA, one vectorised sweep
-/// for the maximum and one for the exponentials (``vectorExp``'s formula, within 2 ulp of expf).
+/// for the maximum and one for the exponentials (within 2 ulp of expf, see CBlendKernels.h).
 @inline(__always)
 func expShiftedRowInPlace(_ row: UnsafeMutablePointer<Float>, width: Int) -> Float {
     kernels.expShiftedRow(row, width)

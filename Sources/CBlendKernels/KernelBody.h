@@ -119,8 +119,6 @@ MAP1(erf, K(verf)(x))
 MAP1(gelu, x * K(vcdf)(x))
 MAP2(geluBackward, g * K(vgeluPrime)(x))
 MAP1(sigmoid, K(vsigmoid)(x))
-MAP1(silu, x * K(vsigmoid)(x))
-MAP2(siluBackward, ({ VF sg = K(vsigmoid)(x); g * sg * (1.0f + x * (1.0f - sg)); }))
 // GEGLU: x = hidden, g = gate.
 MAP2(geglu, x * (g * K(vcdf)(g)))
 
@@ -137,6 +135,66 @@ static void K(gegluBackward)(const float *hp, const float *zp, const float *dyp,
         VF dh = dy * z * cdf, dz = dy * h * (cdf + z * pdf);
         if (m == W) { K(store)(dhp + i, dh); K(store)(dzp + i, dz); }
         else { K(storeTail)(dhp + i, m, dh); K(storeTail)(dzp + i, m, dz); }
+    }
+}
+
+static void K(silu)(const float *xp, float *yp, ptrdiff_t n, float beta) {
+    ptrdiff_t i = 0;
+    const VF bv = K(splat)(beta);
+    for (; i + W <= n; i += W) { VF x = K(load)(xp + i); K(store)(yp + i, x * K(vsigmoid)(bv * x)); }
+    if (i < n) { VF x = K(loadTail)(xp + i, n - i, 0); K(storeTail)(yp + i, n - i, x * K(vsigmoid)(bv * x)); }
+}
+
+static void K(siluBackward)(const float *xp, const float *gp, float *dp, ptrdiff_t n, float beta) {
+    const VF bv = K(splat)(beta);
+    for (ptrdiff_t i = 0; i < n; i += W) {
+        ptrdiff_t m = n - i < W ? n - i : W;
+        VF x, g;
+        if (m == W) { x = K(load)(xp + i); g = K(load)(gp + i); }
+        else { x = K(loadTail)(xp + i, m, 0); g = K(loadTail)(gp + i, m, 0); }
+        VF bx = bv * x, sg = K(vsigmoid)(bx);
+        VF d = g * sg * (1.0f + bx * (1.0f - sg));
+        if (m == W) K(store)(dp + i, d); else K(storeTail)(dp + i, m, d);
+    }
+}
+
+/// ∂L/∂x̂ of group norm + SiLU: g·silu′(x·a + b)·gm.
+static inline __attribute__((always_inline)) VF K(dxhat)(VF x, VF g, VF a, VF b, VF gm) {
+    VF u = x * a + b, sg = K(vsigmoid)(u);
+    return g * sg * (1.0f + u * (1.0f - sg)) * gm;
+}
+
+static void K(affineSiLUBackwardSums)(const float *xp, const float *gp, ptrdiff_t n, float a, float b, float gm, float mean,
+                                      float *sums) {
+    const VF av = K(splat)(a), bv = K(splat)(b), gmv = K(splat)(gm), mv = K(splat)(mean);
+    VF sd = K(splat)(0), sdx = K(splat)(0);
+    ptrdiff_t i = 0;
+    for (; i + W <= n; i += W) {
+        VF x = K(load)(xp + i), d = K(dxhat)(x, K(load)(gp + i), av, bv, gmv);
+        sd += d;
+        sdx += d * (x - mv);
+    }
+    if (i < n) {
+        // Padding lanes have g = 0, so d = 0 there.
+        VF x = K(loadTail)(xp + i, n - i, mean), d = K(dxhat)(x, K(loadTail)(gp + i, n - i, 0), av, bv, gmv);
+        sd += d;
+        sdx += d * (x - mv);
+    }
+    sums[0] = K(hsum)(sd);
+    sums[1] = K(hsum)(sdx);
+}
+
+static void K(affineSiLUBackward)(const float *xp, const float *gp, float *dp, ptrdiff_t n, float a, float b, float gm, float mean,
+                                  float rstd, float cx, float c0) {
+    const VF av = K(splat)(a), bv = K(splat)(b), gmv = K(splat)(gm), mv = K(splat)(mean);
+    const VF rv = K(splat)(rstd), cxv = K(splat)(cx), c0v = K(splat)(c0);
+    for (ptrdiff_t i = 0; i < n; i += W) {
+        ptrdiff_t m = n - i < W ? n - i : W;
+        VF x, g;
+        if (m == W) { x = K(load)(xp + i); g = K(load)(gp + i); }
+        else { x = K(loadTail)(xp + i, m, 0); g = K(loadTail)(gp + i, m, 0); }
+        VF d = rv * K(dxhat)(x, g, av, bv, gmv) + cxv * (x - mv) + c0v;
+        if (m == W) K(store)(dp + i, d); else K(storeTail)(dp + i, m, d);
     }
 }
 
@@ -199,6 +257,7 @@ static const BlendKernelTable K(table) = {
     .exp = K(exp), .erf = K(erf), .gelu = K(gelu), .geluBackward = K(geluBackward),
     .geglu = K(geglu), .gegluBackward = K(gegluBackward),
     .sigmoid = K(sigmoid), .silu = K(silu), .siluBackward = K(siluBackward), .affineSiLU = K(affineSiLU),
+    .affineSiLUBackwardSums = K(affineSiLUBackwardSums), .affineSiLUBackward = K(affineSiLUBackward),
 };
 
 #undef MAP1

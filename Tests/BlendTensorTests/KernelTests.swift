@@ -52,7 +52,8 @@ import CBlendKernels
     }
 
     /// e^x within 2 ulp of expf on [−87.3, 88.3] (a dense sweep of 400,001 points); 0 below
-    /// −87.34 and for −∞, NaN stays NaN.
+    /// −87.34 and for −∞, NaN stays NaN (the softmax sweeps' exponential; it replaced the Swift
+    /// `vectorExp`).
     @Test func expWithinTwoUlpOfLibm() {
         let x = Self.sweep(-87.3...88.3, count: 400_001) + [0, 1, -1, 1e-8, -1e-8]
         for t in Self.tables {
@@ -60,8 +61,9 @@ import CBlendKernels
             var worst: Float = 0
             for (xi, yi) in zip(x, y) { worst = max(worst, (yi - expf(xi)).magnitude / Self.ulp(expf(xi))) }
             #expect(worst <= 2, "level \(t.level): \(worst) ulp")
-            let special = Self.run(t.exp, [-.infinity, -100, -87.5, .nan, 0])
-            #expect(special[0] == 0 && special[1] == 0 && special[2] == 0 && special[3].isNaN && special[4] == 1, "level \(t.level): \(special)")
+            let special = Self.run(t.exp, [-.infinity, -1000, -88, -87.5, .nan, 0])
+            #expect(special[0] == 0 && special[1] == 0 && special[2] == 0 && special[3] == 0 && special[4].isNaN && special[5] == 1,
+                    "level \(t.level): \(special)")
         }
     }
 
@@ -87,7 +89,7 @@ import CBlendKernels
         }
     }
 
-    /// GELU, its derivative, sigmoid, SiLU and SiLU's derivative against the libm formulas the
+    /// GELU, its derivative, sigmoid, SiLU, quick GELU and their derivatives against the libm formulas the
     /// engine used before (absolute error ≤ 2.5e-7·(1 + |x|)), over ±12 and odd lengths.
     @Test func activationsMatchLibmFormulas() {
         let x = Self.sweep(-12...12, count: 100_003) + [0, -0.0]
@@ -100,17 +102,20 @@ import CBlendKernels
             ("sigmoid", { x, _ in sig(x) }),
             ("silu", { x, _ in x * sig(x) }),
             ("siluBackward", { x, g in g * sig(x) * (1 + x * (1 - sig(x))) }),
+            ("quickGELU", { x, _ in x * sig(1.702 * x) }),
+            ("quickGELUBackward", { x, g in g * sig(1.702 * x) * (1 + 1.702 * x * (1 - sig(1.702 * x))) }),
         ]
         for t in Self.tables {
             let results: [[Float]] = [Self.run(t.gelu, x), Self.run(t.geluBackward, x, g), Self.run(t.sigmoid, x),
-                                      Self.run(t.silu, x), Self.run(t.siluBackward, x, g)]
+                                      Self.run({ t.silu($0, $1, $2, 1) }, x), Self.run({ t.siluBackward($0, $1, $2, $3, 1) }, x, g),
+                                      Self.run({ t.silu($0, $1, $2, 1.702) }, x), Self.run({ t.siluBackward($0, $1, $2, $3, 1.702) }, x, g)]
             for ((name, f), y) in zip(references, results) {
                 var worst: Float = 0
                 for i in x.indices { worst = max(worst, (y[i] - f(x[i], g[i])).magnitude / (1 + x[i].magnitude) / max(1, g[i].magnitude)) }
                 #expect(worst <= 2.5e-7, "level \(t.level) \(name): \(worst)")
             }
             // NaN propagates; ±∞ saturate.
-            let special = Self.run(t.silu, [.nan, .infinity, -100])
+            let special = Self.run({ t.silu($0, $1, $2, 1) }, [.nan, .infinity, -100])
             #expect(special[0].isNaN && special[1] == .infinity && special[2].magnitude < 1e-30, "level \(t.level) silu: \(special)")
             let gelu = Self.run(t.gelu, [.nan, .infinity, -.infinity, -20])
             #expect(gelu[0].isNaN && gelu[1] == .infinity && gelu[3] == 0, "level \(t.level) gelu: \(gelu)")
@@ -170,10 +175,33 @@ import CBlendKernels
         }
     }
 
-    /// Group norm + SiLU's per-channel kernel: silu(x·a + b) against the libm formula.
+    /// Group norm + SiLU's per-channel kernels: silu(x·a + b), and the backward's two sweeps,
+    /// against the libm formulas (sums in double), on lengths around the vector widths.
     @Test func affineSiLUMatchesLibm() {
         let x = Self.values(1003, seed: 5, scale: 4)
+        let (a, b, gm, mean, rstd, cx, c0): (Float, Float, Float, Float, Float, Float, Float) = (1.7, -0.3, 0.8, 0.25, 1.3, -0.2, 0.05)
+        func sig(_ v: Float) -> Float { 1 / (1 + expf(-v)) }
         for t in Self.tables {
+            for n in [0, 1, 5, 8, 13, 16, 17, 1003] {
+                let g = Self.values(n, seed: UInt64(n) + 9, scale: 1)
+                let d = (0..<n).map { i -> Double in
+                    let u = x[i] * a + b
+                    return Double(g[i] * sig(u) * (1 + u * (1 - sig(u))) * gm)
+                }
+                var sums: [Float] = [.nan, .nan]
+                t.affineSiLUBackwardSums(x, g, n, a, b, gm, mean, &sums)
+                let sd = d.reduce(0, +), sdx = zip(d, x).map { $0 * Double($1 - mean) }.reduce(0, +)
+                let scale = d.map(\.magnitude).reduce(0, +) * 4 + 1e-30
+                #expect((Double(sums[0]) - sd).magnitude <= 1e-6 * scale && (Double(sums[1]) - sdx).magnitude <= 1e-6 * scale,
+                        "level \(t.level) n \(n): \(sums) vs \(sd), \(sdx)")
+                var dx = [Float](repeating: 42, count: n + 1)
+                t.affineSiLUBackward(x, g, &dx, n, a, b, gm, mean, rstd, cx, c0)
+                #expect(dx[n] == 42, "level \(t.level) n \(n): wrote past the end")
+                for i in 0..<n {
+                    let r = Double(rstd) * d[i] + Double(cx) * Double(x[i] - mean) + Double(c0)
+                    #expect((Double(dx[i]) - r).magnitude <= 1e-6 * (1 + r.magnitude), "level \(t.level) n \(n) at \(i)")
+                }
+            }
             var y = [Float](repeating: .nan, count: x.count)
             t.affineSiLU(x, &y, x.count, 1.7, -0.3)
             for i in x.indices {

@@ -6,7 +6,8 @@
 // Stable Diffusion CFG UNet step the attention softmax's max and e^x sweeps over 1.4 billion
 // scores take 11 % of the time and GEGLU's erff another 3 % (BENCHMARKS.md, "Where the CFG
 // UNet step's time goes"). These kernels run the same arithmetic 8 lanes wide with FMA on
-// AVX2 CPUs and 16 lanes wide on AVX-512 CPUs.
+// AVX2 CPUs and 16 lanes wide on AVX-512 CPUs. The pixel method's UNet (group norm + SiLU,
+// forward and backward) and CLIP (quick GELU) use the sigmoid kernels.
 //
 // How dispatch works: kernels.c includes the one generic body (KernelBody.h, written with
 // clang/GCC vector extensions) three times, each time under a `#pragma clang attribute` that
@@ -62,12 +63,19 @@ typedef struct BlendKernelTable {
                                    float *_Nonnull dHidden, float *_Nonnull dGate, ptrdiff_t n);
     /// y ← 1/(1 + e⁻ˣ) (y may be x).
     void (*_Nonnull sigmoid)(const float *_Nonnull x, float *_Nonnull y, ptrdiff_t n);
-    /// y ← x·σ(x) (y may be x).
-    void (*_Nonnull silu)(const float *_Nonnull x, float *_Nonnull y, ptrdiff_t n);
-    /// dx ← g·σ(x)·(1 + x·(1 − σ(x))) (dx may be g).
-    void (*_Nonnull siluBackward)(const float *_Nonnull x, const float *_Nonnull g, float *_Nonnull dx, ptrdiff_t n);
+    /// y ← x·σ(βx): SiLU with β = 1, CLIP's quick GELU with β = 1.702 (y may be x).
+    void (*_Nonnull silu)(const float *_Nonnull x, float *_Nonnull y, ptrdiff_t n, float beta);
+    /// dx ← g·σ(βx)·(1 + βx·(1 − σ(βx))) (dx may be g).
+    void (*_Nonnull siluBackward)(const float *_Nonnull x, const float *_Nonnull g, float *_Nonnull dx, ptrdiff_t n, float beta);
     /// y ← silu(x·a + b): one channel of group norm + SiLU's forward (y may be x).
     void (*_Nonnull affineSiLU)(const float *_Nonnull x, float *_Nonnull y, ptrdiff_t n, float a, float b);
+    /// Group norm + SiLU's backward, first sweep over one channel: with u = x·a + b and
+    /// d = g·silu′(u)·gm, sums[0] ← Σ d and sums[1] ← Σ d·(x − mean).
+    void (*_Nonnull affineSiLUBackwardSums)(const float *_Nonnull x, const float *_Nonnull g, ptrdiff_t n, float a, float b,
+                                            float gm, float mean, float *_Nonnull sums);
+    /// Its second sweep: dx ← rstd·d + cx·(x − mean) + c0.
+    void (*_Nonnull affineSiLUBackward)(const float *_Nonnull x, const float *_Nonnull g, float *_Nonnull dx, ptrdiff_t n,
+                                        float a, float b, float gm, float mean, float rstd, float cx, float c0);
 } BlendKernelTable;
 
 /// The kernels of the widest ISA this CPU runs (capped by BLEND_KERNELS); never null.
