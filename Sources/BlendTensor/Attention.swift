@@ -12,16 +12,13 @@ func softmaxRowsInPlace(_ p: UnsafeMutablePointer<Float>, rows: Int, width: Int)
     parallelFor(rows, grain: 8) { r in softmaxRow(p + r * width, width) }
 }
 
-/// The softmax backward for rows of width `width`: dx = y·(g − Σ g·y).
+/// The softmax backward for rows of width `width`: dx = y·(g − Σ g·y) (the C kernel of the
+/// CPU's widest ISA; `dx` may be `g`).
 @inline(__always)
 func softmaxRowsBackward(_ y: UnsafeMutablePointer<Float>, _ g: UnsafeMutablePointer<Float>, into dx: UnsafeMutablePointer<Float>,
                          rows: Int, width: Int) {
-    parallelFor(rows, grain: 8) { r in
-        let yr = y + r * width, gr = g + r * width, dr = dx + r * width
-        var dot: Float = 0
-        for i in 0..<width { dot += yr[i] * gr[i] }
-        for i in 0..<width { dr[i] = yr[i] * (gr[i] - dot) }
-    }
+    let backward = kernels.softmaxBackwardRow
+    parallelFor(rows, grain: 8) { r in backward(y + r * width, g + r * width, dx + r * width, width) }
 }
 
 extension Tensor {

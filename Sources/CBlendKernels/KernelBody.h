@@ -251,9 +251,26 @@ static void K(softmaxRow)(float *row, ptrdiff_t width) {
     for (; i < width; i++) row[i] *= inv[0];
 }
 
+static void K(softmaxBackwardRow)(const float *y, const float *g, float *dx, ptrdiff_t width) {
+    // Σ y·g with four independent accumulators (padding lanes are 0·0).
+    VF s0 = K(splat)(0), s1 = K(splat)(0), s2 = K(splat)(0), s3 = K(splat)(0);
+    ptrdiff_t i = 0;
+    for (; i + 4 * W <= width; i += 4 * W) {
+        s0 += K(load)(y + i) * K(load)(g + i);
+        s1 += K(load)(y + i + W) * K(load)(g + i + W);
+        s2 += K(load)(y + i + 2 * W) * K(load)(g + i + 2 * W);
+        s3 += K(load)(y + i + 3 * W) * K(load)(g + i + 3 * W);
+    }
+    for (; i + W <= width; i += W) s0 += K(load)(y + i) * K(load)(g + i);
+    if (i < width) s0 += K(loadTail)(y + i, width - i, 0) * K(loadTail)(g + i, width - i, 0);
+    const VF dot = K(splat)(K(hsum)((s0 + s1) + (s2 + s3)));
+    for (i = 0; i + W <= width; i += W) K(store)(dx + i, K(load)(y + i) * (K(load)(g + i) - dot));
+    if (i < width) K(storeTail)(dx + i, width - i, K(loadTail)(y + i, width - i, 0) * (K(loadTail)(g + i, width - i, 0) - dot));
+}
+
 static const BlendKernelTable K(table) = {
     .level = LEVEL, .lanes = W,
-    .expShiftedRow = K(expShiftedRow), .softmaxRow = K(softmaxRow),
+    .expShiftedRow = K(expShiftedRow), .softmaxRow = K(softmaxRow), .softmaxBackwardRow = K(softmaxBackwardRow),
     .exp = K(exp), .erf = K(erf), .gelu = K(gelu), .geluBackward = K(geluBackward),
     .geglu = K(geglu), .gegluBackward = K(gegluBackward),
     .sigmoid = K(sigmoid), .silu = K(silu), .siluBackward = K(siluBackward), .affineSiLU = K(affineSiLU),

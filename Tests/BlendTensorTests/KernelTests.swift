@@ -169,6 +169,24 @@ import CBlendKernels
                     for i in 0..<width { #expect((Double(soft[i]) - e[i] / sum).magnitude <= 1e-6 * e[i] / sum + 1e-37, "level \(t.level) width \(width) at \(i)") }
                 }
             }
+            // The backward dx = y·(g − Σ y·g), also in place (dx = g) as the tiled attention runs it.
+            for width in [0, 1, 7, 8, 9, 31, 33, 65, 1000] {
+                var y = Self.values(width, seed: UInt64(width) + 30, scale: 1).map { $0.magnitude / Float(max(width, 1)) }
+                let g = Self.values(width, seed: UInt64(width) + 31, scale: 3)
+                let dot = zip(y, g).map { Double($0) * Double($1) }.reduce(0, +)
+                let absDot = zip(y, g).map { (Double($0) * Double($1)).magnitude }.reduce(0, +)
+                var dx = [Float](repeating: .nan, count: width) + [42]
+                t.softmaxBackwardRow(y, g, &dx, width)
+                var inPlace = g
+                inPlace.withUnsafeMutableBufferPointer { p in t.softmaxBackwardRow(&y, p.baseAddress!, p.baseAddress!, width) }
+                #expect(dx[width] == 42, "level \(t.level) width \(width)")
+                for i in 0..<width {
+                    let r = Double(y[i]) * (Double(g[i]) - dot)
+                    #expect((Double(dx[i]) - r).magnitude <= 1e-6 * (Double(y[i]) * (Double(g[i].magnitude) + absDot) + 1e-30),
+                            "level \(t.level) width \(width) at \(i)")
+                    #expect(inPlace[i] == dx[i], "level \(t.level) width \(width) in place at \(i)")
+                }
+            }
             var nanRow: [Float] = [1, 2, .nan, 3, 0, 0, 0, 0, 0, 0, 0]
             let s = t.expShiftedRow(&nanRow, nanRow.count)
             #expect(s.isNaN && nanRow[2].isNaN && nanRow[3] == 1 && (nanRow[0] - expf(-2)).magnitude < 1e-7, "level \(t.level): \(nanRow)")

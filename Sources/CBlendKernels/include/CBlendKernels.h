@@ -48,6 +48,8 @@ typedef struct BlendKernelTable {
     float (*_Nonnull expShiftedRow)(float *_Nonnull row, ptrdiff_t width);
     /// row ← softmax(row) in place (expShiftedRow, then a multiply by 1/sum).
     void (*_Nonnull softmaxRow)(float *_Nonnull row, ptrdiff_t width);
+    /// dx ← y·(g − Σ y·g): the softmax's backward for one row of probabilities y (dx may be g).
+    void (*_Nonnull softmaxBackwardRow)(const float *_Nonnull y, const float *_Nonnull g, float *_Nonnull dx, ptrdiff_t width);
     /// y ← eˣ (the vector exponential above; y may be x).
     void (*_Nonnull exp)(const float *_Nonnull x, float *_Nonnull y, ptrdiff_t n);
     /// y ← erf(x) (y may be x).
