@@ -230,7 +230,11 @@ public struct BlendedLatentDiffusionEditor: Sendable {
             }
             for (k, i) in batch.enumerated() {
                 let latent = try x.sliced(k..<k + 1, axis: 0)
-                var sample = LatentEditSample(index: i, latent: latent, image: try autoencoder.decode(latent))
+                // The decode is the edit's peak: its freed activations (32–256 MiB, many sizes)
+                // would fill the engine's 1 GiB block cache on top of the UNet's weights. Held to
+                // 256 MiB it runs as fast and the whole edit peaks 0.4 GiB lower (BENCHMARKS.md).
+                let decoded = try TensorMemory.withCacheCeiling(256 << 20) { try autoencoder.decode(latent) }
+                var sample = LatentEditSample(index: i, latent: latent, image: decoded)
                 if settings.backgroundReconstructionSteps > 0 {
                     let steps = settings.backgroundReconstructionSteps
                     let result = try BackgroundReconstruction(steps: steps)

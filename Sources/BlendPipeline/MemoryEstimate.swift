@@ -76,12 +76,12 @@ public enum MemoryError: Error, Equatable, CustomStringConvertible {
 /// forward alone at 3.82 GiB and its forward + backward at 6.05 GiB (so its recorded graph is
 /// about 2.3 GiB per 256x256 image); CLIP ViT-B/16's forward + backward of 8 views at 2.18 GiB.
 ///
-/// The latent method (measured 2026-11-30 18:45 UTC, commit 2c83f55's engine, `blend-bench`
-/// rows `sd15_edit_short_b1` / `_b2`: a default edit's last 2 steps with random-weight SD 1.5
-/// at 512², `/usr/bin/time -v`): 6.21 GiB at batch 1 and the same 6.21 GiB with 2 samples at
-/// batch 2 (the UNet on batch 4). Its peak is the VAE decode at the end, on top of every
-/// network's weights (SD 1.5: 1.066 billion floats, 3.97 GiB) and the engine's block cache
-/// (up to 1 GiB) — not the UNet step, whose activations at batch 2 fit under it.
+/// The latent method (measured 2026-11-30 21:35 UTC, `blend-bench` rows `sd15_edit_short_b1` /
+/// `_b2`: a default edit's last 2 steps with random-weight SD 1.5 at 512², `/usr/bin/time -v`):
+/// 5.75 GiB at batch 1 and 5.83 GiB with 2 samples at batch 2 (the UNet on batch 4). Its peak is
+/// the VAE decode at the end (run under a 256 MiB block-cache ceiling), on top of every
+/// network's weights (SD 1.5: 1.066 billion floats, 3.97 GiB), the UNet's kept Winograd
+/// transforms and what the block cache kept from the UNet steps.
 public enum EditMemory {
     /// What an edit runs, as far as memory goes.
     public struct Workload: Equatable, Sendable {
@@ -165,14 +165,14 @@ public enum EditMemory {
     /// The latent method: every network's float32 weights (scaled by the square of the UNet's
     /// width against SD's 320 base channels, so a small model counts little), the block cache
     /// (1 GiB), the VAE decode's working set and the UNet's kept Winograd transforms (the
-    /// rest of the measured 6.21 GiB: 1 GiB per 512² image), the ranking CLIP as in the pixel
-    /// method; each sample of a batch adds its UNet activations (0.25 GiB per 512² image:
-    /// 2 samples at batch 2 peaked no higher than 1, so this errs high there).
+    /// rest of the measured 5.75 GiB: 0.53 GiB per 512² image), the ranking CLIP as in the
+    /// pixel method; each sample of a batch adds its UNet activations (0.25 GiB per 512² image:
+    /// 2 samples at batch 2 peaked 0.08 GiB higher than 1, so this errs high there).
     static func latentEstimate(_ w: Workload) -> MemoryEstimate {
         let pixels = Double(w.modelSize * w.modelSize) / (512.0 * 512.0)
         let width = Double(w.stableDiffusion?.unetBaseChannels ?? 320) / 320
         let weights = 4 * stableDiffusionParameters(w.stableDiffusion?.version) * width * width
-        let fixed = weights + 1.0 * gib + 1.0 * gib * pixels * width + 1.8 * Double(w.clipFileBytes)
+        let fixed = weights + 1.0 * gib + 0.53 * gib * pixels * width + 1.8 * Double(w.clipFileBytes)
         let perSample = 0.25 * gib * pixels * width
         let version = w.stableDiffusion?.version.map { " \($0.rawValue)" } ?? ""
         return MemoryEstimate(fixedBytes: Int(fixed), perSampleBytes: Int(perSample), batch: w.batch,

@@ -47,19 +47,19 @@ import BlendPipelineTestSupport
 
     @Test func theLatentEditMatchesItsMeasurementsAtBatchOneAndTwo() {
         // BENCHMARKS.md: a latent edit with random-weight SD 1.5 at 512² (no ranking CLIP in
-        // the benchmark) peaks at 6.21 GiB at batch 1 and with 2 samples at batch 2 alike.
+        // the benchmark) peaks at 5.75 GiB at batch 1 and 5.83 GiB with 2 samples at batch 2.
         let one = latent(batch: 1, clipFileBytes: 0), two = latent(batch: 2, clipFileBytes: 0)
-        let measured = 6.21
+        let measured = 5.75, measuredTwo = 5.83
         #expect(abs(Double(one.peakBytes) / Double(Self.gib) - measured) < 0.1, "\(one)")
-        #expect(Double(two.peakBytes) / Double(Self.gib) >= measured, "never below the measurement: \(two)")
-        #expect(Double(two.peakBytes) / Double(Self.gib) - measured < 0.3, "\(two)")
+        #expect(Double(two.peakBytes) / Double(Self.gib) >= measuredTwo, "never below the measurement: \(two)")
+        #expect(Double(two.peakBytes) / Double(Self.gib) - measuredTwo < 0.3, "\(two)")
         #expect(two.fixedBytes == one.fixedBytes && two.perSampleBytes == one.perSampleBytes)
         // The ranking CLIP's weights come on top; SD 2.x's larger text encoder too; a 768² model
         // holds more activations; a tiny test model counts little.
         let withClip = latent(batch: 1)
         #expect(withClip.peakBytes > one.peakBytes + Self.gib / 2)
         #expect(latent(batch: 1, version: .v2).peakBytes > withClip.peakBytes + Self.gib / 2)
-        #expect(latent(batch: 1, version: .v2, modelSize: 768).peakBytes > latent(batch: 1, version: .v2).peakBytes + Self.gib)
+        #expect(latent(batch: 1, version: .v2, modelSize: 768).peakBytes > latent(batch: 1, version: .v2).peakBytes + 3 * Self.gib / 4)
         #expect(latent(batch: 1, version: nil).peakBytes == withClip.peakBytes, "an unrecognised version counts as SD 1.x")
         #expect(latent(batch: 1, version: nil, modelSize: 16, baseChannels: 16, clipFileBytes: 1_000_000).peakBytes < Self.gib + Self.gib / 8)
         #expect(withClip.description.contains("Stable Diffusion 1.x at 512x512") && withClip.description.contains("batch 1"), "\(withClip)")
@@ -74,7 +74,7 @@ import BlendPipelineTestSupport
             Issue.record("4 GiB was accepted for a latent edit")
         } catch let error as MemoryError {
             #expect(error == .insufficient(estimate: one, available: 4 * Self.gib))
-            #expect(error.description.contains("Even --batch 1 needs 6.8 GiB"), "\(error)")
+            #expect(error.description.contains("Even --batch 1 needs 6.3 GiB"), "\(error)")
         }
     }
 

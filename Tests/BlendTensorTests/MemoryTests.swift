@@ -51,6 +51,46 @@ import Glibc
         free(d)
     }
 
+    @Test func aCeilingHoldsTheCacheBelowItsLimitWhileItsCallRuns() throws {
+        let cache = BlockCache(limit: 4 << 20)
+        func block() -> UnsafeMutableRawPointer { malloc(16)! }
+        cache.give(block(), size: 1 << 20)
+        cache.give(block(), size: 1 << 20)
+        cache.give(block(), size: 1 << 20)
+        cache.addCeiling(2 << 20)               // releases the oldest block at once
+        #expect(cache.bytes == 2 << 20)
+        cache.give(block(), size: 1 << 20)      // the cache stays within the ceiling
+        #expect(cache.bytes == 2 << 20)
+        cache.give(block(), size: 4 << 20)      // within the limit but above the ceiling: freed
+        #expect(cache.bytes == 2 << 20)
+        cache.addCeiling(1 << 20)               // overlapping ceilings: the lowest holds
+        #expect(cache.bytes == 1 << 20)
+        cache.removeCeiling(1 << 20)
+        cache.give(block(), size: 1 << 20)
+        #expect(cache.bytes == 2 << 20)
+        cache.removeCeiling(2 << 20)            // lifted: the limit holds again
+        #expect(cache.limit == 4 << 20)
+        cache.give(block(), size: 1 << 20)
+        cache.give(block(), size: 1 << 20)
+        #expect(cache.bytes == 4 << 20)
+        cache.removeAll()
+    }
+
+    @Test func theCeilingIsLiftedWhenItsBodyThrows() throws {
+        struct Failure: Error {}
+        let cache = BlockCache(limit: 4 << 20)
+        cache.give(malloc(16)!, size: 1 << 20)
+        #expect(throws: Failure.self) {
+            try cache.withCeiling(0) {
+                #expect(cache.bytes == 0 && cache.effectiveLimit == 0)
+                throw Failure()
+            }
+        }
+        #expect(cache.effectiveLimit == 4 << 20)
+        #expect(cache.withCeiling(2 << 20) { cache.effectiveLimit } == 2 << 20)
+        #expect(cache.effectiveLimit == 4 << 20)
+    }
+
     @Test func largeTensorsKeepTheirValuesThroughReusedBlocks() throws {
         // Blocks come back with old contents; every op must still write all of its result.
         for seed: UInt64 in 1...3 {
