@@ -96,14 +96,23 @@ import Glibc
         }
     }
 
-    static func launch(_ binary: String, _ arguments: [String]) throws -> Process {
+    /// Starts `blend`; its standard error goes to `errorLog` (replaced each launch), so that a
+    /// failed run's message, or a sanitizer's report (ThreadSanitizer exits 66 at the first
+    /// one), can be shown.
+    static func launch(_ binary: String, _ arguments: [String], errorLog: URL) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
         process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
+        FileManager.default.createFile(atPath: errorLog.path, contents: nil)
+        process.standardError = try FileHandle(forWritingTo: errorLog)
         try process.run()
         return process
+    }
+
+    /// The last 4,000 characters of a launch's standard error, for a failure message.
+    static func tail(_ errorLog: URL) -> String {
+        String((String(data: (try? Data(contentsOf: errorLog)) ?? Data(), encoding: .utf8) ?? "").suffix(4000))
     }
 
     /// Five minutes normally; an hour under a sanitizer (`scripts/sanitize.sh` sets
@@ -129,11 +138,12 @@ import Glibc
 
         // The uninterrupted run, and how long it takes.
         let reference = directory.appendingPathComponent("reference")
+        let errorLog = directory.appendingPathComponent("stderr.txt")
         let start = Date()
-        let first = try Self.launch(binary, arguments(out: reference, resume: false))
+        let first = try Self.launch(binary, arguments(out: reference, resume: false), errorLog: errorLog)
         first.waitUntilExit()
         let seconds = Date().timeIntervalSince(start)
-        try #require(first.terminationStatus == 0, "the uninterrupted run failed")
+        try #require(first.terminationStatus == 0, "the uninterrupted run failed: \(Self.tail(errorLog))")
         let expected = try #require(try Self.checkConsistent(reference, expected: Self.read(run: reference.appendingPathComponent("latest")),
                                                              after: "the uninterrupted run"))
         try #require(expected.samples.count == 2 && expected.progress.count == 2 && expected.ranked.count == 2)
@@ -147,7 +157,7 @@ import Glibc
             launches += 1
             try #require(launches <= 400, "\(kills) kills in \(launches) launches")
             let resumable = Self.resumable(out)
-            let process = try Self.launch(binary, arguments(out: out, resume: resumable))
+            let process = try Self.launch(binary, arguments(out: out, resume: resumable), errorLog: errorLog)
             let delay = Double(rng.next() % 10_000) / 10_000 * seconds
             usleep(UInt32(delay * 1_000_000))
             var killed = false
@@ -158,7 +168,7 @@ import Glibc
             }
             process.waitUntilExit()
             if !killed || process.terminationReason == .exit {
-                #expect(process.terminationStatus == 0, "launch \(launches) (resume: \(resumable)) failed")
+                #expect(process.terminationStatus == 0, "launch \(launches) (resume: \(resumable)) failed: \(Self.tail(errorLog))")
             }
             let what = killed ? "kill \(kills) after \(String(format: "%.3f", delay)) s" : "launch \(launches) (ran to the end)"
             if let finished = try Self.checkConsistent(out, expected: expected, after: what) {
@@ -169,9 +179,9 @@ import Glibc
         }
         // The last interrupted run, resumed to the end.
         if FileManager.default.fileExists(atPath: out.path) {
-            let last = try Self.launch(binary, arguments(out: out, resume: Self.resumable(out)))
+            let last = try Self.launch(binary, arguments(out: out, resume: Self.resumable(out)), errorLog: errorLog)
             last.waitUntilExit()
-            #expect(last.terminationStatus == 0)
+            #expect(last.terminationStatus == 0, "the last run failed: \(Self.tail(errorLog))")
             let finished = try Self.checkConsistent(out, expected: expected, after: "the last run")
             #expect(finished == expected)
             completed += 1
