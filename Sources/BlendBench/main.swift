@@ -6,7 +6,8 @@
 // The op names and shapes match bench/engine_bench.py, the PyTorch side.
 // --precision bf16 (or bf16-rounded) runs the convolutions in that precision and
 // --conv-backend engine|onednn forces one convolution backend; either suffixes the op
-// names (conv3x3_256_fwd_bf16, conv3x3_256_fwd_onednn) so that runs can be compared.
+// names (conv3x3_256_fwd_bf16, conv3x3_256_fwd_onednn) so that runs can be compared;
+// --conv3x3 im2col|winograd-f2|winograd-f4 forces the stride-1 3×3 path (suffix _winograd-f4 ...).
 import BlendDiffusion
 import BlendEditor
 import BlendModels
@@ -20,6 +21,7 @@ struct Options {
     var only: Set<String> = []
     var precision = ComputePrecision.fp32
     var convBackend = ConvolutionBackend.automatic
+    var conv3x3 = Convolution3x3Algorithm.automatic
     /// The convolution micro-benchmarks of the UNet's shapes (`conv_*`).
     var convs = false
     /// Timesteps at which to measure the full-size UNet's accuracy in `precision` against fp32.
@@ -28,6 +30,7 @@ struct Options {
     /// What the op names get appended: "_bf16", "_onednn", both or nothing.
     var nameSuffix: String {
         (precision == .fp32 ? "" : "_" + precision.rawValue) + (convBackend == .automatic ? "" : "_" + convBackend.rawValue)
+            + (conv3x3 == .automatic ? "" : "_" + conv3x3.rawValue)
     }
 }
 
@@ -56,6 +59,11 @@ func parseOptions(names: [String]) -> Options {
                 fail("--conv-backend needs one of \(ConvolutionBackend.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             options.convBackend = b
+        case "--conv3x3":
+            guard let v = args.next(), let a = Convolution3x3Algorithm(rawValue: v) else {
+                fail("--conv3x3 needs one of \(Convolution3x3Algorithm.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            options.conv3x3 = a
         case "--convs": options.convs = true
         case "--accuracy":
             guard let v = args.next() else { fail("--accuracy needs a comma-separated list of timesteps") }
@@ -65,7 +73,8 @@ func parseOptions(names: [String]) -> Options {
         case "-h", "--help":
             print("""
             usage: blend-bench [--json] [--repeats N] [--warmup N] [--only NAME[,NAME...]] [--precision fp32|bf16|bf16-rounded]
-                               [--conv-backend automatic|engine|onednn] [--convs] [--accuracy T[,T...]]
+                               [--conv-backend automatic|engine|onednn] [--conv3x3 automatic|im2col|winograd-f2|winograd-f4]
+                               [--convs] [--accuracy T[,T...]]
             Times the tensor engine's heavy ops (median of N runs after --warmup runs, 1 by default).
             --convs runs the convolution micro-benchmarks (conv_*) of the UNet's shapes instead of the default ops.
             --accuracy T,...: instead of timing, the full-size UNet's output and input gradient in --precision
@@ -332,7 +341,14 @@ let sdBenchmarks: [Benchmark] = [
     },
 ]
 
-let options = parseOptions(names: (benchmarks + unetBenchmarks + sdBenchmarks + convMicroBenchmarks).map(\.name))
+/// The stride-1 3×3 convolutions of the SD UNet (64² and 32² latents), the VAE (512²…128²) and
+/// ADM-256 (256²…32²), for choosing between im2col and the Winograd sizes (`--conv3x3`); only
+/// when named with --only.
+let winogradShapeBenchmarks: [Benchmark] =
+    [(320, 64), (640, 32), (128, 512), (256, 256), (512, 128), (512, 64), (256, 128), (512, 32), (256, 64)]
+    .flatMap { convBenchmarks($0.0, $0.1, $0.0, k: 3) }
+
+let options = parseOptions(names: (benchmarks + unetBenchmarks + sdBenchmarks + convMicroBenchmarks + winogradShapeBenchmarks).map(\.name))
 if options.precision == .bf16, let note = ComputePrecision.bf16Unavailable {
     FileHandle.standardError.write(Data("blend-bench: \(note)\n".utf8))
 }
@@ -375,14 +391,19 @@ if !options.json {
 let selected = benchmarks.filter { (options.only.isEmpty && !options.convs) || options.only.contains($0.name) }
     + (unetBenchmarks + sdBenchmarks).filter { options.only.contains($0.name) }
     + convMicroBenchmarks.filter { options.convs || options.only.contains($0.name) }
+    + winogradShapeBenchmarks.filter { options.only.contains($0.name) && !convMicroBenchmarks.map(\.name).contains($0.name) }
 for bench in selected {
     do {
         let body = try ComputePrecision.$current.withValue(options.precision.effective) {
             try ConvolutionBackend.$current.withValue(options.convBackend) {
-                let run = try bench.setUp()
-                return {
-                    try ComputePrecision.$current.withValue(options.precision.effective) {
-                        try ConvolutionBackend.$current.withValue(options.convBackend) { try run() }
+                try Convolution3x3Algorithm.$current.withValue(options.conv3x3) {
+                    let run = try bench.setUp()
+                    return {
+                        try ComputePrecision.$current.withValue(options.precision.effective) {
+                            try ConvolutionBackend.$current.withValue(options.convBackend) {
+                                try Convolution3x3Algorithm.$current.withValue(options.conv3x3) { try run() }
+                            }
+                        }
                     }
                 }
             }

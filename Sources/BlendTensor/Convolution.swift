@@ -10,16 +10,35 @@ struct ConvGeometry {
     var inPlane: Int { height * width }
     var isPointwise: Bool { kernelH == 1 && kernelW == 1 && strideH == 1 && strideW == 1 && padH == 0 && padW == 0 }
 
-    /// Whether the stride-1 fast paths (Winograd, shifted GEMMs) pay off. They rearrange the
-    /// kernel once and keep the result with the weight (16·out·in values for Winograd, 16/9 of
-    /// the kernel). On small images with many channels — the deep levels of the UNet, which hold
-    /// most of its weights — their GEMMs run over few tiles, and keeping those transforms would
-    /// nearly triple the memory of the largest kernels; im2col, which multiplies the kernel as
-    /// it is stored, is used there (and was faster even before the transforms were kept:
-    /// break-even near 600 pixels).
-    func usesStride1FastPath(pixels: Int) -> Bool {
-        strideH == 1 && strideW == 1 && !isPointwise && pixels >= 1024
+    /// The path of a convolution over `pixels` output pixels (forward) or input pixels (input
+    /// gradient): a fast stride-1 path, or nil for im2col (and the pointwise GEMM).
+    ///
+    /// The stride-1 fast paths rearrange the kernel once and keep the result with the weight
+    /// (Winograd F(2×2, 3×3): 16/9 of the kernel, F(4×4, 3×3): 4×; other sizes: its taps). On
+    /// small images with many channels — the deep levels of the UNet, which hold most of its
+    /// weights — their GEMMs run over few tiles, and keeping those transforms would multiply
+    /// the memory of the largest kernels; im2col, which multiplies the kernel as it is stored,
+    /// is used below 1,024 pixels (break-even near 600 pixels for F(2×2, 3×3)). 3×3 kernels
+    /// take ``Convolution3x3Algorithm/current`` when it is not `automatic`, else
+    /// ``winogradF4MinimumPixels`` decides between the two Winograd sizes.
+    func stride1Path(pixels: Int) -> Stride1Path? {
+        guard strideH == 1 && strideW == 1 && !isPointwise else { return nil }
+        if kernelH == 3 && kernelW == 3 {
+            switch Convolution3x3Algorithm.current {
+            case .im2col: return nil
+            case .winogradF2: return .winogradF2
+            case .winogradF4: return .winogradF4
+            case .automatic: break
+            }
+            guard pixels >= 1024 else { return nil }
+            return pixels >= ConvGeometry.winogradF4MinimumPixels ? .winogradF4 : .winogradF2
+        }
+        return pixels >= 1024 ? .shifted : nil
     }
+
+    /// F(4×4, 3×3) from this many pixels up (F(2×2, 3×3) from 1,024): measured per shape in
+    /// BENCHMARKS.md ("Winograd F(4×4, 3×3)").
+    static let winogradF4MinimumPixels = 2048
 
     /// Output rows per im2col tile: enough columns (~2048) to keep the GEMM efficient,
     /// few enough that the column buffer stays in cache-friendly size.
@@ -87,13 +106,19 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil,
     if precision == .bf16Rounded {
         let rounded = weight.bfloat16RoundedWeights
         let y = convForward(x.roundedToBFloat16(), weight: rounded, bias: bias, geo)
-        return Tensor.recorded(y, from: [x]) { g in [convInputGradient(g.roundedToBFloat16(), weight: rounded, geo)] }
+        let algorithm = Convolution3x3Algorithm.current
+        return Tensor.recorded(y, from: [x]) { g in
+            Convolution3x3Algorithm.$current.withValue(algorithm) { [convInputGradient(g.roundedToBFloat16(), weight: rounded, geo)] }
+        }
     }
     let y = convForward(x, weight: weight, bias: bias, geo)
-    // The input gradient runs later, outside this task-local scope: it keeps the forward's policy.
-    let policy = WeightTransformPolicy.current
+    // The input gradient runs later, outside these task-local scopes: it keeps the forward's
+    // policy and algorithm.
+    let policy = WeightTransformPolicy.current, algorithm = Convolution3x3Algorithm.current
     return Tensor.recorded(y, from: [x]) { g in
-        WeightTransformPolicy.$current.withValue(policy) { [convInputGradient(g, weight: weight, geo)] }
+        WeightTransformPolicy.$current.withValue(policy) {
+            Convolution3x3Algorithm.$current.withValue(algorithm) { [convInputGradient(g, weight: weight, geo)] }
+        }
     }
 }
 
@@ -125,8 +150,8 @@ private func convForward(_ x: Tensor, weight: Tensor, bias: Tensor?, _ geo: Conv
         }
         let beta: Float = bias == nil ? 0 : 1
         let xn = x.pointer + n * geo.inChannels * geo.inPlane
-        if geo.usesStride1FastPath(pixels: geo.outPlane) {
-            stride1Convolution(xn, channels: geo.inChannels, height: geo.height, width: geo.width,
+        if let path = geo.stride1Path(pixels: geo.outPlane) {
+            stride1Convolution(path, xn, channels: geo.inChannels, height: geo.height, width: geo.width,
                                padH: geo.padH, padW: geo.padW, weight: weight, geo, adjoint: false,
                                outChannels: geo.outChannels, accumulate: bias != nil, into: yn)
             continue
@@ -151,10 +176,10 @@ private func convInputGradient(_ g: Tensor, weight: Tensor, _ geo: ConvGeometry)
     for n in 0..<geo.batch {
         let gn = g.pointer + n * geo.outChannels * plane
         let gxn = gx.pointer + n * geo.inChannels * geo.inPlane
-        if geo.usesStride1FastPath(pixels: geo.inPlane) && geo.padH < geo.kernelH && geo.padW < geo.kernelW {
+        if let path = geo.stride1Path(pixels: geo.inPlane), geo.padH < geo.kernelH && geo.padW < geo.kernelW {
             // The input gradient of a stride-1 convolution is the convolution of dY with the
             // flipped, transposed kernel and the complementary padding.
-            stride1Convolution(gn, channels: geo.outChannels, height: geo.outH, width: geo.outW,
+            stride1Convolution(path, gn, channels: geo.outChannels, height: geo.outH, width: geo.outW,
                                padH: geo.kernelH - 1 - geo.padH, padW: geo.kernelW - 1 - geo.padW,
                                weight: weight, geo, adjoint: true,
                                outChannels: geo.inChannels, accumulate: false, into: gxn)
@@ -267,7 +292,7 @@ public enum WeightTransformPolicy: String, Sendable, CaseIterable {
 
 /// `weight.storage.derived(key, ...)`, or under ``WeightTransformPolicy/perCall`` a kept
 /// block if there is one, else a scratch block filled by `make`.
-private func weightTransform(_ weight: Tensor, _ key: TensorStorage.DerivedKey, count: Int,
+func weightTransform(_ weight: Tensor, _ key: TensorStorage.DerivedKey, count: Int,
                              _ make: (UnsafeMutablePointer<Float>) -> Void) -> TensorStorage {
     if WeightTransformPolicy.current == .kept { return weight.storage.derived(key, count: count, make) }
     if let kept = weight.storage.keptDerived(key) { return kept }
@@ -327,14 +352,43 @@ private func winogradFilter(_ weight: Tensor, _ geo: ConvGeometry) -> TensorStor
     }
 }
 
+/// The stride-1 paths of ``ConvGeometry/stride1Path(pixels:)``.
+enum Stride1Path { case winogradF2, winogradF4, shifted }
+
+/// How stride-1 3×3 convolutions are computed, chosen per task:
+/// `Convolution3x3Algorithm.$current.withValue(.winogradF4) { ... }` (benchmarks and tests
+/// compare the paths with it; results agree to float rounding). `automatic` (the default)
+/// takes im2col below 1,024 pixels, F(2×2, 3×3) up to 2,047 and F(4×4, 3×3) from 2,048 (see
+/// ``ConvGeometry/stride1Path(pixels:)``); the others apply at every size. Only the engine's
+/// own convolutions read it (not oneDNN's).
+public enum Convolution3x3Algorithm: String, Sendable, CaseIterable {
+    case automatic
+    /// Unfolded patches times the kernel as stored (nothing kept).
+    case im2col
+    /// Winograd F(2×2, 3×3): 4 multiplications per output, keeps 16/9 of the kernel.
+    case winogradF2 = "winograd-f2"
+    /// Winograd F(4×4, 3×3): 2.25 multiplications per output, keeps 4× the kernel.
+    case winogradF4 = "winograd-f4"
+
+    /// The algorithm in force in this task (default ``automatic``).
+    @TaskLocal public static var current: Convolution3x3Algorithm = .automatic
+}
+
 /// A stride-1 convolution of one image with `weight` (`adjoint`: its flipped, transposed
-/// kernel, for the input gradient): Winograd F(2×2, 3×3) for 3×3 kernels, shifted GEMMs for
-/// other sizes. Either way the weight is rearranged once, on first use, and kept.
-private func stride1Convolution(_ input: UnsafeMutablePointer<Float>, channels: Int, height: Int, width: Int,
-                                padH: Int, padW: Int, weight: Tensor, _ geo: ConvGeometry, adjoint: Bool,
-                                outChannels: Int, accumulate: Bool,
+/// kernel, for the input gradient): Winograd F(2×2, 3×3) or F(4×4, 3×3) for 3×3 kernels,
+/// shifted GEMMs for other sizes. Either way the weight is rearranged once, on first use, and
+/// kept (see ``WeightTransformPolicy``).
+private func stride1Convolution(_ path: Stride1Path, _ input: UnsafeMutablePointer<Float>, channels: Int,
+                                height: Int, width: Int, padH: Int, padW: Int, weight: Tensor, _ geo: ConvGeometry,
+                                adjoint: Bool, outChannels: Int, accumulate: Bool,
                                 into output: UnsafeMutablePointer<Float>) {
-    if geo.kernelH == 3 && geo.kernelW == 3 && height + 2 * padH >= 3 && width + 2 * padW >= 3 {
+    let fitsWinograd = geo.kernelH == 3 && geo.kernelW == 3 && height + 2 * padH >= 3 && width + 2 * padW >= 3
+    if fitsWinograd && path == .winogradF4 {
+        let filter = winogradF4Filter(weight, outChannels: geo.outChannels, inChannels: geo.inChannels)
+        winogradF4Convolution(input, channels: channels, height: height, width: width, padH: padH, padW: padW,
+                              filter: filter.pointer, adjoint: adjoint, outChannels: outChannels,
+                              accumulate: accumulate, into: output)
+    } else if fitsWinograd {
         let filter = winogradFilter(weight, geo)
         winogradConvolution(input, channels: channels, height: height, width: width, padH: padH, padW: padW,
                             filter: filter.pointer, adjoint: adjoint, outChannels: outChannels,

@@ -63,6 +63,8 @@ final class TensorStorage: @unchecked Sendable {
     enum DerivedKey: Hashable {
         /// A 3×3 kernel's Winograd F(2×2, 3×3) filter transform, `[16, out, in]`.
         case winogradFilter(out: Int, in: Int)
+        /// A 3×3 kernel's Winograd F(4×4, 3×3) filter transform, `[36, out, in]`.
+        case winogradF4Filter(out: Int, in: Int)
         /// A kernel split into one `[out, in]` matrix per tap, `[kH·kW, out, in]`.
         case kernelTaps(out: Int, in: Int, kernelH: Int, kernelW: Int)
         /// The values rounded to bfloat16 (``ComputePrecision/bf16Rounded``).
