@@ -48,7 +48,19 @@ libs="$(pkg-config --libs openblas libpng libturbojpeg zlib) -ldnnl"
 xcc=()
 for flag in $cflags; do xcc+=(-Xcc "$flag"); done
 common=(-O -g -parse-as-library -enable-testing -sanitize=fuzzer,address
-        -I "$build/modules" -I Sources/COpenBLAS -I Sources/CDNNL -I Sources/CZlib -I Sources/CPNG -I Sources/CJPEG "${xcc[@]}")
+        -I "$build/modules" -I Sources/COpenBLAS -I Sources/CDNNL -I Sources/CZlib -I Sources/CPNG -I Sources/CJPEG
+        -I "$build/cmodules/CBlendKernels" "${xcc[@]}")
+
+# BlendTensor's C kernels (CBlendKernels): compiled with clang as SwiftPM does (-O2 there in
+# release), instrumented like the Swift code, with a module map like the one SwiftPM generates.
+mkdir -p "$build/cmodules/CBlendKernels"
+kernels_object="$build/obj/CBlendKernels.o"
+if [[ ! -f "$kernels_object" ]] || [[ -n $(find Sources/CBlendKernels -newer "$kernels_object" | head -1) ]]; then
+    echo "==> compiling CBlendKernels" >&2
+    clang -O2 -g -fsanitize=fuzzer-no-link,address -I Sources/CBlendKernels/include -c Sources/CBlendKernels/kernels.c -o "$kernels_object"
+fi
+printf 'module CBlendKernels {\n    header "%s"\n    export *\n}\n' "$PWD/Sources/CBlendKernels/include/CBlendKernels.h" \
+    > "$build/cmodules/CBlendKernels/module.modulemap"
 
 # Rebuilds module $1 from the sources that follow when any of them is newer than its object.
 module() {
