@@ -500,16 +500,8 @@ private func winogradConvolution(_ input: UnsafeMutablePointer<Float>, channels:
         // each channel's band filled just before (it stays in cache).
         parallelFor(ci, grain: 4) { c in
             let plane = bp + c * bandPlane, src = input + c * height * width
-            for r in 0..<(2 * chunkRows + 2) {
-                let line = plane + r * pw, iy = 2 * tileRow0 + r - padH
-                guard iy >= 0 && iy < height else {
-                    line.initialize(repeating: 0, count: pw)
-                    continue
-                }
-                line.initialize(repeating: 0, count: padW)
-                (line + padW).update(from: src + iy * width, count: width)
-                (line + padW + width).initialize(repeating: 0, count: pw - padW - width)
-            }
+            fillWinogradBand(plane, rows: 2 * chunkRows + 2, rowWidth: pw, fromInputRow: 2 * tileRow0 - padH,
+                             of: src, height: height, width: width, padW: padW)
             let stride = ci * tiles
             for row in 0..<chunkRows {
                 let ty = row   // tile row within the band
@@ -601,5 +593,23 @@ private func winogradConvolution(_ input: UnsafeMutablePointer<Float>, channels:
             }
         }
         tileRow0 += chunkRows
+    }
+}
+
+/// Fills `rows` rows of a Winograd band (`rowWidth` floats each) with input rows `firstRow...`
+/// of one channel's plane `src` (`height × width`), `padW` zeros to the left and zeros to the
+/// right; rows outside the image (the padding above and below) are all zeros.
+@inline(__always)
+func fillWinogradBand(_ plane: UnsafeMutablePointer<Float>, rows: Int, rowWidth pw: Int, fromInputRow firstRow: Int,
+                      of src: UnsafeMutablePointer<Float>, height: Int, width: Int, padW: Int) {
+    for r in 0..<rows {
+        let line = plane + r * pw, iy = firstRow + r
+        guard iy >= 0 && iy < height else {
+            line.initialize(repeating: 0, count: pw)
+            continue
+        }
+        line.initialize(repeating: 0, count: padW)
+        (line + padW).update(from: src + iy * width, count: width)
+        (line + padW + width).initialize(repeating: 0, count: pw - padW - width)
     }
 }

@@ -117,16 +117,8 @@ func winogradF4Convolution(_ input: UnsafeMutablePointer<Float>, channels: Int, 
         let tiles = chunkRows * tilesX
         parallelFor(ci, grain: 2) { c in
             let plane = bp + c * bandPlane, src = input + c * height * width
-            for r in 0..<(4 * chunkRows + 2) {
-                let line = plane + r * pw, iy = 4 * tileRow0 + r - padH
-                guard iy >= 0 && iy < height else {
-                    line.initialize(repeating: 0, count: pw)
-                    continue
-                }
-                line.initialize(repeating: 0, count: padW)
-                (line + padW).update(from: src + iy * width, count: width)
-                (line + padW + width).initialize(repeating: 0, count: pw - padW - width)
-            }
+            fillWinogradBand(plane, rows: 4 * chunkRows + 2, rowWidth: pw, fromInputRow: 4 * tileRow0 - padH,
+                             of: src, height: height, width: width, padW: padW)
             let stride = ci * tiles
             for row in 0..<chunkRows {
                 var tx = 0
