@@ -7,7 +7,9 @@
 // --precision bf16 (or bf16-rounded) runs the convolutions in that precision and
 // --conv-backend engine|onednn forces one convolution backend; either suffixes the op
 // names (conv3x3_256_fwd_bf16, conv3x3_256_fwd_onednn) so that runs can be compared;
-// --conv3x3 im2col|winograd-f2|winograd-f4 forces the stride-1 3×3 path (suffix _winograd-f4 ...).
+// --conv3x3 im2col|winograd-f2|winograd-f4 forces the stride-1 3×3 path (suffix _winograd-f4 ...);
+// --weight-transforms kept|per-call forces what convolutions keep (suffix _transforms-kept ...);
+// --cache-limit-mib N sets the engine's cache of freed blocks (TensorMemory.cacheLimitBytes).
 import BlendDiffusion
 import BlendEditor
 import BlendModels
@@ -22,6 +24,7 @@ struct Options {
     var precision = ComputePrecision.fp32
     var convBackend = ConvolutionBackend.automatic
     var conv3x3 = Convolution3x3Algorithm.automatic
+    var weightTransforms = WeightTransformPolicy.automatic
     /// The convolution micro-benchmarks of the UNet's shapes (`conv_*`).
     var convs = false
     /// Timesteps at which to measure the full-size UNet's accuracy in `precision` against fp32.
@@ -31,6 +34,7 @@ struct Options {
     var nameSuffix: String {
         (precision == .fp32 ? "" : "_" + precision.rawValue) + (convBackend == .automatic ? "" : "_" + convBackend.rawValue)
             + (conv3x3 == .automatic ? "" : "_" + conv3x3.rawValue)
+            + (weightTransforms == .automatic ? "" : "_transforms-" + weightTransforms.rawValue)
     }
 }
 
@@ -64,6 +68,14 @@ func parseOptions(names: [String]) -> Options {
                 fail("--conv3x3 needs one of \(Convolution3x3Algorithm.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             options.conv3x3 = a
+        case "--weight-transforms":
+            guard let v = args.next(), let p = WeightTransformPolicy(rawValue: v) else {
+                fail("--weight-transforms needs one of \(WeightTransformPolicy.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            options.weightTransforms = p
+        case "--cache-limit-mib":
+            guard let v = args.next(), let n = Int(v), n >= 0 else { fail("--cache-limit-mib needs a non-negative integer") }
+            TensorMemory.cacheLimitBytes = n << 20
         case "--convs": options.convs = true
         case "--accuracy":
             guard let v = args.next() else { fail("--accuracy needs a comma-separated list of timesteps") }
@@ -74,11 +86,14 @@ func parseOptions(names: [String]) -> Options {
             print("""
             usage: blend-bench [--json] [--repeats N] [--warmup N] [--only NAME[,NAME...]] [--precision fp32|bf16|bf16-rounded]
                                [--conv-backend automatic|engine|onednn] [--conv3x3 automatic|im2col|winograd-f2|winograd-f4]
+                               [--weight-transforms automatic|kept|per-call] [--cache-limit-mib N]
                                [--convs] [--accuracy T[,T...]]
             Times the tensor engine's heavy ops (median of N runs after --warmup runs, 1 by default).
             --convs runs the convolution micro-benchmarks (conv_*) of the UNet's shapes instead of the default ops.
             --accuracy T,...: instead of timing, the full-size UNet's output and input gradient in --precision
             against fp32 at those timesteps (relative L2 errors).
+            --weight-transforms: which rearranged kernels convolutions keep (WeightTransformPolicy).
+            --cache-limit-mib N: the engine's cache of freed tensor blocks (default 1024 MiB).
             Ops: \(names.joined(separator: ", "))
             """)
             exit(0)
@@ -401,7 +416,9 @@ for bench in selected {
                     return {
                         try ComputePrecision.$current.withValue(options.precision.effective) {
                             try ConvolutionBackend.$current.withValue(options.convBackend) {
-                                try Convolution3x3Algorithm.$current.withValue(options.conv3x3) { try run() }
+                                try Convolution3x3Algorithm.$current.withValue(options.conv3x3) {
+                                    try WeightTransformPolicy.$current.withValue(options.weightTransforms) { try run() }
+                                }
                             }
                         }
                     }

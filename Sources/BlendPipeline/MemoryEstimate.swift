@@ -72,19 +72,19 @@ public enum MemoryError: Error, Equatable, CustomStringConvertible {
 ///
 /// The numbers are calibrated on measurements of the engine (BENCHMARKS.md, random weights at
 /// full size, release build): one guided Blended Diffusion step of the 256x256 model with
-/// CLIP ViT-B/16 and 8 views peaked at 8.40 GiB at batch 1 and at batch 2 alike, and at 8.89 GiB
-/// at batch 1 once the 3x3 convolutions from 2,048 pixels kept Winograd F(4x4, 3x3) transforms
-/// (4x their kernels instead of 16/9; 2026-11-30 22:53 UTC, `edit_step_adm256`); the UNet's
-/// forward alone at 3.82 GiB and its forward + backward at 6.05 GiB (so its recorded graph is
-/// about 2.3 GiB per 256x256 image); CLIP ViT-B/16's forward + backward of 8 views at 2.18 GiB.
+/// CLIP ViT-B/16 and 8 views peaked at 8.20 GiB at batch 1 and 8.04 GiB at batch 2
+/// (2026-12-01 02:40–02:50 UTC, `edit_step_adm256` / `_b2`, with the convolutions' F(4x4, 3x3)
+/// transforms computed per call: kept, they had added 0.69 GiB); the UNet's forward alone at
+/// 3.82 GiB and its forward + backward at 6.05 GiB (so its recorded graph is about 2.3 GiB per
+/// 256x256 image); CLIP ViT-B/16's forward + backward of 8 views at 2.18 GiB.
 ///
-/// The latent method (measured 2026-11-30 22:54–22:57 UTC, `blend-bench` rows
+/// The latent method (measured 2026-12-01 02:50–02:53 UTC, `blend-bench` rows
 /// `sd15_edit_short_b1` / `_b2`: a default edit's last 2 steps with random-weight SD 1.5 at
-/// 512², `/usr/bin/time -v`): 5.95 GiB at batch 1 and 6.07 GiB with 2 samples at batch 2 (the
+/// 512², `/usr/bin/time -v`): 5.69 GiB at batch 1 and 5.81 GiB with 2 samples at batch 2 (the
 /// UNet on batch 4). Its peak is the VAE decode at the end (run under a 256 MiB block-cache
 /// ceiling), on top of every network's weights (SD 1.5: 1.066 billion floats, 3.97 GiB), the
-/// UNet's kept Winograd transforms (F(4x4, 3x3) at 64², 4x their kernels) and what the block
-/// cache kept from the UNet steps.
+/// UNet's kept Winograd F(2x2, 3x3) transforms (at 32², 16/9 of their kernels) and what the
+/// block cache kept from the UNet steps.
 public enum EditMemory {
     /// What an edit runs, as far as memory goes.
     public struct Workload: Equatable, Sendable {
@@ -133,15 +133,15 @@ public enum EditMemory {
         let clipWidth = (Double(w.clipFileBytes) / referenceClipFileBytes).squareRoot()
         switch w.method {
         case .blended, .localClip:
-            // Weights: the UNet's (with the kept Winograd transforms of its 3x3 kernels and the
-            // forward's transients: 1.64x its file, from the 3.82 GiB forward and the 0.49 GiB
-            // the F(4x4, 3x3) transforms added to the step's peak), CLIP's (float16
+            // Weights: the UNet's (with the kept Winograd F(2x2, 3x3) transforms of its 3x3
+            // kernels and the forward's transients: 1.31x its file, from the 3.82 GiB forward and
+            // the 8.20 GiB step), CLIP's (float16
             // on disk, float32 in memory), the engine's block cache. Then one sample's recorded
             // graphs: the UNet's and CLIP's for every view. The editor takes the guidance
             // gradient of one sample at a time (so that a sample does not depend on its batch),
             // so a batch holds one sample's graphs, not one per sample: a step at batch 2
-            // peaked at the same 8.40 GiB as at batch 1 (BENCHMARKS.md, `edit_step_adm256_b2`).
-            var fixed = 1.64 * Double(w.diffusionFileBytes) + 1.8 * Double(w.clipFileBytes) + 1.0 * gib
+            // peaked at 8.04 GiB against 8.20 at batch 1 (BENCHMARKS.md, `edit_step_adm256_b2`).
+            var fixed = 1.31 * Double(w.diffusionFileBytes) + 1.8 * Double(w.clipFileBytes) + 1.0 * gib
                 + 2.3 * gib * pixels * unetWidth + 0.2 * gib * Double(w.augmentations) * clipWidth
             // Per sample: its x_t, x0 estimate, mean, variance and noise (a few [1, 3, H, W]
             // tensors), with room to spare.
@@ -169,14 +169,14 @@ public enum EditMemory {
     /// The latent method: every network's float32 weights (scaled by the square of the UNet's
     /// width against SD's 320 base channels, so a small model counts little), the block cache
     /// (1 GiB), the VAE decode's working set and the UNet's kept Winograd transforms (the
-    /// rest of the measured 5.95 GiB: 0.73 GiB per 512² image), the ranking CLIP as in the
+    /// rest of the measured 5.69 GiB: 0.47 GiB per 512² image), the ranking CLIP as in the
     /// pixel method; each sample of a batch adds its UNet activations (0.25 GiB per 512² image:
     /// 2 samples at batch 2 peaked 0.12 GiB higher than 1, so this errs high there).
     static func latentEstimate(_ w: Workload) -> MemoryEstimate {
         let pixels = Double(w.modelSize * w.modelSize) / (512.0 * 512.0)
         let width = Double(w.stableDiffusion?.unetBaseChannels ?? 320) / 320
         let weights = 4 * stableDiffusionParameters(w.stableDiffusion?.version) * width * width
-        let fixed = weights + 1.0 * gib + 0.73 * gib * pixels * width + 1.8 * Double(w.clipFileBytes)
+        let fixed = weights + 1.0 * gib + 0.47 * gib * pixels * width + 1.8 * Double(w.clipFileBytes)
         let perSample = 0.25 * gib * pixels * width
         let version = w.stableDiffusion?.version.map { " \($0.rawValue)" } ?? ""
         return MemoryEstimate(fixedBytes: Int(fixed), perSampleBytes: Int(perSample), batch: w.batch,

@@ -20,7 +20,7 @@ extension Tensor {
     }
 
     /// These weights rounded to bfloat16, computed on first use and kept with them (so that
-    /// the rounded weights' own Winograd transforms are kept too).
+    /// the rounded weights' own Winograd transforms are kept, as ``WeightTransformPolicy`` says).
     var bfloat16RoundedWeights: Tensor {
         let src = pointer, n = count
         let rounded = storage.derived(.bfloat16Rounded, count: n) { dst in

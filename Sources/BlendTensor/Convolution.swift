@@ -271,30 +271,44 @@ private func col2imAdd(_ cols: UnsafeMutablePointer<Float>, _ geo: ConvGeometry,
 }
 
 /// Whether the stride-1 convolutions keep the rearranged kernels they multiply (Winograd
-/// filter transforms, 16/9 of a 3×3 kernel; kernel taps) with the weight for later calls, or
-/// compute them afresh in each call, chosen per task:
-/// `WeightTransformPolicy.$current.withValue(.perCall) { ... }`.
-///
-/// Keeping them pays for weights used many times (a UNet over dozens of steps, forward and
-/// backward); a model run once or twice per edit (the VAE) saves the memory instead: the
-/// transform costs a few milliseconds against the seconds of the convolutions it serves.
+/// filter transforms; kernel taps) with the weight for later calls, or compute them afresh in
+/// each call, chosen per task: `WeightTransformPolicy.$current.withValue(.perCall) { ... }`.
 /// Results are the same either way, bit for bit.
+///
+/// Keeping a transform pays where computing it is a noticeable share of the convolution it
+/// serves: F(2×2, 3×3) (16/9 of the kernel) and kernel taps, taken below 2,048 pixels. F(4×4,
+/// 3×3) runs only from 2,048 pixels, where its transform (4× the kernel) costs a few
+/// milliseconds against a convolution of tens; kept, those transforms held 1.05 GiB of a full
+/// ADM-256 guided step's 8.90 GiB peak for no measurable time (benchmarks, 2026-12-01).
 public enum WeightTransformPolicy: String, Sendable, CaseIterable {
-    /// Computed on first use and kept with the weight (the default).
+    /// F(2×2, 3×3) transforms and kernel taps kept, F(4×4, 3×3) transforms per call (the default).
+    case automatic
+    /// Every transform computed on first use and kept with the weight.
     case kept
-    /// Computed for each call into a scratch block and dropped after it (a transform kept by
-    /// an earlier call is still used).
+    /// Every transform computed for each call into a scratch block and dropped after it (a
+    /// transform kept by an earlier call is still used).
     case perCall = "per-call"
 
-    /// The policy in force in this task (default ``kept``).
-    @TaskLocal public static var current: WeightTransformPolicy = .kept
+    /// The policy in force in this task (default ``automatic``).
+    @TaskLocal public static var current: WeightTransformPolicy = .automatic
+
+    /// Whether the transform `key` is kept under this policy.
+    func keeps(_ key: TensorStorage.DerivedKey) -> Bool {
+        switch self {
+        case .kept: return true
+        case .perCall: return false
+        case .automatic:
+            if case .winogradF4Filter = key { return false }
+            return true
+        }
+    }
 }
 
-/// `weight.storage.derived(key, ...)`, or under ``WeightTransformPolicy/perCall`` a kept
-/// block if there is one, else a scratch block filled by `make`.
+/// `weight.storage.derived(key, ...)` where ``WeightTransformPolicy`` keeps `key`, else a
+/// kept block if there is one, else a scratch block filled by `make`.
 func weightTransform(_ weight: Tensor, _ key: TensorStorage.DerivedKey, count: Int,
                              _ make: (UnsafeMutablePointer<Float>) -> Void) -> TensorStorage {
-    if WeightTransformPolicy.current == .kept { return weight.storage.derived(key, count: count, make) }
+    if WeightTransformPolicy.current.keeps(key) { return weight.storage.derived(key, count: count, make) }
     if let kept = weight.storage.keptDerived(key) { return kept }
     let block = TensorStorage(uninitializedCount: count)
     make(block.pointer)
@@ -376,8 +390,8 @@ public enum Convolution3x3Algorithm: String, Sendable, CaseIterable {
 
 /// A stride-1 convolution of one image with `weight` (`adjoint`: its flipped, transposed
 /// kernel, for the input gradient): Winograd F(2×2, 3×3) or F(4×4, 3×3) for 3×3 kernels,
-/// shifted GEMMs for other sizes. Either way the weight is rearranged once, on first use, and
-/// kept (see ``WeightTransformPolicy``).
+/// shifted GEMMs for other sizes. The rearranged weight is kept with it or computed per call as
+/// ``WeightTransformPolicy`` says.
 private func stride1Convolution(_ path: Stride1Path, _ input: UnsafeMutablePointer<Float>, channels: Int,
                                 height: Int, width: Int, padH: Int, padW: Int, weight: Tensor, _ geo: ConvGeometry,
                                 adjoint: Bool, outChannels: Int, accumulate: Bool,

@@ -26,34 +26,51 @@
 
 /// The F(4×4, 3×3) filter transform U = G·g·Gᵀ of a 3×3 kernel (G above), one `[out, in]`
 /// matrix per element of the 6×6 transformed tile (`[36, out, in]`, 4× the kernel), computed
-/// in double precision from the exact fractions and rounded once. Kept with the weight under
-/// ``TensorStorage/DerivedKey/winogradF4Filter(out:in:)`` unless ``WeightTransformPolicy``
-/// says otherwise.
+/// in double precision from the exact fractions and rounded once. Computed for each call by
+/// default; kept with the weight under ``TensorStorage/DerivedKey/winogradF4Filter(out:in:)``
+/// with ``WeightTransformPolicy/kept``.
 func winogradF4Filter(_ weight: Tensor, outChannels co: Int, inChannels ci: Int) -> TensorStorage {
     let pairs = co * ci
     return weightTransform(weight, .winogradF4Filter(out: co, in: ci), count: 36 * pairs) { up in
         let w = weight.pointer
-        let g: [[Double]] = [[1, 0, 0], [1.0 / 3, 1.0 / 3, 1.0 / 3], [-1.0 / 3, 1.0 / 3, -1.0 / 3],
-                             [-16.0 / 15, -8.0 / 15, -4.0 / 15], [1.0 / 15, -2.0 / 15, 4.0 / 15], [0, 0, 1]]
         parallelFor(co, grain: 4) { o in
-            var rows = [Double](repeating: 0, count: 18)   // G·k, 6 × 3
             for i in 0..<ci {
                 let k = w + (o * ci + i) * 9
-                for a in 0..<6 {
-                    for v in 0..<3 {
-                        rows[3 * a + v] = g[a][0] * Double(k[v]) + g[a][1] * Double(k[3 + v]) + g[a][2] * Double(k[6 + v])
-                    }
+                @inline(__always) func kernelRow(_ r: Int) -> SIMD4<Double> {
+                    SIMD4(Double(k[3 * r]), Double(k[3 * r + 1]), Double(k[3 * r + 2]), 0)
                 }
+                // G·k: six rows over kx; then (G·k)·Gᵀ as G applied to its three columns,
+                // each column a vector over the six rows a.
+                let rows = gTimes(kernelRow(0), kernelRow(1), kernelRow(2))
+                @inline(__always) func column(_ v: Int) -> SIMD8<Double> {
+                    SIMD8(rows.0[v], rows.1[v], rows.2[v], rows.3[v], rows.4[v], rows.5[v], 0, 0)
+                }
+                let u = gTimes(column(0), column(1), column(2))   // u.b[a] = U[a][b]
                 let q = up + o * ci + i
                 for a in 0..<6 {
-                    for b in 0..<6 {
-                        let value = rows[3 * a] * g[b][0] + rows[3 * a + 1] * g[b][1] + rows[3 * a + 2] * g[b][2]
-                        q[(6 * a + b) * pairs] = Float(value)
-                    }
+                    let row = q + 6 * a * pairs
+                    row[0] = Float(u.0[a])
+                    row[pairs] = Float(u.1[a])
+                    row[2 * pairs] = Float(u.2[a])
+                    row[3 * pairs] = Float(u.3[a])
+                    row[4 * pairs] = Float(u.4[a])
+                    row[5 * pairs] = Float(u.5[a])
                 }
             }
         }
     }
+}
+
+/// G·(x0, x1, x2) for the rows of G above, lane by lane, in double precision (the filter
+/// transform is rounded to Float once, at the end).
+@inline(__always)
+private func gTimes<V: SIMD>(_ x0: V, _ x1: V, _ x2: V) -> (V, V, V, V, V, V) where V.Scalar == Double {
+    (x0,
+     (x0 + x1 + x2) / 3,
+     (x1 - x0 - x2) / 3,
+     -(16 * x0 + 8 * x1 + 4 * x2) / 15,
+     (x0 - 2 * x1 + 4 * x2) / 15,
+     x2)
 }
 
 typealias Six = (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>)

@@ -19,8 +19,8 @@ import BlendTestSupport
         // more (SIMD lanes) and fewer (the lane-by-lane remainder), padding 0/1/2 (the adjoint
         // pads 2/1/0), with and without a bias (`accumulate`); the last case runs in two bands
         // of tile rows. 6 in and 7 out channels catch a transposition. The gradient runs after
-        // the scope has ended: it keeps the forward's algorithm, and only F(4×4, 3×3)'s
-        // transform is kept (the adjoint reads it in reverse, not a second one).
+        // the scope has ended: it keeps the forward's algorithm. By default no transform is
+        // kept (F(4×4, 3×3)'s is computed per call, the adjoint reading it in reverse).
         let w = randn([7, 6, 3, 3], seed: 111), b = randn([7], seed: 112)
         for bias in [b, nil] {
             let x = randn([2, 6, height, width], seed: 113).requiringGradient()
@@ -31,7 +31,7 @@ import BlendTestSupport
             expectClose(g, naiveConvInputGradient(r, w, inputShape: x.shape, stride: (1, 1), padding: (padding, padding)),
                         tolerance: 5e-5)
         }
-        #expect(w.storage.keptDerived(.winogradF4Filter(out: 7, in: 6)) != nil)
+        #expect(w.storage.keptDerived(.winogradF4Filter(out: 7, in: 6)) == nil)
         #expect(w.storage.keptDerived(.winogradFilter(out: 7, in: 6)) == nil)
     }
 
@@ -42,21 +42,23 @@ import BlendTestSupport
         }
     }
 
-    @Test func perCallTransformsGiveTheSameResultsAndKeepNothing() throws {
+    @Test func everyPolicyGivesTheSameResultsAndOnlyKeptKeepsTheTransform() throws {
+        // Three weights with the same values, one per ``WeightTransformPolicy``, forward and
+        // (after the scope has ended) backward: results equal bit for bit; only `kept` holds
+        // F(4×4, 3×3)'s transform afterwards (the default computes it per call).
         let values = randn([5, 4, 3, 3], seed: 118)
-        let kept = try Tensor(shape: values.shape, scalars: values.scalars)
-        let perCall = try Tensor(shape: values.shape, scalars: values.scalars)
         let x = randn([1, 4, 21, 19], seed: 119), r = randn([1, 5, 21, 19], seed: 120)
-        let xk = x.requiringGradient(), xp = x.requiringGradient()
-        let yk = try forcingF4 { try conv2d(xk, weight: kept, padding: 1) }
-        let yp = try forcingF4 {
-            try WeightTransformPolicy.$current.withValue(.perCall) { try conv2d(xp, weight: perCall, padding: 1) }
+        var outputs: [[Float]] = [], inputGradients: [[Float]] = []
+        for policy in WeightTransformPolicy.allCases {
+            let w = try Tensor(shape: values.shape, scalars: values.scalars)
+            let xl = x.requiringGradient()
+            let y = try forcingF4 { try WeightTransformPolicy.$current.withValue(policy) { try conv2d(xl, weight: w, padding: 1) } }
+            outputs.append(y.scalars)
+            inputGradients.append(try gradients(of: y, withRespectTo: [xl], seed: r)[0].scalars)
+            #expect((w.storage.keptDerived(.winogradF4Filter(out: 5, in: 4)) != nil) == (policy == .kept), "\(policy)")
         }
-        #expect(yp.scalars == yk.scalars)
-        #expect(try gradients(of: yp, withRespectTo: [xp], seed: r)[0].scalars
-                == gradients(of: yk, withRespectTo: [xk], seed: r)[0].scalars)
-        #expect(kept.storage.keptDerived(.winogradF4Filter(out: 5, in: 4)) != nil)
-        #expect(perCall.storage.keptDerived(.winogradF4Filter(out: 5, in: 4)) == nil)
+        #expect(outputs.allSatisfy { $0 == outputs[0] })
+        #expect(inputGradients.allSatisfy { $0 == inputGradients[0] })
     }
 
     @Test func accuracyOnATrainedSizedLayerIsCloseToF2() throws {
