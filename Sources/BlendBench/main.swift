@@ -433,7 +433,9 @@ for bench in selected {
             times.append(now() - t0)
         }
         times.sort()
-        let median = times[times.count / 2]
+        // The middle run, or the mean of the middle two (as Python's statistics.median, the
+        // PyTorch side's, takes it).
+        let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
         if options.json {
             let peak = peakRSSGiB()
             var line = "{\"name\": \"\(bench.name + options.nameSuffix)\", \"seconds\": \(median), \"runs\": \(times.count), \"peak_rss_gib\": \(peak.isNaN ? "null" : String(peak))"
