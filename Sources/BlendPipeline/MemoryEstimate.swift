@@ -71,8 +71,10 @@ public enum MemoryError: Error, Equatable, CustomStringConvertible {
 /// it loads anything.
 ///
 /// The numbers are calibrated on measurements of the engine (BENCHMARKS.md, random weights at
-/// full size, release build): one guided Blended Diffusion step of the 256x256 model with
-/// CLIP ViT-B/16 and 8 views peaked at 8.20 GiB at batch 1 and 8.04 GiB at batch 2
+/// full size, release build): a whole default one-sample `blend edit` of the 256x256 model on
+/// full-size random-weight files peaked at 8.72 GiB (2026-12-01 03:30–04:05 UTC); one guided
+/// Blended Diffusion step of it with CLIP ViT-B/16 and 8 views, alone, at 8.20 GiB at batch 1
+/// and 8.04 GiB at batch 2
 /// (2026-12-01 02:40–02:50 UTC, `edit_step_adm256` / `_b2`, with the convolutions' F(4x4, 3x3)
 /// transforms computed per call: kept, they had added 0.69 GiB); the UNet's forward alone at
 /// 3.82 GiB and its forward + backward at 6.05 GiB (so its recorded graph is about 2.3 GiB per
@@ -141,7 +143,10 @@ public enum EditMemory {
             // gradient of one sample at a time (so that a sample does not depend on its batch),
             // so a batch holds one sample's graphs, not one per sample: a step at batch 2
             // peaked at 8.04 GiB against 8.20 at batch 1 (BENCHMARKS.md, `edit_step_adm256_b2`).
-            var fixed = 1.31 * Double(w.diffusionFileBytes) + 1.8 * Double(w.clipFileBytes) + 1.0 * gib
+            // A whole `blend edit` process peaks higher than the step alone: 8.72 GiB for a
+            // default one-sample edit on full-size files (BENCHMARKS.md, 2026-12-01: the files'
+            // mapped pages, the photo and the run's outputs), so half a GiB more is counted.
+            var fixed = 1.31 * Double(w.diffusionFileBytes) + 1.8 * Double(w.clipFileBytes) + 1.5 * gib
                 + 2.3 * gib * pixels * unetWidth + 0.2 * gib * Double(w.augmentations) * clipWidth
             // Per sample: its x_t, x0 estimate, mean, variance and noise (a few [1, 3, H, W]
             // tensors), with room to spare.
