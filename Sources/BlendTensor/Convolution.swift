@@ -276,10 +276,11 @@ private func col2imAdd(_ cols: UnsafeMutablePointer<Float>, _ geo: ConvGeometry,
 /// Results are the same either way, bit for bit.
 ///
 /// Keeping a transform pays where computing it is a noticeable share of the convolution it
-/// serves: F(2×2, 3×3) (16/9 of the kernel) and kernel taps, taken below 2,048 pixels. F(4×4,
-/// 3×3) runs only from 2,048 pixels, where its transform (4× the kernel) costs a few
-/// milliseconds against a convolution of tens; kept, those transforms held 1.05 GiB of a full
-/// ADM-256 guided step's 8.90 GiB peak for no measurable time (benchmarks, 2026-12-01).
+/// serves: F(2×2, 3×3) (16/9 of the kernel, taken from 1,024 to 2,047 pixels; computing it per
+/// call made SD 1.5's CFG step 24 % slower) and kernel taps. F(4×4, 3×3) runs only from 2,048
+/// pixels, where its transform (4× the kernel) is small next to the convolution; kept, those
+/// transforms held 0.70 GiB of a full ADM-256 guided step's 8.90 GiB peak for no measurable time
+/// (BENCHMARKS.md, 2026-12-01).
 public enum WeightTransformPolicy: String, Sendable, CaseIterable {
     /// F(2×2, 3×3) transforms and kernel taps kept, F(4×4, 3×3) transforms per call (the default).
     case automatic
