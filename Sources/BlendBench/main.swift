@@ -25,6 +25,8 @@ struct Options {
     var convBackend = ConvolutionBackend.automatic
     var conv3x3 = Convolution3x3Algorithm.automatic
     var weightTransforms = WeightTransformPolicy.automatic
+    /// `--cache-limit-mib`: the engine's block-cache limit, when given.
+    var cacheLimitMiB: Int?
     /// The convolution micro-benchmarks of the UNet's shapes (`conv_*`).
     var convs = false
     /// Timesteps at which to measure the full-size UNet's accuracy in `precision` against fp32.
@@ -75,7 +77,7 @@ func parseOptions(names: [String]) -> Options {
             options.weightTransforms = p
         case "--cache-limit-mib":
             guard let v = args.next(), let n = Int(v), n >= 0 else { fail("--cache-limit-mib needs a non-negative integer") }
-            TensorMemory.cacheLimitBytes = n << 20
+            options.cacheLimitMiB = n
         case "--convs": options.convs = true
         case "--accuracy":
             guard let v = args.next() else { fail("--accuracy needs a comma-separated list of timesteps") }
@@ -364,6 +366,7 @@ let winogradShapeBenchmarks: [Benchmark] =
     .flatMap { convBenchmarks($0.0, $0.1, $0.0, k: 3) }
 
 let options = parseOptions(names: (benchmarks + unetBenchmarks + sdBenchmarks + convMicroBenchmarks + winogradShapeBenchmarks).map(\.name))
+if let mib = options.cacheLimitMiB { TensorMemory.cacheLimitBytes = mib << 20 }
 if options.precision == .bf16, let note = ComputePrecision.bf16Unavailable {
     FileHandle.standardError.write(Data("blend-bench: \(note)\n".utf8))
 }
@@ -412,7 +415,7 @@ for bench in selected {
         let body = try ComputePrecision.$current.withValue(options.precision.effective) {
             try ConvolutionBackend.$current.withValue(options.convBackend) {
                 try Convolution3x3Algorithm.$current.withValue(options.conv3x3) {
-                    let run = try bench.setUp()
+                    let run = try WeightTransformPolicy.$current.withValue(options.weightTransforms) { try bench.setUp() }
                     return {
                         try ComputePrecision.$current.withValue(options.precision.effective) {
                             try ConvolutionBackend.$current.withValue(options.convBackend) {

@@ -74,11 +74,11 @@ public enum MemoryError: Error, Equatable, CustomStringConvertible {
 /// full size, release build): a whole default one-sample `blend edit` of the 256x256 model on
 /// full-size random-weight files peaked at 8.72 GiB (2026-12-01 03:30–04:05 UTC); one guided
 /// Blended Diffusion step of it with CLIP ViT-B/16 and 8 views, alone, at 8.20 GiB at batch 1
-/// and 8.04 GiB at batch 2
-/// (2026-12-01 02:40–02:50 UTC, `edit_step_adm256` / `_b2`, with the convolutions' F(4x4, 3x3)
-/// transforms computed per call: kept, they had added 0.69 GiB); the UNet's forward alone at
-/// 3.82 GiB and its forward + backward at 6.05 GiB (so its recorded graph is about 2.3 GiB per
-/// 256x256 image); CLIP ViT-B/16's forward + backward of 8 views at 2.18 GiB.
+/// and 8.04 GiB at batch 2 (2026-12-01 02:40–02:50 UTC, `edit_step_adm256` / `_b2`, with the
+/// convolutions' F(4x4, 3x3) transforms computed per call: kept, they had added 0.69 GiB); the
+/// UNet's forward alone at 3.82 GiB and its forward + backward at 6.05 GiB (so its recorded
+/// graph is about 2.3 GiB per 256x256 image); CLIP ViT-B/16's forward + backward of 8 views at
+/// 2.18 GiB.
 ///
 /// The latent method (measured 2026-12-01 02:50–02:53 UTC, `blend-bench` rows
 /// `sd15_edit_short_b1` / `_b2`: a default edit's last 2 steps with random-weight SD 1.5 at
@@ -137,8 +137,8 @@ public enum EditMemory {
         case .blended, .localClip:
             // Weights: the UNet's (with the kept Winograd F(2x2, 3x3) transforms of its 3x3
             // kernels and the forward's transients: 1.31x its file, from the 3.82 GiB forward and
-            // the 8.20 GiB step), CLIP's (float16
-            // on disk, float32 in memory), the engine's block cache. Then one sample's recorded
+            // the 8.20 GiB step), CLIP's (float16 on disk, float32 in memory), the engine's
+            // block cache. Then one sample's recorded
             // graphs: the UNet's and CLIP's for every view. The editor takes the guidance
             // gradient of one sample at a time (so that a sample does not depend on its batch),
             // so a batch holds one sample's graphs, not one per sample: a step at batch 2
