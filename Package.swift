@@ -117,8 +117,6 @@ let package = Package(
             name: "BlendImage",
             dependencies: ["BlendTensor", "CPNG", "CJPEG", "CZlib"]
         ),
-        // Helpers for the test suites (seeded inputs, finite-difference gradient checks, a JPEG
-        // with a colour profile).
         // `blend serve`: the local web app (Hummingbird 2): a JSON API over the pipeline, a job
         // queue with a data directory, progress as server-sent events, and the one page
         // (vanilla HTML/CSS/JS, compiled into the binary).
@@ -148,14 +146,20 @@ let package = Package(
             name: "BlendPipelineTestSupport",
             dependencies: ["BlendPipeline", "BlendCheckpoint", "BlendDiffusion", "BlendImage", "BlendModels", "BlendTensor"]
         ),
+        // Helpers for the test suites (seeded inputs, finite-difference gradient checks, float64
+        // references of the engine's ops, a JPEG with a colour profile).
         .target(
             name: "BlendTestSupport",
-            dependencies: ["BlendTensor"]
+            dependencies: ["BlendTensor"],
+            // The float64 references loop over every multiply-add: optimised, so that the
+            // property tests over many shapes and thread counts take seconds in debug builds.
+            swiftSettings: [.unsafeFlags(["-O"])]
         ),
         // The `blend` command-line front end.
         .executableTarget(
             name: "BlendCLI",
             dependencies: [
+                "BlendConcurrency",
                 "BlendTensor",
                 "BlendCheckpoint",
                 "BlendModels",

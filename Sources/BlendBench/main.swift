@@ -27,6 +27,8 @@ struct Options {
     var weightTransforms = WeightTransformPolicy.automatic
     /// `--cache-limit-mib`: the engine's block-cache limit, when given.
     var cacheLimitMiB: Int?
+    /// `--threads`: the engine's process-wide thread count, when given.
+    var threads: Int?
     /// The convolution micro-benchmarks of the UNet's shapes (`conv_*`).
     var convs = false
     /// Timesteps at which to measure the full-size UNet's accuracy in `precision` against fp32.
@@ -78,6 +80,11 @@ func parseOptions(names: [String]) -> Options {
         case "--cache-limit-mib":
             guard let v = args.next(), let n = Int(v), n >= 0 else { fail("--cache-limit-mib needs a non-negative integer") }
             options.cacheLimitMiB = n
+        case "--threads":
+            guard let v = args.next(), let n = Int(v), (1...EngineThreads.maximum).contains(n) else {
+                fail("--threads needs a whole number from 1 to \(EngineThreads.maximum)")
+            }
+            options.threads = n
         case "--convs": options.convs = true
         case "--accuracy":
             guard let v = args.next() else { fail("--accuracy needs a comma-separated list of timesteps") }
@@ -89,13 +96,14 @@ func parseOptions(names: [String]) -> Options {
             usage: blend-bench [--json] [--repeats N] [--warmup N] [--only NAME[,NAME...]] [--precision fp32|bf16|bf16-rounded]
                                [--conv-backend automatic|engine|onednn] [--conv3x3 automatic|im2col|winograd-f2|winograd-f4]
                                [--weight-transforms automatic|kept|per-call] [--cache-limit-mib N]
-                               [--convs] [--accuracy T[,T...]]
+                               [--threads N] [--convs] [--accuracy T[,T...]]
             Times the tensor engine's heavy ops (median of N runs after --warmup runs, 1 by default).
             --convs runs the convolution micro-benchmarks (conv_*) of the UNet's shapes instead of the default ops.
             --accuracy T,...: instead of timing, the full-size UNet's output and input gradient in --precision
             against fp32 at those timesteps (relative L2 errors).
             --weight-transforms: which rearranged kernels convolutions keep (WeightTransformPolicy).
             --cache-limit-mib N: the engine's cache of freed tensor blocks (default 1024 MiB).
+            --threads N: the engine's threads (default: $BLEND_NUM_THREADS, else the CPUs this process may use).
             Ops: \(names.joined(separator: ", "))
             """)
             exit(0)
@@ -366,6 +374,12 @@ let winogradShapeBenchmarks: [Benchmark] =
     .flatMap { convBenchmarks($0.0, $0.1, $0.0, k: 3) }
 
 let options = parseOptions(names: (benchmarks + unetBenchmarks + sdBenchmarks + convMicroBenchmarks + winogradShapeBenchmarks).map(\.name))
+do {
+    if let n = options.threads { try EngineThreads.configure(n) }
+    _ = try EngineThreads.environmentValue(ProcessInfo.processInfo.environment)
+} catch {
+    fail("\(error)")
+}
 if let mib = options.cacheLimitMiB { TensorMemory.cacheLimitBytes = mib << 20 }
 if options.precision == .bf16, let note = ComputePrecision.bf16Unavailable {
     FileHandle.standardError.write(Data("blend-bench: \(note)\n".utf8))
@@ -403,7 +417,8 @@ if !options.accuracyTimesteps.isEmpty {
     exit(0)
 }
 if !options.json {
-    print("blend-bench: engine threads \(engineThreadCount), BLAS threads \(blasThreadCount), \(options.repeats) runs each")
+    print("blend-bench: engine threads \(EngineThreads.processCount) (\(EngineThreads.source)), BLAS threads \(blasThreadCount),"
+          + " BLAS kernels \(blasCoreName), \(options.repeats) runs each")
 }
 // The full-model benchmarks are long (seconds to tens of seconds a run): only when named with --only.
 let selected = benchmarks.filter { (options.only.isEmpty && !options.convs) || options.only.contains($0.name) }

@@ -1,6 +1,8 @@
 import ArgumentParser
 import BlendPipeline
+import BlendConcurrency
 import BlendTensor
+import Foundation
 
 @main
 struct Blend: AsyncParsableCommand {
@@ -23,8 +25,18 @@ struct Blend: AsyncParsableCommand {
 struct Engine: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show the tensor engine's threads and BLAS settings.")
 
+    func validate() throws {
+        do {
+            _ = try EngineThreads.environmentValue(ProcessInfo.processInfo.environment)
+        } catch let error as EngineThreadsError {
+            throw ValidationError(error.description)
+        }
+    }
+
     func run() throws {
-        print("engine threads: \(engineThreadCount)")
+        print("engine threads: \(EngineThreads.processCount) (\(EngineThreads.source); CPUs online \(AvailableCPUs.onlineCount()),"
+              + " in this process's affinity \(AvailableCPUs.affinityCount().map(String.init) ?? "unknown"),"
+              + " cgroup CPU quota \(AvailableCPUs.cgroupQuota().map(String.init) ?? "none"))")
         print("BLAS threads:   \(blasThreadCount)")
         print("BLAS kernels:   \(blasCoreName)")
         print("oneDNN:         \(ComputeLibrary.oneDNNVersion), \(ComputeLibrary.oneDNNInstructionSet) (bf16: \(ComputeLibrary.supportsBF16 ? "yes" : "no, fp32 is used"))")

@@ -146,6 +146,8 @@ struct Edit: ParsableCommand {
 
     @OptionGroup var modelFiles: ModelFileOptions
 
+    @OptionGroup var threadOptions: ThreadOptions
+
     @Option(parsing: .unconditional, help: ArgumentHelp("Largest photo or mask, in megapixels: a bigger one is refused from its header before it is decoded.", valueName: "MP"))
     var maxMegapixels = 100
 
@@ -266,6 +268,7 @@ struct Edit: ParsableCommand {
     }
 
     func run() throws {
+        threadOptions.apply()
         let request = try request()
         let bar = ProgressBar(label: "editing", plainStep: 0)
         var estimate = EditTimeEstimate()
@@ -289,7 +292,7 @@ struct Edit: ParsableCommand {
                 estimate.observe(event)
                 switch event {
                 case .checkedInputs, .loadingModels:
-                    if case .loadingModels = event { say("loading models...") }
+                    if case .loadingModels = event { say("loading models... (\(ThreadOptions.summary))") }
                 case let .notice(text):
                     // Warnings show even with --quiet.
                     if !quiet || text.hasPrefix("warning") { FileHandle.standardError.write(Data((text + "\n").utf8)) }

@@ -1,4 +1,6 @@
 import ArgumentParser
+import BlendTensor
+import Foundation
 
 /// The largest `--max-megapixels` accepted: beyond it the pixel count no longer fits the
 /// decoders' arithmetic, and no machine has the memory anyway.
@@ -9,5 +11,35 @@ let largestMegapixelLimit = 10_000
 func validateMegapixels(_ megapixels: Int) throws {
     guard (1...largestMegapixelLimit).contains(megapixels) else {
         throw ValidationError("--max-megapixels must be 1 to \(largestMegapixelLimit) (millions of pixels), got \(megapixels)")
+    }
+}
+
+/// `--threads N` (`blend edit`, `blend serve`): the engine's thread count, checked with
+/// `BLEND_NUM_THREADS` before any work.
+struct ThreadOptions: ParsableArguments {
+    @Option(parsing: .unconditional, help: ArgumentHelp("Threads the engine computes on (default: $BLEND_NUM_THREADS, else the CPUs this process may use, counting its CPU affinity and a container's CPU quota). Results are the same on any count.", valueName: "n"))
+    var threads: Int?
+
+    func validate() throws {
+        if let threads, !(1...EngineThreads.maximum).contains(threads) {
+            throw ValidationError(EngineThreadsError.outOfRange(String(threads), origin: "--threads").description)
+        }
+        do {
+            // An unusable BLEND_NUM_THREADS is a usage error even when --threads overrides it.
+            _ = try EngineThreads.environmentValue(ProcessInfo.processInfo.environment)
+        } catch let error as EngineThreadsError {
+            throw ValidationError(error.description)
+        }
+    }
+
+    /// Makes `--threads` the engine's process-wide count (validated already).
+    func apply() {
+        if let threads { try? EngineThreads.configure(threads) }
+    }
+
+    /// One line for the console: the count and where it came from, with the BLAS kernels.
+    static var summary: String {
+        "computing on \(EngineThreads.processCount) thread\(EngineThreads.processCount == 1 ? "" : "s") (\(EngineThreads.source)),"
+            + " BLAS kernels \(blasCoreName)"
     }
 }

@@ -31,6 +31,8 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var modelFiles: ModelFileOptions
 
+    @OptionGroup var threadOptions: ThreadOptions
+
     @Option(help: "Jobs that may wait behind the running one; more are refused (HTTP 429).")
     var queueLimit = 8
 
@@ -72,6 +74,7 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
+        threadOptions.apply()
         let configuration = try serverConfiguration()
         // A data directory in use or unusable is a failure at run time (exit 1), not a usage error.
         let server = try BlendServer(configuration: configuration)
@@ -92,6 +95,7 @@ struct Serve: AsyncParsableCommand {
             let url = "http://\(display.contains(":") ? "[\(display)]" : display):\(port)/"
             // Unbuffered, so that it shows at once also when the output goes to a file.
             FileHandle.standardOutput.write(Data("blend serve: open \(url) (data: \(configuration.dataDirectory.path)); Ctrl+C stops\n".utf8))
+            FileHandle.standardError.write(Data("blend serve: \(ThreadOptions.summary)\n".utf8))
             if open { Serve.openInBrowser(url) }
         })
     }

@@ -334,7 +334,7 @@ public enum EditPipeline {
             timings: .init(loadModelsSeconds: loadSeconds, editSeconds: editSeconds,
                            secondsPerStep: stepsDone > 0 ? editSeconds / Double(stepsDone) : 0,
                            totalSeconds: Date().timeIntervalSince(start)),
-            blendVersion: version, precision: precision)
+            blendVersion: version, precision: precision, compute: .current)
         // report.json last: its presence means the run finished.
         try run.writeJSON(report, to: run.reportFile, step: "write report.json")
         try folder.publish(run)

@@ -319,4 +319,22 @@ public struct EditReport: Codable, Sendable {
     /// The precision the convolutions ran in (bf16 asked for on a CPU without bf16 runs, and
     /// is recorded, as fp32); nil in reports of versions before the option.
     public var precision: ComputePrecision? = nil
+    /// What computed the edit; nil in reports of versions before it was recorded.
+    public var compute: ComputeReport? = nil
+}
+
+/// The machine side of an edit, for comparing runs: the results do not depend on the thread
+/// count, but its speed does, and the BLAS kernels and instruction set tell which CPU code ran.
+public struct ComputeReport: Codable, Sendable, Equatable {
+    /// The engine's threads (`--threads`, `BLEND_NUM_THREADS` or the CPUs the process may use).
+    public var threads: Int
+    /// OpenBLAS's kernel family, e.g. "Haswell" (`OPENBLAS_CORETYPE` overrides it).
+    public var blasKernels: String
+    /// The instruction set oneDNN uses, e.g. "avx512_core_bf16".
+    public var instructionSet: String
+
+    /// This process's, in the calling task.
+    public static var current: ComputeReport {
+        ComputeReport(threads: EngineThreads.count, blasKernels: blasCoreName, instructionSet: ComputeLibrary.oneDNNInstructionSet)
+    }
 }

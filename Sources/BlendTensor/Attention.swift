@@ -54,33 +54,42 @@ public func scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, scale: Fl
         throw TensorError.invalidArgument(op: "attention", message: "a causal mask needs as many queries as keys (\(t) vs \(s))")
     }
     let alpha = scale ?? 1 / Float(d).squareRoot()
-    // Attention weights are kept for the backward pass: B·T·S floats.
+    // Attention weights are kept for the backward pass: B·T·S floats. Every product is one
+    // (batch × head) item of a batched GEMM: the items are shared out among the threads, and
+    // an item's values never depend on the others (GEMMSplit).
     let probs = Tensor(uninitializedShape: [b, t, s])
     let y = Tensor(uninitializedShape: [b, t, dv])
-    for i in 0..<b {
-        let pr = probs.pointer + i * t * s
-        sgemm(transB: true, m: t, n: s, k: d, alpha: alpha, a: q.pointer + i * t * d, lda: d,
-              b: k.pointer + i * s * d, ldb: d, c: pr, ldc: s)
-        if causal {
+    sgemmBatch(count: b, transB: true, m: t, n: s, k: d, alpha: alpha, a: q.pointer, lda: d, strideA: t * d,
+               b: k.pointer, ldb: d, strideB: s * d, c: probs.pointer, ldc: s, strideC: t * s)
+    if causal {
+        for i in 0..<b {
+            let pr = probs.pointer + i * t * s
             for row in 0..<t where row + 1 < s { (pr + row * s + row + 1).initialize(repeating: -.infinity, count: s - row - 1) }
         }
-        softmaxRowsInPlace(pr, rows: t, width: s)
-        sgemm(m: t, n: dv, k: s, a: pr, lda: s, b: v.pointer + i * s * dv, ldb: dv, c: y.pointer + i * t * dv, ldc: dv)
     }
+    softmaxRowsInPlace(probs.pointer, rows: b * t, width: s)
+    sgemmBatch(count: b, m: t, n: dv, k: s, a: probs.pointer, lda: s, strideA: t * s,
+               b: v.pointer, ldb: dv, strideB: s * dv, c: y.pointer, ldc: dv, strideC: t * dv)
     return Tensor.recorded(y, from: [q, k, v]) { g in
         let gq = Tensor(uninitializedShape: q.shape), gk = Tensor(uninitializedShape: k.shape)
         let gv = Tensor(uninitializedShape: v.shape)
-        let dp = TensorStorage(uninitializedCount: t * s), ds = TensorStorage(uninitializedCount: t * s)
-        for i in 0..<b {
-            let pr = probs.pointer + i * t * s, gi = g.pointer + i * t * dv
-            // dV = Pᵀ·dY, dP = dY·Vᵀ, dS = softmax'(dP), dQ = α·dS·K, dK = α·dSᵀ·Q
-            sgemm(transA: true, m: s, n: dv, k: t, a: pr, lda: s, b: gi, ldb: dv, c: gv.pointer + i * s * dv, ldc: dv)
-            sgemm(transB: true, m: t, n: s, k: dv, a: gi, lda: dv, b: v.pointer + i * s * dv, ldb: dv, c: dp.pointer, ldc: s)
-            softmaxRowsBackward(pr, dp.pointer, into: ds.pointer, rows: t, width: s)
-            sgemm(m: t, n: d, k: s, alpha: alpha, a: ds.pointer, lda: s, b: k.pointer + i * s * d, ldb: d,
-                  c: gq.pointer + i * t * d, ldc: d)
-            sgemm(transA: true, m: s, n: d, k: t, alpha: alpha, a: ds.pointer, lda: s, b: q.pointer + i * t * d, ldb: d,
-                  c: gk.pointer + i * s * d, ldc: d)
+        let pr = probs.pointer, gp = g.pointer
+        // dV = Pᵀ·dY, dP = dY·Vᵀ, dS = softmax'(dP) (in place), dQ = α·dS·K, dK = α·dSᵀ·Q
+        if v.node != nil {
+            sgemmBatch(count: b, transA: true, m: s, n: dv, k: t, a: pr, lda: s, strideA: t * s,
+                       b: gp, ldb: dv, strideB: t * dv, c: gv.pointer, ldc: dv, strideC: s * dv)
+        }
+        let ds = TensorStorage(uninitializedCount: b * t * s)
+        sgemmBatch(count: b, transB: true, m: t, n: s, k: dv, a: gp, lda: dv, strideA: t * dv,
+                   b: v.pointer, ldb: dv, strideB: s * dv, c: ds.pointer, ldc: s, strideC: t * s)
+        softmaxRowsBackward(pr, ds.pointer, into: ds.pointer, rows: b * t, width: s)
+        if q.node != nil {
+            sgemmBatch(count: b, m: t, n: d, k: s, alpha: alpha, a: ds.pointer, lda: s, strideA: t * s,
+                       b: k.pointer, ldb: d, strideB: s * d, c: gq.pointer, ldc: d, strideC: t * d)
+        }
+        if k.node != nil {
+            sgemmBatch(count: b, transA: true, m: s, n: d, k: t, alpha: alpha, a: ds.pointer, lda: s, strideA: t * s,
+                       b: q.pointer, ldb: d, strideB: t * d, c: gk.pointer, ldc: d, strideC: s * d)
         }
         return [q.node == nil ? nil : gq, k.node == nil ? nil : gk, v.node == nil ? nil : gv]
     }

@@ -570,15 +570,11 @@ private func winogradConvolution(_ input: UnsafeMutablePointer<Float>, channels:
                 }
             }
         }
-        parallelFor(16) { e in
-            if adjoint {
-                let source = 4 * swap03[e / 4] + swap03[e % 4]
-                serialSgemm(transA: true, m: co, n: tiles, k: ci, a: up + source * pairs, lda: co,
-                            b: vp + e * ci * tiles, ldb: tiles, c: mp + e * co * tiles, ldc: tiles)
-            } else {
-                serialSgemm(m: co, n: tiles, k: ci, a: up + e * pairs, lda: ci, b: vp + e * ci * tiles, ldb: tiles,
-                            c: mp + e * co * tiles, ldc: tiles)
-            }
+        // The 16 products, each its own item of a batched GEMM (whole, or cut into rows when
+        // there are more threads than products).
+        sgemmBatch(count: 16, transA: adjoint, m: co, n: tiles, k: ci, lda: adjoint ? co : ci, ldb: tiles, ldc: tiles) { e in
+            let source = adjoint ? 4 * swap03[e / 4] + swap03[e % 4] : e
+            return (UnsafePointer(up + source * pairs), UnsafePointer(vp + e * ci * tiles), mp + e * co * tiles)
         }
         // Output transform Y = Aᵀ·M·A, Aᵀ = [[1, 1, 1, 0], [0, 1, −1, −1]].
         parallelFor(co, grain: 4) { o in

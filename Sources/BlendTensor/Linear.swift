@@ -2,6 +2,10 @@ extension Tensor {
     /// Matrix product over the last two dimensions: `[..., M, K] × [..., K, N] -> [..., M, N]`.
     /// Leading (batch) dimensions must be equal, or `other` may be a plain `[K, N]` matrix.
     /// Differentiable in both operands.
+    ///
+    /// Each matrix of the batch is its own product, also against a shared `[K, N]`, so one
+    /// item's result never depends on the others (``GEMMSplit``). A rank-2 `self` is one
+    /// product: rows that are separate samples should be given as `[N, 1, K]`.
     public func matmul(_ other: Tensor) throws -> Tensor {
         guard rank >= 2, other.rank >= 2 else {
             throw TensorError.shapeMismatch(op: "matmul", expected: "operands of rank >= 2", got: rank < 2 ? shape : other.shape)
@@ -15,37 +19,26 @@ extension Tensor {
         let sharedB = batchB.isEmpty
         let y = Tensor(uninitializedShape: batchA + [m, n])
         let a = self, b = other
-        if sharedB {
-            sgemm(m: batch * m, n: n, k: k, a: a.pointer, lda: k, b: b.pointer, ldb: n, c: y.pointer, ldc: n)
-        } else {
-            for i in 0..<batch {
-                sgemm(m: m, n: n, k: k, a: a.pointer + i * m * k, lda: k, b: b.pointer + i * k * n, ldb: n,
-                      c: y.pointer + i * m * n, ldc: n)
-            }
-        }
+        sgemmBatch(count: batch, m: m, n: n, k: k, a: a.pointer, lda: k, strideA: m * k,
+                   b: b.pointer, ldb: n, strideB: sharedB ? 0 : k * n, c: y.pointer, ldc: n, strideC: m * n)
         return Tensor.recorded(y, from: [a, b]) { g in
             var ga: Tensor?, gb: Tensor?
             if a.node != nil {
-                // dA = dY · Bᵀ
+                // dA = dY · Bᵀ, item by item
                 let t = Tensor(uninitializedShape: a.shape)
-                for i in 0..<(sharedB ? 1 : batch) {
-                    sgemm(transB: true, m: sharedB ? batch * m : m, n: k, k: n,
-                          a: g.pointer + i * m * n, lda: n, b: b.pointer + (sharedB ? 0 : i * k * n), ldb: n,
-                          c: t.pointer + i * m * k, ldc: k)
-                }
+                sgemmBatch(count: batch, transB: true, m: m, n: k, k: n, a: g.pointer, lda: n, strideA: m * n,
+                           b: b.pointer, ldb: n, strideB: sharedB ? 0 : k * n, c: t.pointer, ldc: k, strideC: m * k)
                 ga = t
             }
             if b.node != nil {
-                // dB = Aᵀ · dY (summed over the batch when B is shared)
+                // dB = Aᵀ · dY (summed over the batch when B is shared: one product over all rows)
                 let t = Tensor(uninitializedShape: b.shape)
                 if sharedB {
                     sgemm(transA: true, m: k, n: n, k: batch * m, a: a.pointer, lda: k, b: g.pointer, ldb: n,
                           c: t.pointer, ldc: n)
                 } else {
-                    for i in 0..<batch {
-                        sgemm(transA: true, m: k, n: n, k: m, a: a.pointer + i * m * k, lda: k,
-                              b: g.pointer + i * m * n, ldb: n, c: t.pointer + i * k * n, ldc: n)
-                    }
+                    sgemmBatch(count: batch, transA: true, m: k, n: n, k: m, a: a.pointer, lda: k, strideA: m * k,
+                               b: g.pointer, ldb: n, strideB: m * n, c: t.pointer, ldc: n, strideC: k * n)
                 }
                 gb = t
             }
@@ -55,8 +48,12 @@ extension Tensor {
 }
 
 /// A fully connected layer over the last dimension, PyTorch's `nn.Linear`:
-/// `x [..., in]`, `weight [out, in]`, `bias [out]` → `[..., out]`.
+/// `x [N, ..., in]`, `weight [out, in]`, `bias [out]` → `[N, ..., out]`.
 /// The weight and bias are constants; the gradient flows to `x`.
+///
+/// The first axis is the batch: each of its N items (`x[i]`, all its rows) is multiplied on
+/// its own, so an item's result never depends on the others in the batch (``GEMMSplit``); a
+/// rank-1 `x` is one item.
 public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) throws -> Tensor {
     guard weight.rank == 2, x.rank >= 1, x.dim(-1) == weight.dim(1) else {
         throw TensorError.shapeMismatch(op: "linear", expected: "input [..., \(weight.rank == 2 ? weight.dim(1) : -1)] for weight \(weight.shape)", got: x.shape)
@@ -66,15 +63,19 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) throws -> T
         throw TensorError.shapeMismatch(op: "linear bias", expected: "[\(outF)]", got: bias.shape)
     }
     let rows = x.count / max(inF, 1)
+    let items = x.rank >= 2 ? x.dim(0) : 1
+    let rowsPerItem = items == 0 ? 0 : rows / items
     let y = Tensor(uninitializedShape: Array(x.shape.dropLast()) + [outF])
     if let bias {
         for r in 0..<rows { (y.pointer + r * outF).update(from: bias.pointer, count: outF) }
     }
-    sgemm(transB: true, m: rows, n: outF, k: inF, a: x.pointer, lda: inF, b: weight.pointer, ldb: inF,
-          beta: bias == nil ? 0 : 1, c: y.pointer, ldc: outF)
+    sgemmBatch(count: items, transB: true, m: rowsPerItem, n: outF, k: inF,
+               a: x.pointer, lda: inF, strideA: rowsPerItem * inF, b: weight.pointer, ldb: inF, strideB: 0,
+               beta: bias == nil ? 0 : 1, c: y.pointer, ldc: outF, strideC: rowsPerItem * outF)
     return Tensor.recorded(y, from: [x]) { g in
         let gx = Tensor(uninitializedShape: x.shape)
-        sgemm(m: rows, n: inF, k: outF, a: g.pointer, lda: outF, b: weight.pointer, ldb: inF, c: gx.pointer, ldc: inF)
+        sgemmBatch(count: items, m: rowsPerItem, n: inF, k: outF, a: g.pointer, lda: outF, strideA: rowsPerItem * outF,
+                   b: weight.pointer, ldb: inF, strideB: 0, c: gx.pointer, ldc: inF, strideC: rowsPerItem * inF)
         return [gx]
     }
 }

@@ -1,5 +1,8 @@
 import CDNNL
 import BlendConcurrency
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// oneDNN (Debian's libdnnl, the CPU primitives library PyTorch uses) as a second
 /// convolution backend: its bf16 kernels (AVX512_BF16 / AMX), and its fp32 kernels for the
@@ -92,8 +95,10 @@ enum OneDNN {
         return p
     }
 
-    /// Runs `primitive` on the memory `args` (argument index, descriptor, data) and waits.
-    static func execute(_ primitive: dnnl_primitive_t, _ args: [(Int32, dnnl_memory_desc_t, UnsafeMutableRawPointer)]) {
+    /// Runs `primitive` on the memory `args` (argument index, descriptor, data) on `threads`
+    /// OpenMP threads and waits.
+    static func execute(_ primitive: dnnl_primitive_t, _ args: [(Int32, dnnl_memory_desc_t, UnsafeMutableRawPointer)],
+                        threads: Int = EngineThreads.count) {
         guard let context else { preconditionFailure("oneDNN primitive without an engine") }
         var memories: [dnnl_memory_t] = []
         memories.reserveCapacity(args.count)
@@ -109,12 +114,36 @@ enum OneDNN {
             execArgs.append(dnnl_exec_arg_t(arg: index, memory: memory))
         }
         let status = executionLock.withLock { _ in
+            useThreads(threads)
             let s = dnnl_primitive_execute(primitive, context.stream, Int32(execArgs.count), execArgs)
             return s == dnnl_success ? dnnl_stream_wait(context.stream) : s
         }
         // The shapes and layouts were accepted when the primitive was created; a failure
         // here is a broken library, not a bad input.
         precondition(status == dnnl_success, "oneDNN execution failed (status \(status.rawValue))")
+    }
+}
+
+extension OneDNN {
+    /// OpenMP's `omp_set_num_threads`, from the libgomp that Debian's libdnnl runs its kernels
+    /// on (nil where oneDNN was built on another runtime: it then picks its own count).
+    private static let ompSetNumThreads: (@convention(c) (Int32) -> Void)? = {
+        #if canImport(Glibc)
+        guard let gomp = dlopen("libgomp.so.1", RTLD_NOW | RTLD_NOLOAD), let symbol = dlsym(gomp, "omp_set_num_threads") else {
+            return nil
+        }
+        return unsafeBitCast(symbol, to: (@convention(c) (Int32) -> Void).self)
+        #else
+        return nil
+        #endif
+    }()
+
+    /// Gives oneDNN's next primitive creation or execution on this thread `threads` OpenMP
+    /// threads: OpenMP's count is per calling thread, and by default all the CPUs it sees,
+    /// ignoring `--threads` and a cgroup quota. oneDNN fixes a primitive's threads when it is
+    /// created, so primitives are kept per count (``OneDNNConvolution/Shape/threads``).
+    static func useThreads(_ threads: Int) {
+        ompSetNumThreads?(Int32(threads))
     }
 }
 

@@ -13,13 +13,16 @@ final class OneDNNConvolution: @unchecked Sendable {
         let outChannels: Int, kernelH: Int, kernelW: Int
         let strideH: Int, strideW: Int, padH: Int, padW: Int
         let bf16: Bool, bias: Bool
+        /// The OpenMP threads the primitive is made for and runs on (``EngineThreads/count``
+        /// when it was asked for): oneDNN sizes its work split to them at creation.
+        let threads: Int
 
         init(batch: Int, inChannels: Int, height: Int, width: Int, outChannels: Int, kernelH: Int, kernelW: Int,
-             strideH: Int, strideW: Int, padH: Int, padW: Int, bf16: Bool, bias: Bool) {
+             strideH: Int, strideW: Int, padH: Int, padW: Int, bf16: Bool, bias: Bool, threads: Int = EngineThreads.count) {
             self.batch = batch; self.inChannels = inChannels; self.height = height; self.width = width
             self.outChannels = outChannels; self.kernelH = kernelH; self.kernelW = kernelW
             self.strideH = strideH; self.strideW = strideW; self.padH = padH; self.padW = padW
-            self.bf16 = bf16; self.bias = bias
+            self.bf16 = bf16; self.bias = bias; self.threads = threads
         }
 
         /// One image of `geo`: the engine runs a batch image by image, so that a sample's result
@@ -48,7 +51,7 @@ final class OneDNNConvolution: @unchecked Sendable {
 
         var description: String {
             "\(batch)x\(inChannels)x\(height)x\(width)->\(outChannels) k\(kernelH)x\(kernelW) s\(strideH)x\(strideW) p\(padH)x\(padW) "
-                + (bf16 ? "bf16" : "f32")
+                + (bf16 ? "bf16" : "f32") + " t\(threads)"
         }
     }
 
@@ -125,7 +128,7 @@ final class OneDNNConvolution: @unchecked Sendable {
             : dnnl_convolution_forward_desc_init(&desc, dnnl_forward_training, dnnl_convolution_direct, &src, &weights, nil,
                                                  &dst, &strides, &padL, &padR)
         guard status == dnnl_success,
-              let pd = primitiveDescriptor(&desc, engine: context.engine, hint: nil) else { return nil }
+              let pd = primitiveDescriptor(&desc, engine: context.engine, hint: nil, threads: shape.threads) else { return nil }
         guard let direction = direction(pd, input: (dnnl_query_src_md, userInput), weights: (dnnl_query_weights_md, userWeights),
                                         output: (dnnl_query_dst_md, userOutput)) else {
             dnnl_primitive_desc_destroy(pd)
@@ -138,7 +141,8 @@ final class OneDNNConvolution: @unchecked Sendable {
     /// A primitive descriptor for `desc` with engine-owned scratchpads, or nil when oneDNN has
     /// only its reference implementation (far slower than the engine's own path).
     private static func primitiveDescriptor(_ desc: inout dnnl_convolution_desc_t, engine: dnnl_engine_t,
-                                            hint: dnnl_primitive_desc_t?) -> dnnl_primitive_desc_t? {
+                                            hint: dnnl_primitive_desc_t?, threads: Int) -> dnnl_primitive_desc_t? {
+        OneDNN.useThreads(threads)
         var attr: dnnl_primitive_attr_t?
         guard dnnl_primitive_attr_create(&attr) == dnnl_success, let attr else { return nil }
         defer { dnnl_primitive_attr_destroy(attr) }
@@ -190,7 +194,8 @@ final class OneDNNConvolution: @unchecked Sendable {
         var desc = dnnl_convolution_desc_t()
         guard dnnl_convolution_backward_data_desc_init(&desc, dnnl_convolution_direct, &diffSrc, &weights, &diffDst,
                                                        &strides, &padL, &padR) == dnnl_success,
-              let pd = Self.primitiveDescriptor(&desc, engine: context.engine, hint: forwardDirection.pd) else { return nil }
+              let pd = Self.primitiveDescriptor(&desc, engine: context.engine, hint: forwardDirection.pd,
+                                                threads: shape.threads) else { return nil }
         guard let direction = Self.direction(pd, input: (dnnl_query_diff_dst_md, userOutput),
                                              weights: (dnnl_query_weights_md, userWeights),
                                              output: (dnnl_query_diff_src_md, userInput)) else {
@@ -238,7 +243,7 @@ final class OneDNNConvolution: @unchecked Sendable {
         args.append((Int32(CDNNL_ARG_WEIGHTS), d.weights, UnsafeMutableRawPointer(weights?.pointer ?? weight.pointer)))
         args.append((outputArg, d.output, UnsafeMutableRawPointer(outputBuffer?.pointer ?? output)))
         if let scratch { args.append((Int32(CDNNL_ARG_SCRATCHPAD), d.scratchpad, UnsafeMutableRawPointer(scratch.pointer))) }
-        OneDNN.execute(d.primitive, args)
+        OneDNN.execute(d.primitive, args, threads: shape.threads)
         if let reorder = d.outputReorder, let outputBuffer { reorder.run(outputBuffer.pointer, output) }
         withExtendedLifetime((weights, inputBuffer, outputBuffer, scratch)) {}
     }

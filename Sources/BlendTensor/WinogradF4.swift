@@ -227,10 +227,10 @@ func winogradF4Convolution(_ input: UnsafeMutablePointer<Float>, channels: Int, 
                 }
             }
         }
-        parallelFor(36) { e in
-            serialSgemm(transA: adjoint, m: co, n: tiles, k: ci, a: filter + e * pairs, lda: adjoint ? co : ci,
-                        b: vp + e * ci * tiles, ldb: tiles, c: mp + e * co * tiles, ldc: tiles)
-        }
+        // The 36 products, each its own item of a batched GEMM (whole, or cut into rows when
+        // there are more threads than products).
+        sgemmBatch(count: 36, transA: adjoint, m: co, n: tiles, k: ci, a: filter, lda: adjoint ? co : ci, strideA: pairs,
+                   b: vp, ldb: tiles, strideB: ci * tiles, c: mp, ldc: tiles, strideC: co * tiles)
         // Output transform Y = Aᵀ·M·A, eight tiles of a tile row at a time.
         parallelFor(co, grain: 2) { o in
             let out = output + o * outH * outW

@@ -177,31 +177,4 @@ func naiveConvInputGradient(_ r: Tensor, _ w: Tensor, inputShape: [Int], stride:
         #expect(calls == 0, "the transform was kept from the first use")
         #expect(kept === w.storage.derived(.winogradFilter(out: 24, in: 16), count: 0) { _ in calls += 1 })
     }
-
-    @Test(arguments: [(300, 200, 160), (90, 700, 64), (700, 90, 64)])
-    func largeProductsSplitAcrossThreadsMatchOneGEMM(m: Int, n: Int, k: Int) throws {
-        // Above the split threshold, a GEMM runs as column (or, when taller than wide, row)
-        // blocks on the engine's threads; every transposition must address the same blocks.
-        #expect(m * n * k >= gemmSplitThreshold)
-        let a = randn([m * k], seed: 97), b = randn([k * n], seed: 98), c0 = randn([m * n], seed: 99)
-        for (transA, transB) in [(false, false), (true, false), (false, true), (true, true)] {
-            let lda = transA ? m : k, ldb = transB ? k : n
-            let split = try Tensor(shape: [m * n], scalars: c0.scalars), whole = try Tensor(shape: [m * n], scalars: c0.scalars)
-            sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.5, a: a.pointer, lda: lda,
-                  b: b.pointer, ldb: ldb, beta: 2, c: split.pointer, ldc: n)
-            serialSgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.5, a: a.pointer, lda: lda,
-                        b: b.pointer, ldb: ldb, beta: 2, c: whole.pointer, ldc: n)
-            expectClose(split, whole.scalars, tolerance: 1e-5)
-        }
-        // And one product against a direct sum.
-        let x = randn([48, 64], seed: 100), y = randn([64, 700], seed: 101)
-        let (xv, yv) = (x.scalars, y.scalars)
-        var direct = [Float](repeating: 0, count: 48 * 700)
-        for i in 0..<48 { for j in 0..<700 {
-            var acc = 0.0
-            for p in 0..<64 { acc += Double(xv[i * 64 + p]) * Double(yv[p * 700 + j]) }
-            direct[i * 700 + j] = Float(acc)
-        } }
-        expectClose(try x.matmul(y), direct, tolerance: 1e-4)
-    }
 }

@@ -37,7 +37,9 @@ public struct ClipImageEncoder: Sendable {
         let cls = try classEmbedding.reshaped([1, 1, width]).broadcast(to: [n, 1, width])
         var x = try Tensor.concatenate([cls, patches], axis: 1) + positionalEmbedding
         x = try transformer(lnPre(x), causal: false)
-        let pooled = try lnPost(x.sliced(0..<1, axis: 1).reshaped([n, width]))
-        return try pooled.matmul(projection)
+        // [N, 1, width]: each image's projection is its own product (matmul's batch), so its
+        // embedding does not depend on the other images.
+        let pooled = try lnPost(x.sliced(0..<1, axis: 1))
+        return try pooled.matmul(projection).reshaped([n, projection.dim(1)])
     }
 }

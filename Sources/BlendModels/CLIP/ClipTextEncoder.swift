@@ -24,8 +24,9 @@ public struct ClipTextEncoder: Sendable {
         x = try lnFinal(transformer(x, causal: true))
         let rows = try tokens.enumerated().map { i, seq in
             let eot = ClipTokenizer.endOfTextPosition(in: seq)!   // sequences are non-empty (checked above)
-            return try x.sliced(i..<i + 1, axis: 0).sliced(eot..<eot + 1, axis: 1).reshaped([1, width])
+            return try x.sliced(i..<i + 1, axis: 0).sliced(eot..<eot + 1, axis: 1)
         }
-        return try Tensor.concatenate(rows, axis: 0).matmul(projection)
+        // [N, 1, width]: one product per prompt (matmul's batch), independent of the others.
+        return try Tensor.concatenate(rows, axis: 0).matmul(projection).reshaped([n, projection.dim(1)])
     }
 }
