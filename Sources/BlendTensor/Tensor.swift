@@ -61,6 +61,21 @@ public struct Tensor: @unchecked Sendable {
     /// Standard normal samples from `generator` (Box–Muller), reproducible for a seeded generator.
     public static func randomNormal<G: RandomNumberGenerator>(_ shape: [Int], mean: Float = 0, std: Float = 1,
                                                               using generator: inout G) throws -> Tensor {
+        try normalSamples(shape, mean: mean, std: std, using: &generator)
+    }
+
+    /// ``randomNormal(_:mean:std:using:)`` for the engine's own generator: the same values,
+    /// without the unspecialised generic calls a caller in another module would otherwise make
+    /// for every sample (some 30× slower).
+    public static func randomNormal(_ shape: [Int], mean: Float = 0, std: Float = 1,
+                                    using generator: inout SplitMix64) throws -> Tensor {
+        try normalSamples(shape, mean: mean, std: std, using: &generator)
+    }
+
+    /// Box–Muller pairs from `generator`.
+    @inline(__always)
+    private static func normalSamples<G: RandomNumberGenerator>(_ shape: [Int], mean: Float, std: Float,
+                                                                using generator: inout G) throws -> Tensor {
         try Tensor(shape: shape) { buf in
             var i = 0
             while i < buf.count {

@@ -272,3 +272,6 @@ public func sameBits(_ a: [Float], _ b: [Float]) -> Bool {
     if a.isEmpty { return true }
     return a.withUnsafeBytes { x in b.withUnsafeBytes { y in memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0 } }
 }
+
+/// Whether every value is finite (no NaN or infinity).
+public func allFinite(_ a: [Float]) -> Bool { a.allSatisfy { $0.isFinite } }

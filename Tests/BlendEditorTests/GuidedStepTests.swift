@@ -34,8 +34,8 @@ import BlendTensor
         #expect(worst < 1e-4, "\(name): relative error \(worst)", sourceLocation: sourceLocation)
     }
 
-    @Test(arguments: [false, true])
-    func guidedStepMatchesTheReference(ddim: Bool) throws {
+    @Test(arguments: [false, true], [1, 2, 3, 16])
+    func guidedStepMatchesTheReference(ddim: Bool, threads: Int) throws { try EngineThreads.withCount(threads) {
         var settings = EditSettings(prompt: "a prompt")
         settings.ddim = ddim
         settings.augmentations = 1
@@ -61,7 +61,7 @@ import BlendTensor
         let unguided = ddim ? try d.ddimStep(plain, xt: x, t: t, noise: io["step_noise"]!)
             : try d.ddpmStep(plain, t: t, noise: io["step_noise"]!)
         #expect(unguided.scalars != sample.scalars)
-    }
+    } }
 }
 
 /// The augmentation geometry against kornia's own warps for fixed parameters

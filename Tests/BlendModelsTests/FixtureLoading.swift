@@ -16,3 +16,7 @@ func relativeError(_ a: Tensor, _ b: Tensor) -> Float {
     let scale = max(b.scalars.map { Swift.abs($0) }.max() ?? 0, 1e-12)
     return zip(a.scalars, b.scalars).map { Swift.abs($0 - $1) }.max()! / scale
 }
+
+/// The thread counts every parity fixture is also checked at (the machine's own count runs in
+/// the other suites): one, odd, and more than the CI machine's cores.
+let parityThreadCounts = [1, 3, 16]

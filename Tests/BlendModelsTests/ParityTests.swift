@@ -7,8 +7,8 @@ import BlendTensor
 /// written by scripts/make-{unet,clip,lpips}-fixtures.py and read through our own
 /// checkpoint loader (torch.save zip, fp16 weights; legacy format for the LPIPS lin layers).
 @Suite struct ParityTests {
-    @Test(arguments: ["unet_tiny", "unet_variant"])
-    func unetMatchesGuidedDiffusion(name: String) throws {
+    @Test(arguments: ["unet_tiny", "unet_variant"], parityThreadCounts)
+    func unetMatchesGuidedDiffusion(name: String, threads: Int) throws { try EngineThreads.withCount(threads) {
         let config = try JSONDecoder().decode(UNetConfig.self, from: Data(contentsOf: modelFixtures.appendingPathComponent("\(name).json")))
         let model = try UNetModel(config: config, weights: ModelWeights(loadTensors("\(name).pt"), modelName: "UNet"))
         let io = try loadTensors("\(name)_io.safetensors")
@@ -17,9 +17,10 @@ import BlendTensor
         #expect(relativeError(y, io["output"]!) < 1e-5)
         let g = try gradients(of: y, withRespectTo: [x], seed: io["r"]!)[0]
         #expect(relativeError(g, io["grad_x"]!) < 1e-5)
-    }
+    } }
 
-    @Test func clipMatchesOpenAICLIP() throws {
+    @Test(arguments: parityThreadCounts)
+    func clipMatchesOpenAICLIP(threads: Int) throws { try EngineThreads.withCount(threads) {
         let model = try ClipModel(weights: ModelWeights(loadTensors("clip_tiny.pt"), modelName: "CLIP"))
         #expect(model.config == ClipConfig(embedDim: 32, imageResolution: 32, visionLayers: 2, visionWidth: 64, visionPatchSize: 8,
                                            contextLength: 77, vocabSize: 500, transformerWidth: 64, transformerHeads: 1,
@@ -33,9 +34,10 @@ import BlendTensor
         let tokens = io["tokens"]!.scalars.map { Int($0) }
         let t = try model.text([Array(tokens[0..<77]), Array(tokens[77..<154])])
         #expect(relativeError(t, io["text_embedding"]!) < 1e-5)
-    }
+    } }
 
-    @Test func lpipsMatchesTheLpipsPackage() throws {
+    @Test(arguments: parityThreadCounts)
+    func lpipsMatchesTheLpipsPackage(threads: Int) throws { try EngineThreads.withCount(threads) {
         var weights = try lpipsFormulaTrunk()
         for (key, value) in try loadTensors("lpips_lin_legacy.pth") { weights[key] = value }
         let model = try LPIPSModel(weights: ModelWeights(weights, modelName: "LPIPS"))
@@ -45,7 +47,7 @@ import BlendTensor
         #expect(relativeError(d, io["distance"]!) < 1e-5)
         let g = try gradients(of: d, withRespectTo: [a], seed: io["r"]!)[0]
         #expect(relativeError(g, io["grad_in0"]!) < 1e-4)
-    }
+    } }
 
     @Test func modelErrorsForBadInputs() throws {
         let clip = try ClipModel(weights: ModelWeights(loadTensors("clip_tiny.pt"), modelName: "CLIP"))

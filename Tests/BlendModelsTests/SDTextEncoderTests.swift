@@ -57,7 +57,10 @@ import BlendTensor
         #expect(config.hiddenAct == .quickGELU && config.numAttentionHeads == 2 && config.numHiddenLayers == 3)
         #expect(SDTextEncoderKeyLayout.detect(keys: weights.keys) == .diffusers)
         let encoder = try SDTextEncoder(weights: weights, config: config, layout: .diffusers)
-        #expect(relativeError(try encoder(tokens("sd1_tokens")), io["sd1_hidden"]!) < 1e-5)
+        for threads in parityThreadCounts {
+            let hidden = try EngineThreads.withCount(threads) { try encoder(tokens("sd1_tokens")) }
+            #expect(relativeError(hidden, io["sd1_hidden"]!) < 1e-5, "\(threads) threads")
+        }
     }
 
     @Test func sd2SingleFileMatchesOpenCLIPPenultimateLayer() throws {
@@ -84,6 +87,10 @@ import BlendTensor
         let encoder = try SDTextEncoder(weights: weights, config: config, layout: .diffusers)
         let hidden = try encoder(tokens("sd2_tokens"))
         #expect(relativeError(hidden, io["sd2_hidden"]!) < 1e-5)
+        for threads in parityThreadCounts {
+            let other = try EngineThreads.withCount(threads) { try encoder(tokens("sd2_tokens")) }
+            #expect(relativeError(other, io["sd2_hidden"]!) < 1e-5, "\(threads) threads")
+        }
         // Shorter sequences use the first positions (transformers' position_ids[:, :L]).
         let short = try encoder([Array(tokens("sd2_tokens")[0].prefix(10))])
         #expect(short.shape == [1, 10, 32])

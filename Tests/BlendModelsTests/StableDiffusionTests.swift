@@ -51,18 +51,19 @@ func fullSizeShapes(_ name: String) throws -> [String: [Int]] {
     func unetMatchesDiffusers(variant: String, layout: StableDiffusionKeyLayout) throws {
         let unet = try loadUNet(variant, layout)
         let io = try loadTensors("sd/unet_\(variant)_io.safetensors")
-        for tag in ["a", "b"] {
+        for threads in parityThreadCounts { try EngineThreads.withCount(threads) { for tag in ["a", "b"] {
             let eps = try unet(io["x"]!, timesteps: io["timesteps_\(tag)"]!.scalars, context: io["context"]!)
             #expect(eps.shape == io["eps_\(tag)"]!.shape)
             let error = relativeError(eps, io["eps_\(tag)"]!)
-            #expect(error < 1e-4, "\(variant) \(layout) t=\(io["timesteps_\(tag)"]!.scalars): max relative error \(error)")
-        }
+            #expect(error < 1e-4, "\(variant) \(layout) t=\(io["timesteps_\(tag)"]!.scalars) on \(threads) threads: max relative error \(error)")
+        } } }
     }
 
     @Test(arguments: ["sd1", "sd2"], StableDiffusionKeyLayout.allCases)
     func vaeMatchesDiffusers(variant: String, layout: StableDiffusionKeyLayout) throws {
         let vae = try loadVAE(variant, layout)
         let io = try loadTensors("sd/vae_io.safetensors")
+        for threads in parityThreadCounts { try EngineThreads.withCount(threads) {
         let posterior = try vae.encode(io["images"]!)
         #expect(relativeError(posterior.mean, io["mean"]!) < 1e-4)
         #expect(relativeError(posterior.logvar, io["logvar"]!) < 1e-4)
@@ -71,7 +72,8 @@ func fullSizeShapes(_ name: String) throws -> [String: [Int]] {
         #expect(relativeError(decoded, io["decoded"]!) < 1e-4)
         // Background reconstruction optimises a latent through the decoder.
         let g = try gradients(of: decoded, withRespectTo: [z], seed: io["r"]!)[0]
-        #expect(relativeError(g, io["grad_z"]!) < 1e-4)
+        #expect(relativeError(g, io["grad_z"]!) < 1e-4, "\(variant) \(layout) on \(threads) threads")
+        } }
     }
 
     @Test func latentHelpers() throws {
