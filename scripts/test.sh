@@ -10,3 +10,5 @@ swift build --build-tests
 # alongside the others it takes the cores that the server suites' timed requests need.
 swift test --skip-build --skip KillResumeTests
 swift test --skip-build --filter KillResumeTests
+# The kernel-dependent suites again under each of OpenBLAS's kernel sets this CPU runs.
+scripts/test-kernel-sets.sh
