@@ -46,6 +46,8 @@ struct ConvGeometry {
 
     /// Walks the output rows in im2col tiles, handing each a column buffer
     /// `[kernelSize, tileRows · outW]` (reused from tile to tile).
+    /// Invariant: the tiles cover rows `0..<outH` once and depend only on the shape, never on
+    /// the thread count or the batch.
     func forEachTile(_ body: (_ firstRow: Int, _ rows: Int, _ columns: Int, _ buffer: UnsafeMutablePointer<Float>) -> Void) {
         let buffer = TensorStorage(uninitializedCount: kernelSize * rowsPerTile * outW)
         var row0 = 0
@@ -88,7 +90,8 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil,
                            outH: h / stride.0 + 1, outW: w / stride.1 + 1)
     let precision = ComputePrecision.current.effective
     if let conv = convolutionOnOneDNN(geo, precision: precision, hasBias: bias != nil) {
-        // Image by image (the primitive is for one): a sample's result does not depend on its batch.
+        // Image by image (the primitive is for one): a sample's result does not depend on its
+        // batch; its OpenMP threads are the engine's count (OneDNN.useThreads).
         let y = Tensor(uninitializedShape: [geo.batch, geo.outChannels, geo.outH, geo.outW])
         let inSize = geo.inChannels * geo.inPlane, outSize = geo.outChannels * geo.outPlane
         for n in 0..<geo.batch { conv.forward(x.pointer + n * inSize, weight: weight, bias: bias, into: y.pointer + n * outSize) }
@@ -447,6 +450,8 @@ private func shiftedConvolution(_ input: UnsafeMutablePointer<Float>, channels: 
         let tail = (padH + height - 1) * wp + padW + width
         (dst + tail).initialize(repeating: 0, count: paddedPlane - tail)
     }
+    // Invariant: chunks of output rows by shape alone; each output is summed over the taps in
+    // the same order whatever the thread count (each tap one sgemm, split only by rows).
     let rowsPerChunk = max(1, min(outH, 8192 / wp))
     let chunk = TensorStorage(uninitializedCount: outChannels * rowsPerChunk * wp)
     let cp = chunk.pointer
@@ -497,6 +502,8 @@ private func winogradConvolution(_ input: UnsafeMutablePointer<Float>, channels:
     // Element e = 4a + b of the adjoint's transform is element 4·p(a) + p(b) of the stored one.
     let swap03 = [3, 1, 2, 0]
 
+    // Invariant: bands of tile rows by shape alone, covering every tile once; the transforms are
+    // per channel (input) or per output channel (output), so threads never share an element.
     let rowsPerChunk = max(1, min(tilesY, 2048 / max(tilesX, 1)))
     let maxTiles = rowsPerChunk * tilesX
     // The input rows a chunk of tile rows reads, zero-padded so that every tile's 4×4 patch

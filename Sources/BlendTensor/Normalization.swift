@@ -101,6 +101,7 @@ private func fusedGroupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Ten
     }
 
     let affineSiLU = kernels.affineSiLU
+    // Invariant: one (image, group) block per work item, its sums serial within it.
     stats.withUnsafeMutableBufferPointer { st in
         parallelFor(blocks) { b in
             let base = b * blockSize
@@ -216,6 +217,7 @@ public func layerNorm(_ x: Tensor, weight: Tensor? = nil, bias: Tensor? = nil, e
     let y = Tensor(uninitializedShape: x.shape)
     let xp = x.pointer, yp = y.pointer
     let gamma = weight?.pointer, beta = bias?.pointer
+    // Invariant: one row per work item, its sums serial within it.
     stats.withUnsafeMutableBufferPointer { st in
         parallelFor(rows, grain: 16) { r in
             let src = xp + r * d, dst = yp + r * d

@@ -272,10 +272,12 @@ func convolutionOnOneDNN(_ geo: ConvGeometry, precision: ComputePrecision, hasBi
 extension ConvGeometry {
     /// Where oneDNN's fp32 kernels beat the engine's (forward and input gradient together),
     /// measured with `blend-bench --convs --conv-backend engine|onednn` (BENCHMARKS.md, "oneDNN
-    /// fp32"): 3×3 stride-2 convolutions were 1.3-1.6× faster, but with them on oneDNN the
-    /// latent editor's samples were no longer bit-identical across batch sizes and resumed
-    /// runs (LatentEditPipelineTests), for a reason not yet found; until it is, every fp32
-    /// convolution stays on the engine. (Small images with many channels and 1×1
+    /// fp32"): 3×3 stride-2 convolutions were 1.3-1.6× faster on the Zen 3 machine. They were
+    /// kept off oneDNN because the latent editor's samples then changed with the batch size;
+    /// the cause was the engine's own GEMM split around them (GEMMSplit), and since it was
+    /// fixed both methods are bit for bit batch- and thread-independent on oneDNN's
+    /// convolutions too (DeterminismTests). Until the per-CPU choice of kernels is measured,
+    /// every fp32 convolution stays on the engine. (Small images with many channels and 1×1
     /// convolutions lost or tied on oneDNN.)
     var oneDNNIsFasterInFP32: Bool { false }
 }

@@ -28,6 +28,8 @@ func zeroedTensor(_ shape: [Int]) -> Tensor {
     return t
 }
 
+/// Invariant (every op here): work items are whole output rows or planes, each computed alone.
+///
 /// The input gradient of an op that maps each input plane to one output plane: a zeroed
 /// tensor of `inputShape` whose planes `scatter(gradOut, gradIn, plane)` fills. Each plane
 /// belongs to one thread, so windows, bins or sample taps that share input pixels never

@@ -92,6 +92,7 @@ private struct AttentionTiles {
         rowsPerTile = max(1, min(queries, maxScoreElements / max(keys, 1)))
     }
 
+    /// Invariant: tiles by shape alone, in a fixed order (dK and dV sum over them in that order).
     func forEachTile(_ body: (_ n: Int, _ h: Int, _ row0: Int, _ rows: Int) -> Void) {
         guard queries > 0 else { return }
         for n in 0..<batch {

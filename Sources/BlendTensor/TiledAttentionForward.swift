@@ -15,6 +15,8 @@ import Darwin
 /// the head's keys and values for every block; never more than `maxScoreElements` per thread.
 func tiledAttentionForward(q: Tensor, k: Tensor, v: Tensor, into y: Tensor, batch: Int, queries: Int, keys: Int,
                            heads: Int, headDim: Int, valueDim: Int, alpha: Float, maxScoreElements: Int) {
+    // Invariant: the tasks (batch, head, block of rows) depend only on the shape and the budget;
+    // a task's arithmetic is its own serial GEMMs, whichever thread takes it.
     let budget = min(maxScoreElements, 1 << 19)
     let rowsPerTask = max(1, min(queries, budget / max(keys, 1)))
     let blocks = (queries + rowsPerTask - 1) / rowsPerTask

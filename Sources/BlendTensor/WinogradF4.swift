@@ -136,6 +136,8 @@ func winogradF4Convolution(_ input: UnsafeMutablePointer<Float>, channels: Int, 
     let tilesY = (outH + 3) / 4, tilesX = (outW + 3) / 4
     let pairs = co * ci
 
+    // Invariant: bands of tile rows by shape alone, covering every tile once; the transforms are
+    // per channel (input) or per output channel (output), so threads never share an element.
     let rowsPerChunk = max(1, min(tilesY, 1024 / max(tilesX, 1)))
     let maxTiles = rowsPerChunk * tilesX
     // A band of 4·rows + 2 padded rows per channel; its rows are 4·tilesX + 2 wide, plus slack

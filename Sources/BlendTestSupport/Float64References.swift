@@ -40,42 +40,39 @@ public enum Reference {
         }
     }
 
-    /// PyTorch's `F.conv2d` (cross-correlation with zero padding).
-    public static func conv2d(_ x: [Float], _ weight: [Float], bias: [Float]?, _ s: ConvShape) -> [Double] {
+    /// Every (output, input, weight) index triple of a convolution's sum, output by output:
+    /// output (b, o, y, x) adds input (b, c, y·s + i − p, x·s + j − p) times weight (o, c, i, j)
+    /// for every tap inside the image.
+    @inline(__always)
+    static func forEachTap(_ s: ConvShape, _ body: (_ out: Int, _ input: Int, _ weight: Int) -> Void) {
         let (oh, ow) = (s.oh, s.ow)
-        var out = [Double](repeating: 0, count: s.n * s.o * oh * ow)
         for b in 0..<s.n { for o in 0..<s.o { for y in 0..<oh { for xo in 0..<ow {
-            var acc = Double(bias?[o] ?? 0)
+            let out = ((b * s.o + o) * oh + y) * ow + xo
             for ci in 0..<s.c { for i in 0..<s.kh {
                 let iy = y * s.stride.0 - s.padding.0 + i
                 guard iy >= 0, iy < s.h else { continue }
                 for j in 0..<s.kw {
                     let ix = xo * s.stride.1 - s.padding.1 + j
                     guard ix >= 0, ix < s.w else { continue }
-                    acc += Double(x[((b * s.c + ci) * s.h + iy) * s.w + ix]) * Double(weight[((o * s.c + ci) * s.kh + i) * s.kw + j])
+                    body(out, ((b * s.c + ci) * s.h + iy) * s.w + ix, ((o * s.c + ci) * s.kh + i) * s.kw + j)
                 }
             } }
-            out[((b * s.o + o) * oh + y) * ow + xo] = acc
         } } } }
+    }
+
+    /// PyTorch's `F.conv2d` (cross-correlation with zero padding).
+    public static func conv2d(_ x: [Float], _ weight: [Float], bias: [Float]?, _ s: ConvShape) -> [Double] {
+        var out = [Double](repeating: 0, count: s.n * s.o * s.oh * s.ow)
+        let plane = s.oh * s.ow
+        for i in out.indices { out[i] = Double(bias?[(i / plane) % s.o] ?? 0) }
+        forEachTap(s) { o, i, w in out[o] += Double(x[i]) * Double(weight[w]) }
         return out
     }
 
     /// The input gradient of ``conv2d(_:_:bias:_:)`` for the output gradient `g` (its adjoint).
     public static func conv2dInputGradient(_ g: [Float], _ weight: [Float], _ s: ConvShape) -> [Double] {
-        let (oh, ow) = (s.oh, s.ow)
         var out = [Double](repeating: 0, count: s.n * s.c * s.h * s.w)
-        for b in 0..<s.n { for o in 0..<s.o { for y in 0..<oh { for xo in 0..<ow {
-            let gv = Double(g[((b * s.o + o) * oh + y) * ow + xo])
-            for ci in 0..<s.c { for i in 0..<s.kh {
-                let iy = y * s.stride.0 - s.padding.0 + i
-                guard iy >= 0, iy < s.h else { continue }
-                for j in 0..<s.kw {
-                    let ix = xo * s.stride.1 - s.padding.1 + j
-                    guard ix >= 0, ix < s.w else { continue }
-                    out[((b * s.c + ci) * s.h + iy) * s.w + ix] += gv * Double(weight[((o * s.c + ci) * s.kh + i) * s.kw + j])
-                }
-            } }
-        } } } }
+        forEachTap(s) { o, i, w in out[i] += Double(g[o]) * Double(weight[w]) }
         return out
     }
 

@@ -98,6 +98,8 @@ static inline __attribute__((always_inline)) VF K(vgeluPrime)(VF x) {
 }
 
 // Elementwise maps over 1, 2 or 3 inputs: the body once for full vectors and once for the tail.
+// Invariant: the tail runs the same vector code on padded lanes, so an element's value does not
+// depend on where a thread's chunk starts (ThreadCountPropertyTests checks every ISA).
 #define MAP1(name, expr)                                                                    \
     static void K(name)(const float *xp, float *yp, ptrdiff_t n) {                          \
         ptrdiff_t i = 0;                                                                    \
