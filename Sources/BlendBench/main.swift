@@ -376,7 +376,7 @@ let winogradShapeBenchmarks: [Benchmark] =
 let options = parseOptions(names: (benchmarks + unetBenchmarks + sdBenchmarks + convMicroBenchmarks + winogradShapeBenchmarks).map(\.name))
 do {
     if let n = options.threads { try EngineThreads.configure(n) }
-    _ = try EngineThreads.environmentValue(ProcessInfo.processInfo.environment)
+    if options.threads == nil { _ = try EngineThreads.environmentValue(ProcessInfo.processInfo.environment) }
 } catch {
     fail("\(error)")
 }

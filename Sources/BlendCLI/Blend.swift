@@ -23,7 +23,15 @@ struct Blend: AsyncParsableCommand {
 
 /// `blend engine`: what the tensor engine will run on.
 struct Engine: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show the tensor engine's threads and BLAS settings.")
+    static let configuration = CommandConfiguration(
+        abstract: "Show the tensor engine's threads and BLAS settings.",
+        discussion: """
+            The engine's threads: --threads of edit and serve, else $BLEND_NUM_THREADS, else the CPUs \
+            this process may use (its CPU affinity and a cgroup CPU quota). OpenBLAS itself runs one \
+            thread per call on purpose (the engine splits large products across its own threads; \
+            OPENBLAS_NUM_THREADS is not used); its kernels are chosen for the CPU model, and \
+            OPENBLAS_CORETYPE forces others.
+            """)
 
     func validate() throws {
         do {
@@ -38,7 +46,7 @@ struct Engine: ParsableCommand {
               + " in this process's affinity \(AvailableCPUs.affinityCount().map(String.init) ?? "unknown"),"
               + " cgroup CPU quota \(AvailableCPUs.cgroupQuota().map(String.init) ?? "none"))")
         print("BLAS threads:   \(blasThreadCount)")
-        print("BLAS kernels:   \(blasCoreName)")
+        print("BLAS kernels:   \(blasCoreName) (\(blasConfiguration))")
         print("oneDNN:         \(ComputeLibrary.oneDNNVersion), \(ComputeLibrary.oneDNNInstructionSet) (bf16: \(ComputeLibrary.supportsBF16 ? "yes" : "no, fp32 is used"))")
     }
 }

@@ -17,15 +17,15 @@ func validateMegapixels(_ megapixels: Int) throws {
 /// `--threads N` (`blend edit`, `blend serve`): the engine's thread count, checked with
 /// `BLEND_NUM_THREADS` before any work.
 struct ThreadOptions: ParsableArguments {
-    @Option(parsing: .unconditional, help: ArgumentHelp("Threads the engine computes on (default: $BLEND_NUM_THREADS, else the CPUs this process may use, counting its CPU affinity and a container's CPU quota). Results are the same on any count.", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Threads the engine computes on (default: $BLEND_NUM_THREADS, else the CPUs this process may use, counting its CPU affinity and a container's CPU quota). 1 to 1024; more than the CPUs splits the work finer but runs on no more of them. Results are the same on any count.", valueName: "n"))
     var threads: Int?
 
     func validate() throws {
         if let threads, !(1...EngineThreads.maximum).contains(threads) {
             throw ValidationError(EngineThreadsError.outOfRange(String(threads), origin: "--threads").description)
         }
+        guard threads == nil else { return }   // --threads overrides BLEND_NUM_THREADS, usable or not
         do {
-            // An unusable BLEND_NUM_THREADS is a usage error even when --threads overrides it.
             _ = try EngineThreads.environmentValue(ProcessInfo.processInfo.environment)
         } catch let error as EngineThreadsError {
             throw ValidationError(error.description)

@@ -152,5 +152,9 @@ public var blasThreadCount: Int {
     return Int(openblas_get_num_threads())
 }
 
+/// OpenBLAS's build, e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Cooperlake MAX_THREADS=64"
+/// (``GEMMSplit``'s rules were measured on 0.3.21; `GEMMSplitTests` checks them on the one installed).
+public var blasConfiguration: String { String(cString: openblas_get_config()) }
+
 /// The CPU kernel family OpenBLAS picked (e.g. "Haswell", "SkylakeX"); `OPENBLAS_CORETYPE` overrides it.
 public var blasCoreName: String { String(cString: openblas_get_corename()) }

@@ -70,7 +70,7 @@ public enum EngineThreads {
     private static let configured = Atomic<Int>(0)
     /// `BLEND_NUM_THREADS` as read at first use (an invalid value is ignored here; the front
     /// ends refuse it with ``environmentValue(_:)`` first).
-    private static let environmentCount: Int? = {
+    static let environmentCount: Int? = {
         #if canImport(Glibc)
         guard let raw = getenv(environmentVariable) else { return nil }
         return try? environmentValue([environmentVariable: String(cString: raw)])
@@ -88,8 +88,11 @@ public enum EngineThreadsError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case let .outOfRange(value, origin):
+            let fallback = origin != EngineThreads.environmentVariable && EngineThreads.environmentCount != nil
+                ? "\(EngineThreads.environmentVariable)'s \(EngineThreads.environmentCount!)"
+                : "the CPUs this process may use: \(AvailableCPUs.count)"
             return "\(origin) must be a whole number of threads from 1 to \(EngineThreads.maximum), got '\(value)'"
-                + " (leave it out to use the CPUs this process may use: \(AvailableCPUs.count))"
+                + " (\(origin == EngineThreads.environmentVariable ? "unset it" : "leave it out") to use \(fallback))"
         }
     }
 }

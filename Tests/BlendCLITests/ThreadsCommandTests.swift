@@ -46,8 +46,13 @@ import BlendPipelineTestSupport
             let refused = try blend(arguments)
             #expect(refused.status == 64 && refused.stderr.contains("--threads must be a whole number"), "\(arguments): \(refused.stderr)")
         }
-        let badEnvironment = try blend(["edit", "/nonexistent.png", "--prompt", "x", "--threads", "2"], environment: ["BLEND_NUM_THREADS": "x"])
+        let badEnvironment = try blend(["edit", "/nonexistent.png", "--prompt", "x"], environment: ["BLEND_NUM_THREADS": "x"])
         #expect(badEnvironment.status == 64 && badEnvironment.stderr.contains("BLEND_NUM_THREADS"), "\(badEnvironment.stderr)")
+        // --threads overrides the variable, usable or not: the edit gets as far as the photo.
+        let overridden = try blend(["edit", "/nonexistent.png", "--prompt", "x", "--threads", "2"], environment: ["BLEND_NUM_THREADS": "x"])
+        #expect(overridden.status == 1 && overridden.stderr.contains("/nonexistent.png"), "\(overridden.stderr)")
+        let hint = try blend(["edit", "/nonexistent.png", "--prompt", "x", "--threads", "0"], environment: ["BLEND_NUM_THREADS": "3"])
+        #expect(hint.stderr.contains("leave it out to use BLEND_NUM_THREADS's 3"), "\(hint.stderr)")
         #expect(try Edit.parse(["p.png", "--prompt", "x", "--threads", "3"]).threadOptions.threads == 3)
     }
 

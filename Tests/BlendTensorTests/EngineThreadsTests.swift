@@ -15,7 +15,8 @@ import Testing
         }
         let message = EngineThreadsError.outOfRange("four", origin: "BLEND_NUM_THREADS").description
         #expect(message.contains("BLEND_NUM_THREADS") && message.contains("'four'") && message.contains("1 to 1024")
-                && message.contains("leave it out"))
+                && message.contains("unset it to use the CPUs this process may use"))
+        #expect(EngineThreadsError.outOfRange("0", origin: "--threads").description.contains("leave it out to use"))
     }
 
     @Test func configureRefusesCountsOutOfRange() {
