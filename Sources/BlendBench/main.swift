@@ -375,8 +375,8 @@ let winogradShapeBenchmarks: [Benchmark] =
 
 let options = parseOptions(names: (benchmarks + unetBenchmarks + sdBenchmarks + convMicroBenchmarks + winogradShapeBenchmarks).map(\.name))
 do {
+    try EngineThreads.validate(threads: options.threads, environment: ProcessInfo.processInfo.environment)
     if let n = options.threads { try EngineThreads.configure(n) }
-    if options.threads == nil { _ = try EngineThreads.environmentValue(ProcessInfo.processInfo.environment) }
 } catch {
     fail("\(error)")
 }

@@ -33,13 +33,7 @@ struct Engine: ParsableCommand {
             OPENBLAS_CORETYPE forces others.
             """)
 
-    func validate() throws {
-        do {
-            _ = try EngineThreads.environmentValue(ProcessInfo.processInfo.environment)
-        } catch let error as EngineThreadsError {
-            throw ValidationError(error.description)
-        }
-    }
+    func validate() throws { try ThreadOptions.validate(threads: nil) }
 
     func run() throws {
         print("engine threads: \(EngineThreads.processCount) (\(EngineThreads.source); CPUs online \(AvailableCPUs.onlineCount()),"

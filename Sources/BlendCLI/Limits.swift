@@ -20,13 +20,12 @@ struct ThreadOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: ArgumentHelp("Threads the engine computes on (default: $BLEND_NUM_THREADS, else the CPUs this process may use, counting its CPU affinity and a container's CPU quota). 1 to 1024; more than the CPUs splits the work finer but runs on no more of them. Results are the same on any count.", valueName: "n"))
     var threads: Int?
 
-    func validate() throws {
-        if let threads, !(1...EngineThreads.maximum).contains(threads) {
-            throw ValidationError(EngineThreadsError.outOfRange(String(threads), origin: "--threads").description)
-        }
-        guard threads == nil else { return }   // --threads overrides BLEND_NUM_THREADS, usable or not
+    func validate() throws { try Self.validate(threads: threads) }
+
+    /// `--threads` (when the command has it) and `BLEND_NUM_THREADS` checked, as a usage error.
+    static func validate(threads: Int?) throws {
         do {
-            _ = try EngineThreads.environmentValue(ProcessInfo.processInfo.environment)
+            try EngineThreads.validate(threads: threads, environment: ProcessInfo.processInfo.environment)
         } catch let error as EngineThreadsError {
             throw ValidationError(error.description)
         }

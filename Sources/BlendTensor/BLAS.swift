@@ -87,10 +87,6 @@ func sgemmBatch(count: Int, transA: Bool = false, transB: Bool = false, m: Int, 
                     a: transA ? ai + rows.lowerBound : ai + rows.lowerBound * lda, lda: lda,
                     b: bi, ldb: ldb, beta: beta, c: ci + rows.lowerBound * ldc, ldc: ldc)
     }
-    if tasks == 1 || threads == 1 {
-        for task in 0..<tasks { run(task) }
-        return
-    }
     parallelFor(tasks) { run($0) }
 }
 

@@ -39,7 +39,7 @@ public enum EngineThreads {
     /// Sets the process-wide count (`--threads N`); call it before work starts.
     /// Throws ``EngineThreadsError`` unless `1 ≤ count ≤ ` ``maximum``.
     public static func configure(_ count: Int) throws {
-        guard (1...maximum).contains(count) else { throw EngineThreadsError.outOfRange(String(count), origin: "--threads") }
+        try validate(threads: count, environment: [:])
         configured.store(count, ordering: .relaxed)
     }
 
@@ -53,6 +53,17 @@ public enum EngineThreads {
     public static func withCount<R>(_ count: Int, isolation: isolated (any Actor)? = #isolation,
                                     _ body: () async throws -> R) async rethrows -> R {
         try await $taskOverride.withValue(min(max(count, 1), maximum), operation: body, isolation: isolation)
+    }
+
+    /// What the front ends refuse as a usage error before any work: `--threads` (`threads`, when
+    /// given) out of range, else an unusable `BLEND_NUM_THREADS` in `environment` (which
+    /// `--threads` overrides, usable or not). Throws ``EngineThreadsError``.
+    public static func validate(threads: Int?, environment: [String: String]) throws {
+        if let threads {
+            guard (1...maximum).contains(threads) else { throw EngineThreadsError.outOfRange(String(threads), origin: "--threads") }
+            return
+        }
+        _ = try environmentValue(environment)
     }
 
     /// `BLEND_NUM_THREADS` parsed: nil when unset or empty. Throws ``EngineThreadsError`` for
@@ -105,9 +116,6 @@ private extension String {
         return s
     }
 }
-
-/// The engine's thread count in this task (``EngineThreads/count``).
-public var engineThreadCount: Int { EngineThreads.count }
 
 /// Splits `0..<count` into contiguous ranges of at least `grain` elements and runs
 /// `body` on them across the engine's threads; small work stays on the calling thread.
