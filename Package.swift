@@ -49,13 +49,16 @@ let package = Package(
             name: "CZlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
-        // libpng through pkg-config. Only its simplified API (png_image_*) is used: it reports
-        // errors in a message field, so no longjmp ever crosses a Swift frame.
+        // libpng through pkg-config. From Swift only its simplified API (png_image_*) is used: it
+        // reports errors in a message field, so no longjmp ever crosses a Swift frame.
         .systemLibrary(
             name: "CPNG",
             pkgConfig: "libpng",
             providers: [.apt(["libpng-dev"])]
         ),
+        // 16-bit PNG samples exactly as stored (the simplified API gives them only as linear light
+        // with premultiplied alpha): libpng's classic API in C, its setjmp and longjmp inside C.
+        .target(name: "CPNG16", dependencies: ["CPNG"]),
         // libjpeg-turbo's TurboJPEG API (libturbojpeg0-dev): its setjmp/longjmp error
         // handling stays inside the C library, and failures come back as return codes.
         .systemLibrary(
@@ -115,7 +118,7 @@ let package = Package(
         // and conversion to and from engine tensors. Knows nothing of the models.
         .target(
             name: "BlendImage",
-            dependencies: ["BlendTensor", "CPNG", "CJPEG", "CZlib"]
+            dependencies: ["BlendTensor", "CPNG", "CPNG16", "CJPEG", "CZlib"]
         ),
         // `blend serve`: the local web app (Hummingbird 2): a JSON API over the pipeline, a job
         // queue with a data directory, progress as server-sent events, and the one page

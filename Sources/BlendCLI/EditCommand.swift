@@ -29,8 +29,9 @@ struct Edit: ParsableCommand {
             apply to all; given with another method it is refused. Every method ranks its results \
             with CLIP ViT-B/16.
 
-            Masks: white (above --mask-threshold, default 50 %) edits, black keeps; a mask with \
-            transparency edits its transparent pixels instead; with no --mask, a photo's own \
+            Masks: white (above --mask-threshold, default 50 %) edits, black keeps; a mask whose \
+            transparency is the drawing (uniform colours, or a photo with the region erased) edits \
+            its transparent pixels instead (--mask-from chooses); with no --mask, a photo's own \
             transparent area is edited. A mask of another pixel size with the photo's aspect ratio \
             is resized to the photo.
 
@@ -63,8 +64,11 @@ struct Edit: ParsableCommand {
     @Option(parsing: .unconditional, help: ArgumentHelp("Context around the mask's box for --region auto, in photo pixels (default: a quarter of the box's longer side).", valueName: "px"))
     var regionPadding: Int?
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("Fade the edit into the photo over this many pixels inside the mask (0: hard edge). Outside the mask the photo is never changed.", valueName: "px"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Fade the edit into the photo over this many pixels inside the mask (0: hard edge; shorter where a marked area is narrower than twice this). Outside the mask the photo is never changed.", valueName: "px"))
     var feather = 4
+
+    @Option(help: ArgumentHelp("Which channel of a mask image with transparency is the mask: auto (its transparency where that is the drawing, else its brightness), brightness (white edits), alpha (transparent edits).", valueName: "auto|brightness|alpha"))
+    var maskFrom: MaskChannel = .auto
 
     @Option(help: ArgumentHelp("What the masked region should become, e.g. \"a red ball\".", valueName: "text"))
     var prompt: String
@@ -257,7 +261,8 @@ struct Edit: ParsableCommand {
             request.latent = options
         }
         request.saveIntermediates = saveIntermediates
-        request.maskOptions = MaskOptions(threshold: maskThreshold, region: region, regionPadding: regionPadding, feather: feather)
+        request.maskOptions = MaskOptions(threshold: maskThreshold, region: region, regionPadding: regionPadding, feather: feather,
+                                          channel: maskFrom)
         request.resume = resume
         request.truncatePrompt = truncatePrompt
         request.randomSeed = seed == "-1"
@@ -370,6 +375,7 @@ extension ComputePrecision: ExpressibleByArgument {
     public static var allValueStrings: [String] { [ComputePrecision.fp32.rawValue, ComputePrecision.bf16.rawValue] }
 }
 extension EditRegion: ExpressibleByArgument {}
+extension MaskChannel: ExpressibleByArgument {}
 
 /// Ctrl-C during an edit: the first asks the run to stop after the current step (keeping
 /// finished samples for --resume, releasing the output folder); a second one quits at once.

@@ -2,6 +2,9 @@
 public enum MaskError: Error, Equatable, CustomStringConvertible {
     /// No pixel is marked for editing.
     case empty(source: String)
+    /// No pixel is marked for editing under the rule that read the mask (see ``SoftMask``);
+    /// `otherRule` is true when the image could be read by the other one (`--mask-from`).
+    case nothingMarked(source: String, rule: SoftMask.Origin, otherRule: Bool)
     /// Every pixel is marked for editing, but the caller needs some background to keep.
     case full(source: String)
     /// The mask's shape is not the photo's: it was drawn for another image (or rotated).
@@ -21,6 +24,18 @@ public enum MaskError: Error, Equatable, CustomStringConvertible {
         switch self {
         case let .empty(source):
             return "\(source): the mask marks no pixel for editing (it is all black); paint the region to change in white"
+        case let .nothingMarked(source, rule, otherRule):
+            switch rule {
+            case .brightness:
+                return "\(source): the mask marks no pixel for editing: read by its brightness (white = edit), it is all black;"
+                    + " paint the region to change in white" + (otherRule ? ", or pass --mask-from alpha to read its transparency" : "")
+            case .maskTransparency:
+                return "\(source): the mask marks no pixel for editing: read by its transparency (transparent = edit), it has no"
+                    + " transparent pixel; erase the region to change" + (otherRule ? ", or pass --mask-from brightness to read its white" : "")
+            case .photoTransparency:
+                return "\(source): no mask was given and no pixel of the photo is transparent enough to edit (past the mask"
+                    + " threshold): pass --mask with a mask image (white = edit), or erase the region to change to transparency"
+            }
         case let .full(source):
             return "\(source): the mask marks every pixel for editing, leaving no background to keep; paint the region"
                 + " to keep in black"

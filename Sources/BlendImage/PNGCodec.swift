@@ -1,4 +1,5 @@
 import CPNG
+import CPNG16
 
 /// PNG through libpng's simplified API (`png_image_*`). Unlike the classic API, whose error
 /// handler must longjmp out of libpng (which would skip Swift frames and leak or corrupt
@@ -106,6 +107,60 @@ enum PNGCodec {
             capacity = Int(written)
         }
         throw ImageError.encodingFailed(format: .png, detail: "libpng asked for a growing output buffer")
+    }
+
+    /// 16-bit samples as stored, RGB or RGBA (grey expanded to R = G = B; tRNS as alpha).
+    struct Decoded16 {
+        var width: Int
+        var height: Int
+        var hasAlpha: Bool
+        var isGrey: Bool
+        var samples: [UInt16]
+    }
+
+    /// The bit depth in the IHDR chunk (byte 24 of the file), nil when the header is cut.
+    static func bitDepth(_ bytes: [UInt8]) -> Int? {
+        bytes.count > 24 && bytes[12..<16].elementsEqual("IHDR".utf8) ? Int(bytes[24]) : nil
+    }
+
+    /// A 16-bit PNG's samples exactly as stored (no gamma or colour conversion), through
+    /// `CPNG16`. Call after ``decode(_:source:maximumPixels:)`` has read the same bytes, which
+    /// checks the size limit and the data.
+    static func decode16(_ bytes: [UInt8], source: String) throws -> Decoded16 {
+        var samples: UnsafeMutablePointer<UInt16>?
+        var width: UInt32 = 0, height: UInt32 = 0
+        var channels: Int32 = 0, isGrey: Int32 = 0
+        var message = [CChar](repeating: 0, count: 256)
+        let status = bytes.withUnsafeBufferPointer { data in
+            blend_png16_decode(data.baseAddress, data.count, &samples, &width, &height, &channels, &isGrey, &message, message.count)
+        }
+        guard status == 0, let samples else {
+            throw failure(bytes, source: source, detail: String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
+        defer { blend_png16_free(samples) }
+        let count = Int(width) * Int(height) * Int(channels)
+        return Decoded16(width: Int(width), height: Int(height), hasAlpha: channels == 4, isGrey: isGrey != 0,
+                         samples: Array(UnsafeBufferPointer(start: samples, count: count)))
+    }
+
+    /// A 16-bit PNG of interleaved `samples`: RGB, or RGBA with `hasAlpha`; with `grey`, one
+    /// grey sample (and alpha) per pixel.
+    static func encode16(width: Int, height: Int, samples: [UInt16], hasAlpha: Bool, grey: Bool = false) throws -> [UInt8] {
+        let channels = (grey ? 1 : 3) + (hasAlpha ? 1 : 0)
+        guard samples.count == width * height * channels else {
+            throw ImageError.pixelCountMismatch(width: width, height: height, byteCount: samples.count)
+        }
+        var png: UnsafeMutablePointer<UInt8>?
+        var size = 0
+        var message = [CChar](repeating: 0, count: 256)
+        let status = samples.withUnsafeBufferPointer { data in
+            blend_png16_encode(data.baseAddress, UInt32(width), UInt32(height), Int32(channels), &png, &size, &message, message.count)
+        }
+        guard status == 0, let png else {
+            throw ImageError.encodingFailed(format: .png, detail: String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
+        defer { blend_png16_free(png) }
+        return Array(UnsafeBufferPointer(start: png, count: size))
     }
 
     static func message(of image: png_image) -> String {

@@ -28,24 +28,29 @@ public func pasteEdit(_ edit: RGBImage, into original: RGBImage, mask: EditMask)
 /// and in (0, 1] inside it.
 ///
 /// Inside the mask the weight is the smaller of
-/// - the feather: `2·b − 1`, where `b` is the mask blurred with a (2·`feather`+1)² box
-///   (edges replicated, so the photo's border makes no seam). It is 1 from `feather`
-///   pixels inside the mask's edge on and falls towards 0 at the edge: the edit fades into
-///   the photo *inside* the mask. `feather` 0 gives 1 everywhere (a hard edge).
+/// - the feather: `d / T`, where `d` is the pixel's depth inside the mask (its Chebyshev
+///   distance to the nearest kept pixel: 1 on the mask's edge; pixels beyond the photo's
+///   border count as marked, so the border makes no seam), capped at `feather + 1`, and `T`
+///   the largest capped depth within `feather` pixels of it. Deep inside a large region this
+///   is a ramp from `1/(feather+1)` on the edge to 1 at `feather` pixels in: the edit fades
+///   into the photo *inside* the mask. Where the marked area is narrower than
+///   `2·feather + 1` pixels, `T` is its own half-width, so the fade shortens to what the
+///   area allows and its middle still takes the whole edit: a feather never fades a small
+///   mark away (every marked pixel takes at least `1/(feather+1)`; see ``FeatherFit``).
+///   `feather` 0 gives 1 everywhere (a hard edge).
 /// - the soft mask, when given: `(v/255 − threshold) / (0.9 − threshold)`, clamped to
 ///   [0, 1], so a feathered brush's own soft edge is honoured and values above 90 % (white,
 ///   with JPEG noise) take the whole edit.
 public func pasteWeights(mask: EditMask, soft: SoftMask? = nil, threshold: Float = 0.5, feather: Int) -> [Float] {
     let width = mask.width, height = mask.height
     var weights = [Float](repeating: 0, count: width * height)
-    var blurred = [Float](repeating: 1, count: width * height)
-    if feather > 0 {
-        blurred = mask.isEdited.map { $0 ? 1 : 0 }
-        boxBlur(&blurred, width: width, height: height, radius: feather)
-    }
+    let depth = cappedDepths(mask, cap: feather + 1)
+    var reach = depth
+    if feather > 0 { maxFilter(&reach, width: width, height: height, radius: feather) }
     let softScale: Float = threshold < 0.9 ? 1 / (0.9 - threshold) : 0
     for i in 0..<weights.count where mask.isEdited[i] {
-        var w = min(1, max(0, 2 * blurred[i] - 1))
+        // depth ≤ reach: the pixel is inside its own window.
+        var w = Float(depth[i]) / Float(reach[i])
         if let soft, softScale > 0 {
             w = min(w, min(1, max(0, (Float(soft.values[i]) / 255 - threshold) * softScale)))
         }
@@ -55,31 +60,123 @@ public func pasteWeights(mask: EditMask, soft: SoftMask? = nil, threshold: Float
     return weights
 }
 
-/// Averages `values` over a (2r+1)² box, separably with running sums; outside the image
-/// the edge values repeat.
-func boxBlur(_ values: inout [Float], width: Int, height: Int, radius: Int) {
-    func blurLines(count: Int, length: Int, index: (Int, Int) -> Int) {
-        var line = [Float](repeating: 0, count: length)
-        let scale = 1 / Float(2 * radius + 1)
+/// How a feather fits a mask's marked areas: those narrower than `2·feather + 1` pixels get
+/// a shorter fade (``pasteWeights(mask:soft:threshold:feather:)``), which a front end
+/// reports.
+public struct FeatherFit: Sendable, Equatable {
+    /// The mask's connected marked areas (8-connected).
+    public var areas: Int
+    /// Areas narrower than `2·feather + 1` pixels, whose fade is shortened.
+    public var narrowAreas: Int
+    /// The width in pixels of the narrowest area, measured as twice its largest depth
+    /// (so a 6-pixel-wide mark is 6, a 5-pixel one 6 as well: depth 3); nil without areas.
+    public var narrowestWidth: Int?
+
+    public init(areas: Int, narrowAreas: Int, narrowestWidth: Int?) {
+        self.areas = areas
+        self.narrowAreas = narrowAreas
+        self.narrowestWidth = narrowestWidth
+    }
+
+    /// The fit of `feather` (pixels) to `mask`.
+    public init(mask: EditMask, feather: Int) {
+        let depth = cappedDepths(mask, cap: feather + 1)
+        let width = mask.width, height = mask.height
+        // Union-find over marked pixels; each area's largest depth at its root.
+        var parent = [Int](0..<mask.isEdited.count)
+        func root(_ i: Int) -> Int {
+            var i = i
+            while parent[i] != i { parent[i] = parent[parent[i]]; i = parent[i] }
+            return i
+        }
+        for y in 0..<height {
+            for x in 0..<width where mask.isEdited[y * width + x] {
+                let i = y * width + x
+                for (dx, dy) in [(-1, 0), (-1, -1), (0, -1), (1, -1)] {
+                    let nx = x + dx, ny = y + dy
+                    guard nx >= 0, nx < width, ny >= 0, mask.isEdited[ny * width + nx] else { continue }
+                    let a = root(i), b = root(ny * width + nx)
+                    if a != b { parent[max(a, b)] = min(a, b) }
+                }
+            }
+        }
+        var deepest: [Int: Int] = [:]
+        for i in 0..<mask.isEdited.count where mask.isEdited[i] {
+            let r = root(i)
+            deepest[r] = max(deepest[r] ?? 0, Int(depth[i]))
+        }
+        areas = deepest.count
+        let narrow = deepest.values.filter { $0 < feather + 1 }
+        narrowAreas = feather > 0 ? narrow.count : 0
+        narrowestWidth = deepest.values.min().map { 2 * $0 }
+    }
+}
+
+/// Each marked pixel's Chebyshev distance to the nearest kept pixel (1 next to one), capped
+/// at `cap`; 0 for kept pixels. Outside the mask counts as marked. Two chamfer passes with
+/// every one of the 8 neighbours at distance 1, which is exact for the Chebyshev metric.
+func cappedDepths(_ mask: EditMask, cap: Int) -> [Int32] {
+    let width = mask.width, height = mask.height, cap = Int32(max(cap, 1))
+    var depth = mask.isEdited.map { $0 ? cap : 0 }
+    for y in 0..<height {
+        for x in 0..<width where depth[y * width + x] > 0 {
+            var d = depth[y * width + x]
+            if x > 0 { d = min(d, depth[y * width + x - 1] + 1) }
+            if y > 0 {
+                for nx in max(0, x - 1)...min(width - 1, x + 1) { d = min(d, depth[(y - 1) * width + nx] + 1) }
+            }
+            depth[y * width + x] = d
+        }
+    }
+    for y in stride(from: height - 1, through: 0, by: -1) {
+        for x in stride(from: width - 1, through: 0, by: -1) where depth[y * width + x] > 0 {
+            var d = depth[y * width + x]
+            if x < width - 1 { d = min(d, depth[y * width + x + 1] + 1) }
+            if y < height - 1 {
+                for nx in max(0, x - 1)...min(width - 1, x + 1) { d = min(d, depth[(y + 1) * width + nx] + 1) }
+            }
+            depth[y * width + x] = d
+        }
+    }
+    return depth
+}
+
+/// The largest value in each pixel's (2r+1)² window (clipped to the image): separably, a
+/// sliding-window maximum along rows and then columns (a monotonic queue of indices), so the
+/// cost does not grow with `radius`. The maximum over a square is the maximum over its
+/// rows' maxima, so the two passes give exactly the 2-D window's maximum.
+func maxFilter(_ values: inout [Int32], width: Int, height: Int, radius: Int) {
+    func filterLines(count: Int, length: Int, index: (Int, Int) -> Int) {
+        var line = [Int32](repeating: 0, count: length)
+        var queue = [Int](repeating: 0, count: length)
         for l in 0..<count {
             for i in 0..<length { line[i] = values[index(l, i)] }
-            var sum: Float = 0
-            for k in -radius...radius { sum += line[min(max(k, 0), length - 1)] }
+            var head = 0, tail = 0, next = 0
             for i in 0..<length {
-                values[index(l, i)] = sum * scale
-                sum += line[min(i + radius + 1, length - 1)] - line[max(i - radius, 0)]
+                // Admit everything up to i + radius; drop what left the window on the left.
+                while next < length && next <= i + radius {
+                    while tail > head && line[queue[tail - 1]] <= line[next] { tail -= 1 }
+                    queue[tail] = next; tail += 1; next += 1
+                }
+                while queue[head] < i - radius { head += 1 }
+                values[index(l, i)] = line[queue[head]]
             }
         }
     }
-    blurLines(count: height, length: width) { $0 * width + $1 }
-    blurLines(count: width, length: height) { $1 * width + $0 }
+    filterLines(count: height, length: width) { $0 * width + $1 }
+    filterLines(count: width, length: height) { $1 * width + $0 }
 }
 
 /// The edit of `region` put back into the full-resolution `photo`, pixel by pixel with
-/// `weights` (from ``pasteWeights(mask:soft:threshold:feather:)``, at the photo's size):
-/// `round(photo·(1 − w) + edit·w)`. Where w is 0 the pixel, and its alpha, stay the photo's
-/// bit for bit; the alpha of edited pixels moves towards opaque by the same weight, since
-/// the model paints solid colour. The colour profile is kept.
+/// `weights` (from ``pasteWeights(mask:soft:threshold:feather:)``, at the photo's size).
+///
+/// Where w is 0 the pixel, and its alpha, stay the photo's bit for bit. Where w > 0 the pixel
+/// was asked to be filled, so it becomes opaque, and the feather blends colour, not coverage:
+/// `round(photo·(1 − w′) + edit·w′)` with `w′ = 1 − (1 − w)·α` (α the photo's opacity, 0 to 1),
+/// so the photo contributes only as much of its colour as was visible — a transparent pixel
+/// (a cut-out's hole) takes the edit's colour whole, an opaque one fades by w. A photo with
+/// 16-bit samples (``Photo/deep``) is blended at 16 bits (the edit's 8-bit values scaled by
+/// 257), so its untouched pixels keep all 16. The colour profile is kept.
 ///
 /// - Parameters:
 ///   - edit: the model's output for the region, any size (resized to the region's with Lanczos).
@@ -98,21 +195,33 @@ public func pasteEdit(_ edit: RGBImage, into photo: Photo, region: PixelBox, wei
     let upscaled = try edit.resizedLanczos(width: region.width, height: region.height)
     var pixels = photo.image.pixels
     var alpha = photo.alpha
+    var deep = photo.deep
     for ry in 0..<region.height {
         for rx in 0..<region.width {
             let i = (region.y + ry) * width + region.x + rx
             let w = weights[i]
             guard w > 0 else { continue }
             let e = 3 * (ry * region.width + rx)
+            let opacity = alpha.map { Float($0[i]) / 255 } ?? 1
+            let cover = 1 - (1 - w) * opacity
             for c in 0..<3 {
-                let blended = Float(pixels[3 * i + c]) * (1 - w) + Float(upscaled.pixels[e + c]) * w
+                let blended = Float(pixels[3 * i + c]) * (1 - cover) + Float(upscaled.pixels[e + c]) * cover
                 pixels[3 * i + c] = UInt8(min(255, max(0, blended.rounded())))
             }
-            if let a = alpha?[i] { alpha![i] = UInt8(min(255, (Float(a) * (1 - w) + 255 * w).rounded())) }
+            if alpha != nil { alpha![i] = 255 }
+            if deep != nil {
+                let deepOpacity = deep!.alpha.map { Float($0[i]) / 65535 } ?? 1
+                let deepCover = 1 - (1 - w) * deepOpacity
+                for c in 0..<3 {
+                    let blended = Float(deep!.rgb[3 * i + c]) * (1 - deepCover) + Float(upscaled.pixels[e + c]) * 257 * deepCover
+                    deep!.rgb[3 * i + c] = UInt16(min(65535, max(0, blended.rounded())))
+                }
+                if deep!.alpha != nil { deep!.alpha![i] = 65535 }
+            }
         }
     }
     return try Photo(image: RGBImage(validatedWidth: width, height: photo.size.height, pixels: pixels),
-                     alpha: alpha, colorProfile: photo.colorProfile)
+                     alpha: alpha, colorProfile: photo.colorProfile, deep: deep)
 }
 
 extension Photo {

@@ -41,6 +41,8 @@ struct EditGeometry {
     /// The mask of the region at the model's size.
     var modelMask: EditMask
     var modelSize: Int
+    /// The region was shrunk below the model's size around a mark too small to edit at it.
+    var zoomed = false
 }
 
 /// An edit's inputs, read and checked by ``EditPipeline/check(_:)``.
@@ -334,7 +336,7 @@ public enum EditPipeline {
             timings: .init(loadModelsSeconds: loadSeconds, editSeconds: editSeconds,
                            secondsPerStep: stepsDone > 0 ? editSeconds / Double(stepsDone) : 0,
                            totalSeconds: Date().timeIntervalSince(start)),
-            blendVersion: version, precision: precision, compute: .current)
+            blendVersion: version, bitsPerChannel: photo.bitsPerChannel, precision: precision, compute: .current)
         // report.json last: its presence means the run finished.
         try run.writeJSON(report, to: run.reportFile, step: "write report.json")
         try folder.publish(run)
@@ -365,10 +367,9 @@ public enum EditPipeline {
         let photo = try Photo(contentsOf: request.imagePath, maximumPixels: request.maximumPixels)
         var soft: SoftMask
         if let maskPath = request.maskPath {
-            soft = try SoftMask(contentsOf: maskPath, photoSize: photo.size, maximumPixels: request.maximumPixels)
-            if soft.origin == .maskTransparency {
-                notices.append("\(maskPath) has transparent pixels: they mark the region to edit (transparent = edit, opaque = keep)")
-            }
+            soft = try SoftMask(contentsOf: maskPath, photoSize: photo.size, channel: request.maskOptions.channel,
+                                threshold: request.maskOptions.threshold, maximumPixels: request.maximumPixels)
+            if let note = soft.note { notices.append(note) }
             if photo.alpha != nil {
                 notices.append("the photo has transparent pixels: the mask decides what is edited; outside it the photo keeps its transparency")
             }
@@ -376,9 +377,13 @@ public enum EditPipeline {
             soft = try SoftMask(transparencyOf: photo, source: request.imagePath)
             notices.append("no mask given: the photo's transparent area is edited")
         }
+        if photo.bitsPerChannel == 16 {
+            notices.append("the photo has 16 bits per channel: the samples are written at 16 bits, every pixel outside the edit"
+                + " exactly as it was; the edit itself is made at 8 bits")
+        }
         if settings.invertMask { soft = soft.inverted() }
         let fullMask = soft.thresholded(request.maskOptions.threshold)
-        try requireRegions(fullMask, request: request)
+        try requireRegions(fullMask, soft: soft, request: request)
         let editedFraction = Double(fullMask.editedPixelCount) / Double(fullMask.size.pixelCount)
         if editedFraction > 0.9 {
             notices.append(settings.invertMask
@@ -436,6 +441,7 @@ public enum EditPipeline {
             try EditMemory.check(estimate, available: available)
         }
         let geometry = try resolveGeometry(mask: fullMask, photo: photo.size, options: request.maskOptions, modelSize: modelSize!)
+        notices += geometryNotices(geometry, options: request.maskOptions, enforcesBackground: settings.method != .localClip && settings.enforceBackground)
         return CheckedEdit(photo: photo, softMask: soft, tokens: tokens, editedFraction: editedFraction, notices: notices,
                            geometry: geometry, preloadedUNet: preloadedUNet, loadSeconds: loadSeconds, latentModel: nil,
                            vocabularySize: tokenizer.vocabularySize)
@@ -471,12 +477,15 @@ public enum EditPipeline {
 
     /// The mask must mark something to edit and (but for the local-CLIP baseline) leave some
     /// background; the error says what to do, with `--invert-mask` taken into account.
-    static func requireRegions(_ mask: EditMask, request: EditRequest) throws {
+    static func requireRegions(_ mask: EditMask, soft: SoftMask, request: EditRequest) throws {
         let inverted = request.settings.invertMask
         let source = request.maskPath ?? request.imagePath
         do {
             try mask.requireEditedRegion()
             if request.settings.method != .localClip { try mask.requireBackground() }
+        } catch MaskError.empty where !inverted {
+            // Name the rule that read the mask, and the other one where the image allows it.
+            throw MaskError.nothingMarked(source: source, rule: soft.origin, otherRule: soft.note != nil && soft.origin != .photoTransparency)
         } catch MaskError.empty where inverted {
             throw EditError.badInput("\(source): with --invert-mask the black of the mask is edited, and it has none (it is all white):"
                 + " paint the region to change in black, or drop --invert-mask and paint the region to change in white")
@@ -522,7 +531,9 @@ public enum EditPipeline {
            let available = request.availableMemoryBytes ?? EditMemory.availableBytes() {
             try EditMemory.check(estimate, available: available)
         }
-        let geometry = try resolveGeometry(mask: fullMask, photo: photo.size, options: request.maskOptions, modelSize: model.size)
+        let geometry = try resolveGeometry(mask: fullMask, photo: photo.size, options: request.maskOptions, modelSize: model.size,
+                                           latentScale: model.latentScale)
+        notices += geometryNotices(geometry, options: request.maskOptions, enforcesBackground: true)
         return CheckedEdit(photo: photo, softMask: soft, tokens: tokens, editedFraction: editedFraction, notices: notices,
                            geometry: geometry, preloadedUNet: nil, loadSeconds: 0,
                            latentModel: (model.info, model.predictionType), vocabularySize: tokenizer.vocabularySize)
@@ -564,19 +575,72 @@ public enum EditPipeline {
     }
 
     /// The edit region for `mask` and its mask at the model's size.
+    ///
+    /// The region is `options.region` resolved at least the model's size (so a large photo's
+    /// small object is not upscaled). When the marked pixels vanish there — no pixel of the
+    /// model's image, or for the latent method (`latentScale`: model pixels per latent cell) no
+    /// cell of the latent grid, as ``LatentMasks/downsample(_:height:width:)`` cuts it — an
+    /// `auto` region shrinks to the mark's box and margin (halved until it works), which the
+    /// model's size scales up (``EditGeometry/zoomed``), rather than refusing a mark that can
+    /// be edited that way.
     /// - Throws: ``MaskError/tooSmallForModel(marked:region:modelSize:)`` when the marked
-    ///   pixels vanish at the model's size; the errors of ``EditRegion/resolve(mask:photo:padding:minimumSide:)``.
-    static func resolveGeometry(mask: EditMask, photo: ImageSize, options: MaskOptions, modelSize: Int) throws -> EditGeometry {
-        let region = try options.region.resolve(mask: mask, photo: photo, padding: options.regionPadding, minimumSide: modelSize)
-        let inside = mask.restricted(to: region)
-        guard inside.editedPixelCount > 0 else {
-            throw MaskError.empty(source: "\(mask.source) inside the region \(region)")
+    ///   pixels vanish even so; the errors of ``EditRegion/resolve(mask:photo:padding:minimumSide:)``.
+    static func resolveGeometry(mask: EditMask, photo: ImageSize, options: MaskOptions, modelSize: Int,
+                                latentScale: Int? = nil) throws -> EditGeometry {
+        func geometry(minimumSide: Int, padding: Int?) throws -> (EditGeometry, covers: Bool) {
+            let region = try options.region.resolve(mask: mask, photo: photo, padding: padding, minimumSide: minimumSide)
+            let inside = mask.restricted(to: region)
+            guard inside.editedPixelCount > 0 else {
+                throw MaskError.empty(source: "\(mask.source) inside the region \(region)")
+            }
+            let modelMask = try inside.cropped(to: region).resized(to: ImageSize(width: modelSize, height: modelSize))
+            var covers = modelMask.editedPixelCount > 0
+            if covers, let latentScale, latentScale > 1 {
+                let grid = max(1, modelSize / latentScale)
+                covers = try LatentMasks.downsample(modelMask.tensor(), height: grid, width: grid).sum().scalar > 0
+            }
+            return (EditGeometry(mask: inside, region: region, modelMask: modelMask, modelSize: modelSize), covers)
         }
-        let modelMask = try inside.cropped(to: region).resized(to: ImageSize(width: modelSize, height: modelSize))
-        guard modelMask.editedPixelCount > 0 else {
-            throw MaskError.tooSmallForModel(marked: inside.boundingBox!, region: region, modelSize: modelSize)
+        let first = try geometry(minimumSide: modelSize, padding: options.regionPadding)
+        if first.covers { return first.0 }
+        if options.region == .auto, let bounds = mask.boundingBox {
+            // The mark's box with its margin, then with half the margin, ..., then none: the
+            // first that the model's size magnifies enough to keep the mark.
+            var padding = options.regionPadding ?? EditRegion.defaultPadding(for: bounds)
+            while true {
+                var zoomed = try geometry(minimumSide: 1, padding: padding)
+                if zoomed.covers {
+                    zoomed.0.zoomed = true
+                    return zoomed.0
+                }
+                if padding == 0 { break }
+                padding /= 2
+            }
         }
-        return EditGeometry(mask: inside, region: region, modelMask: modelMask, modelSize: modelSize)
+        throw MaskError.tooSmallForModel(marked: first.0.mask.boundingBox!, region: first.0.region, modelSize: modelSize)
+    }
+
+    /// What the user should know about `geometry`: a region scaled up for a small mark, and a
+    /// feather shortened to fit narrow marked areas (when the edit is pasted with it).
+    static func geometryNotices(_ geometry: EditGeometry, options: MaskOptions, enforcesBackground: Bool) -> [String] {
+        var notices: [String] = []
+        if geometry.zoomed, let marked = geometry.mask.boundingBox {
+            let region = geometry.region
+            notices.append(String(format: "the marked region (%dx%d pixels) is too small to edit at the model's scale: the edit region is"
+                + " the %dx%d pixels around it, scaled up %.1f times to the model's %dx%d (the edit there is softer than the photo)",
+                marked.width, marked.height, region.width, region.height,
+                Double(geometry.modelSize) / Double(max(region.width, region.height)), geometry.modelSize, geometry.modelSize))
+        }
+        if enforcesBackground && options.feather > 0 {
+            let fit = FeatherFit(mask: geometry.mask, feather: options.feather)
+            if fit.narrowAreas > 0, let narrowest = fit.narrowestWidth {
+                let areas = fit.narrowAreas == fit.areas ? (fit.areas == 1 ? "the marked area is" : "every marked area is")
+                    : "\(fit.narrowAreas) of the \(fit.areas) marked areas are"
+                notices.append("\(areas) narrower than twice --feather \(options.feather) (the narrowest about \(narrowest) pixels across):"
+                    + " the fade there is shortened to fit, so that its middle takes the whole edit")
+            }
+        }
+        return notices
     }
 
     /// Weight 1 over the whole region: the model's own output there, background included

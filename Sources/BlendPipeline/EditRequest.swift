@@ -133,14 +133,32 @@ public struct MaskOptions: Codable, Equatable, Sendable {
     /// ``EditRegion/defaultPadding(for:)``. `--region-padding`.
     public var regionPadding: Int? = nil
     /// Width in photo pixels of the fade from the edit into the photo, inside the mask
-    /// (0: a hard edge). `--feather`.
+    /// (0: a hard edge). Shortened where a marked area is narrower than twice it
+    /// (``pasteWeights(mask:soft:threshold:feather:)``). `--feather`.
     public var feather: Int = 4
+    /// Which channel of a mask image is the mask: brightness, transparency, or ``MaskChannel/auto``
+    /// (``SoftMask``'s rules). `--mask-from`.
+    public var channel: MaskChannel = .auto
 
-    public init(threshold: Float = 0.5, region: EditRegion = .auto, regionPadding: Int? = nil, feather: Int = 4) {
+    public init(threshold: Float = 0.5, region: EditRegion = .auto, regionPadding: Int? = nil, feather: Int = 4,
+                channel: MaskChannel = .auto) {
         self.threshold = threshold
         self.region = region
         self.regionPadding = regionPadding
         self.feather = feather
+        self.channel = channel
+    }
+
+    /// Decodes a saved run's options (job.json); an option the run's version did not have
+    /// takes its default, so older runs still resume.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = MaskOptions()
+        threshold = try c.decodeIfPresent(Float.self, forKey: .threshold) ?? d.threshold
+        region = try c.decodeIfPresent(EditRegion.self, forKey: .region) ?? d.region
+        regionPadding = try c.decodeIfPresent(Int.self, forKey: .regionPadding)
+        feather = try c.decodeIfPresent(Int.self, forKey: .feather) ?? d.feather
+        channel = try c.decodeIfPresent(MaskChannel.self, forKey: .channel) ?? d.channel
     }
 
     /// - Throws: ``MaskError/invalidOption(_:)`` for values out of range.
@@ -316,6 +334,9 @@ public struct EditReport: Codable, Sendable {
     public var resumedSamples: Int
     public var timings: Timings
     public var blendVersion: String
+    /// Bits per channel of the photo and of the samples written (16 for a 16-bit PNG, whose
+    /// untouched pixels keep all 16); nil in reports of versions before 16-bit photos were kept.
+    public var bitsPerChannel: Int? = nil
     /// The precision the convolutions ran in (bf16 asked for on a CPU without bf16 runs, and
     /// is recorded, as fp32); nil in reports of versions before the option.
     public var precision: ComputePrecision? = nil

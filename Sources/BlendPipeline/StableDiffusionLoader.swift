@@ -156,10 +156,11 @@ public enum StableDiffusionLoader {
     /// type (as ``load(path:options:note:)`` resolves it) and the square image size it works at —
     /// the UNet's `sample_size` times the VAE's downsampling factor when configs tell (diffusers'
     /// pipelines' default height), else 768 for v-prediction models (SD 2.x at 768²) and 512 for
-    /// the others. Reads only the files' headers and configs. Throws as ``load(path:options:note:)``
+    /// the others — and the VAE's downsampling factor (`latentScale`: 8 unless its config says
+    /// otherwise), the size of a latent cell in model pixels. Reads only the files' headers and configs. Throws as ``load(path:options:note:)``
     /// does for files that are not a supported SD model.
     public static func nativeImageSize(path: String, options: StableDiffusionLoadOptions = StableDiffusionLoadOptions())
-        throws -> (size: Int, predictionType: PredictionType, info: StableDiffusionInfo) {
+        throws -> (size: Int, predictionType: PredictionType, info: StableDiffusionInfo, latentScale: Int) {
         let files = try StableDiffusionFiles.open(path: path)
         var predictionType = defaultPredictionType(fileName: URL(fileURLWithPath: path).lastPathComponent, version: files.info.version)
         if let folder = files.folder(named: "scheduler") { predictionType = try scheduler(folder: folder).1 }
@@ -172,9 +173,9 @@ public enum StableDiffusionLoader {
         let levels = (try object(.vae)?["block_out_channels"] as? [Any])?.count ?? 4
         // Configs come from strangers: an image side above 2048 is not an SD model's.
         guard let sampleSize, (1...256).contains(sampleSize), (1...4).contains(levels), sampleSize << (levels - 1) <= 2048 else {
-            return (predictionType == .vPrediction ? 768 : 512, predictionType, files.info)
+            return (predictionType == .vPrediction ? 768 : 512, predictionType, files.info, 8)
         }
-        return (sampleSize << (levels - 1), predictionType, files.info)
+        return (sampleSize << (levels - 1), predictionType, files.info, 1 << (levels - 1))
     }
 
     /// The pad token of `tokenizer/special_tokens_map.json` ("<|endoftext|>" in SD 1.x, "!" —

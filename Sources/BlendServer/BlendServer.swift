@@ -226,7 +226,9 @@ public final class BlendServer: Sendable {
                 id: id, state: .queued, prompt: form.prompt, settings: form.settings,
                 photo: JobPhoto(file: photoFile, name: form.photoName, width: checked.photo.size.width, height: checked.photo.size.height),
                 mask: maskFile, maskFraction: checked.editedFraction, region: checked.region.description, modelSize: checked.modelSize,
-                notices: checked.notices + JobIntake.unusedSettings(form.settings), createdAt: Date(), results: [])
+                notices: checked.notices.map {
+                    JobIntake.inPageWords($0, photoPath: editRequest.imagePath, photoName: form.photoName, maskPath: editRequest.maskPath)
+                } + JobIntake.unusedSettings(form.settings), createdAt: Date(), results: [])
             let queued = try runner.submit(record)
             var response = try Self.json(queued, status: .created)
             response.headers[.location] = "/api/jobs/\(id)"

@@ -63,6 +63,17 @@ enum JobIntake {
         case let error as MaskError:
             switch error {
             case .empty: text = "the mask marks nothing to edit: paint the region to change"
+            case let .nothingMarked(_, rule, otherRule):
+                switch rule {
+                case .brightness:
+                    text = "the mask marks nothing to edit: read by its brightness (white = edit) it is all black; paint the region"
+                        + " to change" + (otherRule ? ", or set \"mask from\" to alpha to read its transparency" : "")
+                case .maskTransparency:
+                    text = "the mask marks nothing to edit: read by its transparency (transparent = edit) it has no transparent"
+                        + " pixel; paint the region to change" + (otherRule ? ", or set \"mask from\" to brightness to read its white" : "")
+                case .photoTransparency:
+                    text = "no mask was painted and no pixel of the photo is transparent enough to edit: paint the region to change"
+                }
             case .full: text = "the mask marks the whole photo: leave some of it unpainted to keep"
             case let .aspectMismatch(mask, image):
                 text = "the mask is \(mask) but the photo is \(image): the mask was made for another image; paint it on this photo"
@@ -78,6 +89,13 @@ enum JobIntake {
         default:
             text = String(describing: error)
         }
+        return inPageWords(text, photoPath: photoPath, photoName: photoName, maskPath: maskPath)
+    }
+
+    /// A pipeline message (an error or a notice) in the page's words: settings for command-line
+    /// flags, "the photo" and "the mask" for the files' paths on the server.
+    static func inPageWords(_ text: String, photoPath: String, photoName: String, maskPath: String?) -> String {
+        var text = text
         if !photoPath.isEmpty { text = text.replacingOccurrences(of: photoPath, with: "the photo (\(photoName))") }
         if let maskPath, !maskPath.isEmpty { text = text.replacingOccurrences(of: maskPath, with: "the mask") }
         for (phrase, words) in [("pass --truncate-prompt", "turn on \"truncate prompt\""), ("drop --invert-mask", "turn off \"invert mask\""),
@@ -87,7 +105,9 @@ enum JobIntake {
         }
         for (flag, setting) in [("--invert-mask", "\"invert mask\""), ("--truncate-prompt", "\"truncate prompt\""),
                                 ("--mask-threshold", "the mask threshold setting"), ("--region-padding", "the region padding setting"),
-                                ("--region", "the region setting"), ("--feather", "the feather setting")] {
+                                ("--region", "the region setting"), ("--feather", "the feather setting"),
+                                ("--mask-from alpha", "\"mask from\" set to alpha"), ("--mask-from brightness", "\"mask from\" set to brightness"),
+                                ("--mask-from", "the \"mask from\" setting")] {
             text = text.replacingOccurrences(of: flag, with: setting)
         }
         return text

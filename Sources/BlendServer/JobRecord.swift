@@ -42,6 +42,8 @@ public struct JobSettings: Codable, Sendable, Equatable {
     public var regionPadding: Int?
     /// Width of the fade from the edit into the photo, in photo pixels (`--feather`).
     public var feather: Int
+    /// Which channel of the mask image is the mask: `auto`, `brightness` or `alpha` (`--mask-from`).
+    public var maskFrom: MaskChannel
     /// Keep a long prompt's first 75 tokens instead of refusing it (`--truncate-prompt`).
     public var truncatePrompt: Bool
     /// The latent method's options (`--scheduler`, `--strength`, `--guidance-scale`,
@@ -64,6 +66,7 @@ public struct JobSettings: Codable, Sendable, Equatable {
         region = mask.region.description
         regionPadding = mask.regionPadding
         feather = mask.feather
+        maskFrom = mask.channel
         truncatePrompt = false
         let latent = LatentOptions()
         scheduler = latent.scheduler
@@ -121,13 +124,14 @@ public struct JobSettings: Codable, Sendable, Equatable {
 
     /// The pipeline's mask options (`region` was checked when the job was made).
     public var maskOptions: MaskOptions {
-        MaskOptions(threshold: maskThreshold, region: EditRegion(region) ?? .auto, regionPadding: regionPadding, feather: feather)
+        MaskOptions(threshold: maskThreshold, region: EditRegion(region) ?? .auto, regionPadding: regionPadding, feather: feather,
+                    channel: maskFrom)
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case method, samples, batch, steps, skip, ddim, seed, invertMask, enforceBackground
         case clipLambda, rangeLambda, lpipsLambda, l2Lambda, augmentations
-        case maskThreshold, region, regionPadding, feather, truncatePrompt
+        case maskThreshold, region, regionPadding, feather, maskFrom, truncatePrompt
         case scheduler, strength, guidanceScale, negativePrompt, reconstructBackground
     }
 
@@ -151,6 +155,7 @@ public struct JobSettings: Codable, Sendable, Equatable {
         try c.encode(region, forKey: .region)
         try c.encode(regionPadding, forKey: .regionPadding)   // null: the default padding
         try c.encode(feather, forKey: .feather)
+        try c.encode(maskFrom, forKey: .maskFrom)
         try c.encode(truncatePrompt, forKey: .truncatePrompt)
         try c.encode(scheduler, forKey: .scheduler)
         try c.encode(strength, forKey: .strength)
@@ -208,6 +213,7 @@ public struct JobSettings: Codable, Sendable, Equatable {
         }
         regionPadding = try c.decodeIfPresent(Int.self, forKey: .regionPadding) ?? regionPadding
         feather = try c.decodeIfPresent(Int.self, forKey: .feather) ?? feather
+        maskFrom = try c.decodeIfPresent(MaskChannel.self, forKey: .maskFrom) ?? maskFrom
         truncatePrompt = try c.decodeIfPresent(Bool.self, forKey: .truncatePrompt) ?? truncatePrompt
         if method == .latent {
             if !c.contains(.steps) { steps = String(LatentOptions().steps) }

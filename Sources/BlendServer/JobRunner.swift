@@ -271,7 +271,8 @@ final class JobRunner: Sendable {
             if stopping { throw Stop.shutdown }
             estimate.observe(event)
             switch event {
-            case let .notice(text):
+            case let .notice(notice):
+                let text = JobIntake.inPageWords(notice, photoPath: request.imagePath, photoName: job.photo.name, maskPath: request.maskPath)
                 update(id) { job in if !job.notices.contains(text) { job.notices.append(text) } }
             case let .planned(plan):
                 update(id, save: true) { job in

@@ -132,6 +132,7 @@ const settingFields = {
   region: ["set-region", "text"],
   regionPadding: ["set-region-padding", "optional-int"],
   feather: ["set-feather", "int"],
+  maskFrom: ["set-mask-from", "text"],
   truncatePrompt: ["set-truncate", "bool"],
   scheduler: ["set-scheduler", "text"],
   strength: ["set-strength", "float"],
