@@ -52,7 +52,7 @@ struct Edit: ParsableCommand {
     @Argument(help: ArgumentHelp("The photo to edit (PNG or JPEG).", valueName: "image"))
     var image: String
 
-    @Option(help: ArgumentHelp("Mask image of the region to change: white edits, black keeps (or transparent edits, if it has transparency). Same aspect ratio as the photo. Default: the photo's transparent area.", valueName: "file"))
+    @Option(help: ArgumentHelp("Mask image of the region to change: white edits, black keeps (or transparent edits, where its transparency is the drawing; see --mask-from). Same aspect ratio as the photo. Default: the photo's transparent area.", valueName: "file"))
     var mask: String?
 
     @Option(parsing: .unconditional, help: ArgumentHelp("Share of white above which a mask pixel is edited (0 = any non-black pixel, the reference's rule).", valueName: "0..1"))
@@ -85,14 +85,8 @@ struct Edit: ParsableCommand {
     @Option(help: ArgumentHelp("pixel and local-clip: timestep respacing of the 1000-step process, a count, a comma list or ddimN (default: 100). latent: solver steps, 1 to 1000 (default: 25), of which --strength run.", valueName: "steps"))
     var steps: String?
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("Steps skipped at the start: higher keeps more of the source's layout (pixel and local-clip; default: 25).", valueName: "n"))
-    var skip: Int?
-
-    @Flag(help: "Sample with DDIM (score conditioning) instead of DDPM (pixel and local-clip).")
-    var ddim = false
-
-    @Option(parsing: .unconditional, help: ArgumentHelp("Random seed: the same seed gives the same edits; -1 picks a random one (printed and recorded).", valueName: "n"))
-    var seed = "404"
+    @Option(parsing: .unconditional, help: ArgumentHelp("Random seed: the same seed gives the same edits; random (or -1) picks one (printed and recorded).", valueName: "n|random"))
+    var seed: SeedChoice = .fixed(404)
 
     @Flag(help: "Edit outside the mask instead (background replacement).")
     var invertMask = false
@@ -100,53 +94,15 @@ struct Edit: ParsableCommand {
     @Option(help: ArgumentHelp("pixel (Blended Diffusion; also called blended), latent (Blended Latent Diffusion on Stable Diffusion), or local-clip (the paper's baseline: no blending, background losses).", valueName: "method"))
     var method: EditMethod = .blended
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("Weight of the CLIP guidance (pixel and local-clip; default: 1000).", valueName: "x"))
-    var clipLambda: Float?
-
-    @Option(parsing: .unconditional, help: ArgumentHelp("Weight of the range loss that keeps values in [-1, 1] (pixel and local-clip; default: 50).", valueName: "x"))
-    var rangeLambda: Float?
-
-    @Option(parsing: .unconditional, help: ArgumentHelp("Weight of the LPIPS background loss (local-clip only; default: 1000).", valueName: "x"))
-    var lpipsLambda: Float?
-
-    @Option(parsing: .unconditional, help: ArgumentHelp("Weight of the L2 background loss (local-clip only; default: 10000).", valueName: "x"))
-    var l2Lambda: Float?
-
-    @Option(parsing: .unconditional, help: ArgumentHelp("Images CLIP sees per sample and step: one plain resize plus N-1 random warps (pixel and local-clip; default: 8).", valueName: "n"))
-    var augmentations: Int?
-
     @Flag(inversion: .prefixedNo, help: "Paste the clean source background back at the end (pixel and latent; default: on; local-clip never pastes).")
     var enforceBackground: Bool?
 
     @Option(help: ArgumentHelp("Arithmetic of the diffusion model's convolutions: fp32 (the reference) or bf16 (faster on CPUs with AVX512_BF16 or AMX; elsewhere fp32 is used, with a note). Recorded in report.json.", valueName: "fp32|bf16"))
     var precision: ComputePrecision = .fp32
 
-    @Option(help: ArgumentHelp("Latent: the solver, dpm++2m (DPM-Solver++(2M)) or ddim (eta 0) (default: dpm++2m).", valueName: "name"))
-    var scheduler: LatentSolverKind?
+    @OptionGroup(title: "Pixel methods (--method pixel, local-clip)") var pixel: PixelOptionGroup
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("Latent: share of the steps that run, from the source noised to where they start; lower keeps more of the source (0 < s <= 1; default: 0.75).", valueName: "s"))
-    var strength: Double?
-
-    @Option(parsing: .unconditional, help: ArgumentHelp("Latent: classifier-free guidance scale, 0 to 100; at most 1 follows the prompt alone (default: 7.5).", valueName: "x"))
-    var guidanceScale: Float?
-
-    @Option(help: ArgumentHelp("Latent: what the edit should not look like (default: none, SD's empty prompt).", valueName: "text"))
-    var negativePrompt: String?
-
-    @Option(help: ArgumentHelp("Latent: what the UNet predicts, epsilon or v (default: the folder's scheduler config; for single files epsilon, or v for SD 2.x files named 768).", valueName: "type"))
-    var predictionType: PredictionType?
-
-    @Option(name: .customLong("init"), help: ArgumentHelp("Latent: the first latent, source (the source noised, the paper) or noise (pure noise, the official script) (default: source).", valueName: "from"))
-    var initialLatent: LatentInit?
-
-    @Option(help: ArgumentHelp("Latent: the background's noise level after each step, same (the paper) or next (one level too high, the official script) (default: same).", valueName: "level"))
-    var blendLevel: BlendLevel?
-
-    @Option(parsing: .unconditional, help: ArgumentHelp("Latent: progressive mask shrinking for thin masks, 0 to 64 dilations (default: 0, off).", valueName: "n"))
-    var maskDilations: Int?
-
-    @Option(name: .customLong("reconstruct-background"), parsing: .unconditional, help: ArgumentHelp("Latent: after decoding, STEPS Adam steps on each sample's latent so the decoded image matches the photo outside the mask (the paper's background reconstruction; each step a VAE decode and its backward, slow at 512²) (default: 0, off).", valueName: "steps"))
-    var reconstructBackground: Int?
+    @OptionGroup(title: "Latent method (--method latent)") var latent: LatentOptionGroup
 
     @OptionGroup var modelFiles: ModelFileOptions
 
@@ -157,9 +113,6 @@ struct Edit: ParsableCommand {
 
     @Flag(help: "Start even when the memory available is clearly less than the edit is estimated to need.")
     var skipMemoryCheck = false
-
-    @Flag(help: "Also save every sample's x0 prediction at a fifth of the steps, in intermediates/ (pixel and local-clip).")
-    var saveIntermediates = false
 
     @Flag(help: "Continue the interrupted run of the same command in --out: keep its finished samples, make the rest.")
     var resume = false
@@ -175,11 +128,8 @@ struct Edit: ParsableCommand {
             throw ValidationError("the prompt is empty: say what the masked region should become")
         }
         if (samples ?? 1) < 1 || (batch ?? 1) < 1 { throw ValidationError("--samples and --batch must be at least 1") }
-        if (augmentations ?? 1) < 1 { throw ValidationError("--augmentations must be at least 1") }
+        if (pixel.augmentations ?? 1) < 1 { throw ValidationError("--augmentations must be at least 1") }
         try checkMethodOptions()
-        if seed != "-1" && UInt64(seed) == nil {
-            throw ValidationError("--seed must be a whole number from 0 to \(UInt64.max), or -1 for a random seed; got \(seed)")
-        }
         try validateMegapixels(maxMegapixels)
         // Every value's range and combination, before any file is read: a bad value is a usage
         // error (exit 64), also where the photo or the model files are missing.
@@ -198,24 +148,18 @@ struct Edit: ParsableCommand {
     /// Refuses an option that does not apply to the chosen method, naming the methods it
     /// belongs to (one line: the first such option).
     func checkMethodOptions() throws {
-        let pixel: Set<EditMethod> = [.blended, .localClip], latent: Set<EditMethod> = [.latent]
-        let options: [(name: String, given: Bool, methods: Set<EditMethod>)] = [
-            ("--skip", skip != nil, pixel), ("--ddim", ddim, pixel), ("--clip-lambda", clipLambda != nil, pixel),
-            ("--range-lambda", rangeLambda != nil, pixel), ("--augmentations", augmentations != nil, pixel),
-            ("--save-intermediates", saveIntermediates, pixel), ("--diffusion-model", modelFiles.diffusionModel != nil, pixel),
-            ("--diffusion-config", modelFiles.diffusionConfig != nil, pixel),
-            ("--lpips-lambda", lpipsLambda != nil, [.localClip]), ("--l2-lambda", l2Lambda != nil, [.localClip]),
+        let pixelMethods: Set<EditMethod> = [.blended, .localClip], latentMethod: Set<EditMethod> = [.latent]
+        // Which method each option belongs to: the option groups (the settings types) say.
+        let options: [(name: String, given: Bool, methods: Set<EditMethod>)] =
+            pixel.givenFlags.map { ($0.flag, true, $0.methods) } + latent.givenFlags.map { ($0, true, latentMethod) } + [
+            ("--diffusion-model", modelFiles.diffusionModel != nil, pixelMethods),
+            ("--diffusion-config", modelFiles.diffusionConfig != nil, pixelMethods),
             (enforceBackground == false ? "--no-enforce-background" : "--enforce-background", enforceBackground != nil, [.blended, .latent]),
-            ("--sd-model", modelFiles.sdModel != nil, latent), ("--sd-config", modelFiles.sdConfig != nil, latent),
-            ("--scheduler", scheduler != nil, latent), ("--strength", strength != nil, latent),
-            ("--guidance-scale", guidanceScale != nil, latent), ("--negative-prompt", negativePrompt != nil, latent),
-            ("--prediction-type", predictionType != nil, latent), ("--init", initialLatent != nil, latent),
-            ("--blend-level", blendLevel != nil, latent), ("--mask-dilations", maskDilations != nil, latent),
-            ("--reconstruct-background", reconstructBackground != nil, latent),
+            ("--sd-model", modelFiles.sdModel != nil, latentMethod), ("--sd-config", modelFiles.sdConfig != nil, latentMethod),
         ]
         if let option = options.first(where: { $0.given && !$0.methods.contains(method) }) {
             let owners = EditMethod.allCases.filter(option.methods.contains).map(Self.name(of:))
-            let owner = option.methods == pixel ? "the pixel methods (--method pixel or local-clip)"
+            let owner = option.methods == pixelMethods ? "the pixel methods (--method pixel or local-clip)"
                 : "--method " + owners.joined(separator: " or ")
             throw ValidationError("\(option.name) is an option of \(owner), not of --method \(Self.name(of: method)):"
                 + " leave it out, or use --method \(owners[0])")
@@ -232,40 +176,18 @@ struct Edit: ParsableCommand {
         let samples = samples ?? (latent ? 4 : 32)
         settings.samples = samples
         settings.batchSize = min(batch ?? (latent ? 1 : 4), samples)
-        settings.seed = UInt64(seed) ?? 0
+        if case let .fixed(value) = seed { settings.seed = value }
         settings.invertMask = invertMask
         settings.enforceBackground = enforceBackground ?? true
-        if !latent {
-            settings.timestepRespacing = steps ?? settings.timestepRespacing
-            settings.skipTimesteps = skip ?? settings.skipTimesteps
-            settings.ddim = ddim
-            settings.clipGuidanceLambda = clipLambda ?? settings.clipGuidanceLambda
-            settings.rangeLambda = rangeLambda ?? settings.rangeLambda
-            settings.lpipsSimLambda = lpipsLambda ?? settings.lpipsSimLambda
-            settings.l2SimLambda = l2Lambda ?? settings.l2SimLambda
-            settings.augmentations = augmentations ?? settings.augmentations
-        }
+        if !latent { pixel.apply(to: &settings, steps: steps) }
         var request = EditRequest(imagePath: image, maskPath: mask, outputDirectory: out, settings: settings, models: try modelFiles.paths())
-        if latent {
-            var options = LatentOptions()
-            if let steps { options.steps = Int(steps) ?? options.steps }
-            options.scheduler = scheduler ?? options.scheduler
-            options.strength = strength ?? options.strength
-            options.guidanceScale = guidanceScale ?? options.guidanceScale
-            options.negativePrompt = negativePrompt ?? options.negativePrompt
-            options.predictionType = predictionType
-            options.initialLatent = initialLatent ?? options.initialLatent
-            options.blendLevel = blendLevel ?? options.blendLevel
-            options.maskDilations = maskDilations ?? options.maskDilations
-            options.backgroundReconstructionSteps = reconstructBackground ?? options.backgroundReconstructionSteps
-            request.latent = options
-        }
-        request.saveIntermediates = saveIntermediates
+        if latent { request.latent = self.latent.options(steps: steps) }
+        request.saveIntermediates = pixel.saveIntermediates
         request.maskOptions = MaskOptions(threshold: maskThreshold, region: region, regionPadding: regionPadding, feather: feather,
                                           channel: maskFrom)
         request.resume = resume
         request.truncatePrompt = truncatePrompt
-        request.randomSeed = seed == "-1"
+        request.randomSeed = seed == .random
         request.precision = precision
         request.maximumPixels = maxMegapixels * 1_000_000
         request.checksMemory = !skipMemoryCheck

@@ -60,6 +60,69 @@ public struct EditSettings: Codable, Equatable, Sendable {
     }
 }
 
+extension EditSettings {
+    enum CodingKeys: String, CodingKey {
+        case prompt, method, timestepRespacing, skipTimesteps, ddim, samples, batchSize, seed
+        case clipGuidanceLambda, rangeLambda, lpipsSimLambda, l2SimLambda, augmentations, invertMask, enforceBackground
+    }
+
+    /// The settings with those `method` does not use at their defaults, so that two runs of
+    /// the latent method compare equal whatever pixel-method values they were given.
+    public var withUnusedAtDefaults: EditSettings {
+        guard method == .latent else { return self }
+        var s = EditSettings(prompt: prompt)
+        s.method = method
+        s.samples = samples
+        s.batchSize = batchSize
+        s.seed = seed
+        s.invertMask = invertMask
+        s.enforceBackground = enforceBackground
+        return s
+    }
+
+    /// Writes the settings `method` uses: a latent run's have none of the pixel methods'.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(prompt, forKey: .prompt)
+        try c.encode(method, forKey: .method)
+        try c.encode(samples, forKey: .samples)
+        try c.encode(batchSize, forKey: .batchSize)
+        try c.encode(seed, forKey: .seed)
+        try c.encode(invertMask, forKey: .invertMask)
+        try c.encode(enforceBackground, forKey: .enforceBackground)
+        guard method != .latent else { return }
+        try c.encode(timestepRespacing, forKey: .timestepRespacing)
+        try c.encode(skipTimesteps, forKey: .skipTimesteps)
+        try c.encode(ddim, forKey: .ddim)
+        try c.encode(clipGuidanceLambda, forKey: .clipGuidanceLambda)
+        try c.encode(rangeLambda, forKey: .rangeLambda)
+        try c.encode(lpipsSimLambda, forKey: .lpipsSimLambda)
+        try c.encode(l2SimLambda, forKey: .l2SimLambda)
+        try c.encode(augmentations, forKey: .augmentations)
+    }
+
+    /// Reads what ``encode(to:)`` wrote (and the full settings older versions wrote for every
+    /// method); a setting left out takes its default.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(prompt: try c.decode(String.self, forKey: .prompt))
+        method = try c.decodeIfPresent(EditMethod.self, forKey: .method) ?? method
+        timestepRespacing = try c.decodeIfPresent(String.self, forKey: .timestepRespacing) ?? timestepRespacing
+        skipTimesteps = try c.decodeIfPresent(Int.self, forKey: .skipTimesteps) ?? skipTimesteps
+        ddim = try c.decodeIfPresent(Bool.self, forKey: .ddim) ?? ddim
+        samples = try c.decodeIfPresent(Int.self, forKey: .samples) ?? samples
+        batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? batchSize
+        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? seed
+        clipGuidanceLambda = try c.decodeIfPresent(Float.self, forKey: .clipGuidanceLambda) ?? clipGuidanceLambda
+        rangeLambda = try c.decodeIfPresent(Float.self, forKey: .rangeLambda) ?? rangeLambda
+        lpipsSimLambda = try c.decodeIfPresent(Float.self, forKey: .lpipsSimLambda) ?? lpipsSimLambda
+        l2SimLambda = try c.decodeIfPresent(Float.self, forKey: .l2SimLambda) ?? l2SimLambda
+        augmentations = try c.decodeIfPresent(Int.self, forKey: .augmentations) ?? augmentations
+        invertMask = try c.decodeIfPresent(Bool.self, forKey: .invertMask) ?? invertMask
+        enforceBackground = try c.decodeIfPresent(Bool.self, forKey: .enforceBackground) ?? enforceBackground
+    }
+}
+
 /// Errors of an edit, phrased for the person running it.
 public enum EditError: Error, Equatable, CustomStringConvertible {
     case invalidSetting(String)

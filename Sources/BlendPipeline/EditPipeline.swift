@@ -26,6 +26,8 @@ struct EditJob: Codable, Equatable {
 
     func matches(_ other: EditJob, ignoringSeed: Bool) -> Bool {
         var a = self, b = other
+        a.settings = a.settings.withUnusedAtDefaults
+        b.settings = b.settings.withUnusedAtDefaults
         a.settings.batchSize = 1
         b.settings.batchSize = 1
         if ignoringSeed { b.settings.seed = a.settings.seed }

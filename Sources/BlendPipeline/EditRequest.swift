@@ -48,9 +48,13 @@ public struct EditModelPaths: Codable, Equatable, Sendable {
     }
 }
 
-/// The options of the latent method (Blended Latent Diffusion on a Stable Diffusion model):
-/// plain values, the same for every front end. Defaults: issue #11 and SD's usual sampling
-/// (DPM-Solver++(2M), 25 steps, strength 0.75, guidance 7.5).
+/// The options of the latent method (Blended Latent Diffusion on a Stable Diffusion model),
+/// described once: the same struct is `blend edit`'s latent options (``descriptions``: flag and
+/// help), the web API's latent settings (its JSON keys are the flags in camel case: `steps`,
+/// `scheduler`, `strength`, `guidanceScale`, `negativePrompt`, `predictionType`, `init`,
+/// `blendLevel`, `maskDilations`, `reconstructBackground`), job.json's, and report.json's
+/// `latent.options`. Defaults: issue #11 and SD's usual sampling (DPM-Solver++(2M), 25 steps,
+/// strength 0.75, guidance 7.5).
 public struct LatentOptions: Codable, Equatable, Sendable {
     /// `--scheduler`: DPM-Solver++(2M) or DDIM (η = 0).
     public var scheduler: LatentSolverKind = .dpmSolverPlusPlus2M
@@ -79,6 +83,32 @@ public struct LatentOptions: Codable, Equatable, Sendable {
 
     public init() {}
 
+    /// The JSON keys: the CLI flags in camel case.
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case scheduler, steps, strength, guidanceScale, negativePrompt, predictionType
+        case initialLatent = "init"
+        case blendLevel, maskDilations
+        case backgroundReconstructionSteps = "reconstructBackground"
+    }
+
+    /// Each option's command-line flag and help, in ``CodingKeys`` order: `blend edit`'s latent
+    /// option group and the method check are made from these, the API's field names are the keys.
+    public static let descriptions: [(key: CodingKeys, flag: String, help: String)] = [
+        (.scheduler, "--scheduler", "The solver, dpm++2m (DPM-Solver++(2M)) or ddim (eta 0) (default: dpm++2m)."),
+        (.steps, "--steps", "Solver steps over the whole schedule, 1 to 1000, of which --strength run (default: 25)."),
+        (.strength, "--strength", "Share of the steps that run, from the source noised to where they start; lower keeps more of the source (0 < s <= 1; default: 0.75)."),
+        (.guidanceScale, "--guidance-scale", "Classifier-free guidance scale, 0 to 100; at most 1 follows the prompt alone (default: 7.5)."),
+        (.negativePrompt, "--negative-prompt", "What the edit should not look like (default: none, SD's empty prompt)."),
+        (.predictionType, "--prediction-type", "What the UNet predicts, epsilon or v (default: the folder's scheduler config; for single files epsilon, or v for SD 2.x files named 768)."),
+        (.initialLatent, "--init", "The first latent, source (the source noised, the paper) or noise (pure noise, the official script) (default: source)."),
+        (.blendLevel, "--blend-level", "The background's noise level after each step, same (the paper) or next (one level too high, the official script) (default: same)."),
+        (.maskDilations, "--mask-dilations", "Progressive mask shrinking for thin masks, 0 to 64 dilations (default: 0, off)."),
+        (.backgroundReconstructionSteps, "--reconstruct-background", "After decoding, STEPS Adam steps on each sample's latent so the decoded image matches the photo outside the mask (the paper's background reconstruction; each step a VAE decode and its backward, slow at 512²) (default: 0, off)."),
+    ]
+
+    /// The help of `key`'s flag (``descriptions``).
+    public static func help(_ key: CodingKeys) -> String { descriptions.first { $0.key == key }!.help }
+
     /// - Throws: `EditError.invalidSetting` naming the option and its range.
     public func validate() throws {
         guard (1...1000).contains(steps) else {
@@ -103,22 +133,74 @@ public struct LatentOptions: Codable, Equatable, Sendable {
 }
 
 extension LatentOptions {
-    /// Decodes a saved run's options (job.json); an option the run's version did not have
-    /// takes its default, so older runs still resume.
+    /// Decodes the options from a JSON object that may hold other settings too (the API's
+    /// flat `settings`, a saved job.json). An option left out takes its default; `steps` may be
+    /// a number or a string of one; `predictionType` may be `v` (as the flag takes it); the
+    /// names of versions before the options were described once (`initialLatent`,
+    /// `backgroundReconstructionSteps`) are still read, so older runs resume.
     public init(from decoder: any Decoder) throws {
+        try self.init(from: decoder, readingSteps: true)
+    }
+
+    /// As ``init(from:)``; without `readingSteps` a `steps` in the object is another method's
+    /// (the pixel methods' respacing, e.g. "ddim50") and the default is kept.
+    public init(from decoder: any Decoder, readingSteps: Bool) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
+        let legacy = try decoder.container(keyedBy: LegacyKeys.self)
         let d = LatentOptions()
         scheduler = try c.decodeIfPresent(LatentSolverKind.self, forKey: .scheduler) ?? d.scheduler
-        steps = try c.decodeIfPresent(Int.self, forKey: .steps) ?? d.steps
+        if !readingSteps {
+            steps = d.steps
+        } else if let text = try? c.decodeIfPresent(String.self, forKey: .steps) {
+            guard let count = Int(text) else {
+                throw DecodingError.dataCorruptedError(forKey: .steps, in: c,
+                    debugDescription: "steps must be a whole number of solver steps (1 to 1000) for the latent method, got \"\(text)\"")
+            }
+            steps = count
+        } else {
+            steps = try c.decodeIfPresent(Int.self, forKey: .steps) ?? d.steps
+        }
         strength = try c.decodeIfPresent(Double.self, forKey: .strength) ?? d.strength
         guidanceScale = try c.decodeIfPresent(Float.self, forKey: .guidanceScale) ?? d.guidanceScale
         negativePrompt = try c.decodeIfPresent(String.self, forKey: .negativePrompt) ?? d.negativePrompt
-        predictionType = try c.decodeIfPresent(PredictionType.self, forKey: .predictionType)
-        initialLatent = try c.decodeIfPresent(LatentInit.self, forKey: .initialLatent) ?? d.initialLatent
+        if let text = try c.decodeIfPresent(String.self, forKey: .predictionType) {
+            guard let type = text == "v" ? PredictionType.vPrediction : PredictionType(rawValue: text) else {
+                throw DecodingError.dataCorruptedError(forKey: .predictionType, in: c,
+                    debugDescription: "predictionType must be epsilon or v (v_prediction), got \"\(text)\"")
+            }
+            predictionType = type
+        }
+        initialLatent = try c.decodeIfPresent(LatentInit.self, forKey: .initialLatent)
+            ?? legacy.decodeIfPresent(LatentInit.self, forKey: .initialLatent) ?? d.initialLatent
         blendLevel = try c.decodeIfPresent(BlendLevel.self, forKey: .blendLevel) ?? d.blendLevel
         maskDilations = try c.decodeIfPresent(Int.self, forKey: .maskDilations) ?? d.maskDilations
         backgroundReconstructionSteps = try c.decodeIfPresent(Int.self, forKey: .backgroundReconstructionSteps)
-            ?? d.backgroundReconstructionSteps
+            ?? legacy.decodeIfPresent(Int.self, forKey: .backgroundReconstructionSteps) ?? d.backgroundReconstructionSteps
+    }
+
+    /// Writes every option, `predictionType` as null when the files decide.
+    public func encode(to encoder: any Encoder) throws {
+        try encode(to: encoder, includingSteps: true)
+    }
+
+    /// As ``encode(to:)``; without `includingSteps` into an object whose `steps` another
+    /// field writes (the API's settings, where `steps` is shared with the pixel methods).
+    public func encode(to encoder: any Encoder, includingSteps: Bool) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(scheduler, forKey: .scheduler)
+        if includingSteps { try c.encode(steps, forKey: .steps) }
+        try c.encode(strength, forKey: .strength)
+        try c.encode(guidanceScale, forKey: .guidanceScale)
+        try c.encode(negativePrompt, forKey: .negativePrompt)
+        try c.encode(predictionType, forKey: .predictionType)
+        try c.encode(initialLatent, forKey: .initialLatent)
+        try c.encode(blendLevel, forKey: .blendLevel)
+        try c.encode(maskDilations, forKey: .maskDilations)
+        try c.encode(backgroundReconstructionSteps, forKey: .backgroundReconstructionSteps)
+    }
+
+    private enum LegacyKeys: String, CodingKey {
+        case initialLatent, backgroundReconstructionSteps
     }
 }
 

@@ -1,6 +1,7 @@
 import BlendDiffusion
 import BlendEditor
 import BlendImage
+import BlendPipeline
 import BlendModels
 import Foundation
 
@@ -127,12 +128,12 @@ enum JobIntake {
         } catch {
             throw ServerError.badRequest("settings are not valid JSON")
         }
-        let known = Set(JobSettings.CodingKeys.allCases.map(\.rawValue))
+        let known = JobSettings.allKeys
         if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
             throw ServerError.badRequest("unknown setting \"\(unknown)\"; known: \(known.sorted().joined(separator: ", "))")
         }
         // A fraction where a whole number belongs: named here, as the decoder's own message does not.
-        for key in ["samples", "batch", "skip", "augmentations", "regionPadding", "feather", "reconstructBackground"] {
+        for key in ["samples", "batch", "skip", "augmentations", "regionPadding", "feather", "reconstructBackground", "maskDilations"] {
             if let number = object[key] as? NSNumber, number.doubleValue != number.doubleValue.rounded(.towardZero) {
                 throw ServerError.badRequest("\(key) must be a whole number, got \(number)")
             }
@@ -159,11 +160,11 @@ enum JobIntake {
                 guard Int(settings.steps) != nil else {
                     throw ServerError.badRequest("steps must be a whole number of solver steps (1 to 1000) for the latent method, got \"\(settings.steps)\"")
                 }
-                guard settings.negativePrompt.utf8.count <= ClipTokenizer.maximumTextBytes else {
+                guard settings.latent.negativePrompt.utf8.count <= ClipTokenizer.maximumTextBytes else {
                     throw ServerError.badRequest("the negative prompt is over \(ClipTokenizer.maximumTextBytes) bytes: shorten it")
                 }
-                guard (0...10_000).contains(settings.reconstructBackground) else {
-                    throw ServerError.badRequest("reconstructBackground must be 0 (off) to 10000 Adam steps, got \(settings.reconstructBackground)")
+                guard (0...10_000).contains(settings.latent.backgroundReconstructionSteps) else {
+                    throw ServerError.badRequest("reconstructBackground must be 0 (off) to 10000 Adam steps, got \(settings.latent.backgroundReconstructionSteps)")
                 }
                 try settings.latentOptions.validate()
             } else {
@@ -196,17 +197,25 @@ enum JobIntake {
             ("augmentations", settings.augmentations != d.augmentations, pixel),
             ("lpipsLambda", settings.lpipsLambda != d.lpipsLambda, [.localClip]), ("l2Lambda", settings.l2Lambda != d.l2Lambda, [.localClip]),
             ("enforceBackground", settings.enforceBackground != d.enforceBackground, [.blended, .latent]),
-            ("scheduler", settings.scheduler != d.scheduler, latent), ("strength", settings.strength != d.strength, latent),
-            ("guidanceScale", settings.guidanceScale != d.guidanceScale, latent),
-            ("negativePrompt", settings.negativePrompt != d.negativePrompt, latent),
-            ("reconstructBackground", settings.reconstructBackground != d.reconstructBackground, latent),
-        ]
+        ] + latentChanges(settings.latent).map { ($0, true, latent) }
         func name(_ method: EditMethod) -> String { method == .blended ? "pixel (blended)" : method.rawValue }
         return all.filter { $0.changed && !$0.methods.contains(settings.method) }.map { setting in
             let owners = EditMethod.allCases.filter(setting.methods.contains).map(name).joined(separator: " and ")
             return "\(setting.name) is a setting of the \(owners) method\(setting.methods.count > 1 ? "s" : ""): not used by the"
                 + " \(name(settings.method)) method"
         }
+    }
+
+    /// The latent options (by their API keys, ``LatentOptions/descriptions``' order) that
+    /// differ from their defaults, `steps` aside (it is every method's).
+    static func latentChanges(_ options: LatentOptions) -> [String] {
+        func object(_ value: LatentOptions) -> [String: NSObject] {
+            guard let data = try? JSONEncoder().encode(value),
+                  let object = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) as? [String: NSObject] else { return [:] }
+            return object
+        }
+        let given = object(options), defaults = object(LatentOptions())
+        return LatentOptions.descriptions.map(\.key.rawValue).filter { $0 != "steps" && given[$0] != defaults[$0] }
     }
 
     /// Checks an upload's header (its format and its size against the pixel limit) without

@@ -46,17 +46,12 @@ public struct JobSettings: Codable, Sendable, Equatable {
     public var maskFrom: MaskChannel
     /// Keep a long prompt's first 75 tokens instead of refusing it (`--truncate-prompt`).
     public var truncatePrompt: Bool
-    /// The latent method's options (`--scheduler`, `--strength`, `--guidance-scale`,
-    /// `--negative-prompt`); its `steps` is a whole number of solver steps (default 25), and
-    /// its `samples` and `batch` default to 4 and 1.
-    public var scheduler: LatentSolverKind
-    public var strength: Double
-    public var guidanceScale: Float
-    public var negativePrompt: String
-    /// `--reconstruct-background`: Adam steps (0 to 10000, default 0: off) on each latent
-    /// sample's latent after decoding, so that its decoding matches the photo outside the mask
-    /// (BLD §4.2); each step is a VAE decode and its backward pass.
-    public var reconstructBackground: Int
+    /// The latent method's options, under their own keys in the same object (``LatentOptions``
+    /// is their one description: `scheduler`, `strength`, `guidanceScale`, `negativePrompt`,
+    /// `predictionType`, `init`, `blendLevel`, `maskDilations`, `reconstructBackground`); for a
+    /// latent job `steps` is its whole number of solver steps (default 25), and `samples` and
+    /// `batch` default to 4 and 1.
+    public var latent: LatentOptions
 
     /// The CLI's defaults.
     public init() { self.init(EditSettings(prompt: ""), MaskOptions()) }
@@ -68,12 +63,7 @@ public struct JobSettings: Codable, Sendable, Equatable {
         feather = mask.feather
         maskFrom = mask.channel
         truncatePrompt = false
-        let latent = LatentOptions()
-        scheduler = latent.scheduler
-        strength = latent.strength
-        guidanceScale = latent.guidanceScale
-        negativePrompt = latent.negativePrompt
-        reconstructBackground = latent.backgroundReconstructionSteps
+        latent = LatentOptions()
         method = s.method
         samples = s.samples
         batch = s.batchSize
@@ -90,12 +80,17 @@ public struct JobSettings: Codable, Sendable, Equatable {
         augmentations = s.augmentations
     }
 
-    /// The pipeline's settings for `prompt`.
+    /// The pipeline's settings for `prompt` (for a latent job, the pixel methods' at their
+    /// defaults, as `blend edit` leaves them).
     public func editSettings(prompt: String) -> EditSettings {
         var s = EditSettings(prompt: prompt)
         s.method = method
         s.samples = samples
         s.batchSize = min(batch, samples)
+        s.seed = seed
+        s.invertMask = invertMask
+        s.enforceBackground = enforceBackground
+        guard method != .latent else { return s }
         s.timestepRespacing = steps
         s.skipTimesteps = skip
         s.ddim = ddim
@@ -110,17 +105,19 @@ public struct JobSettings: Codable, Sendable, Equatable {
         return s
     }
 
-    /// The pipeline's latent options (`steps` was checked to be a number for a latent job).
-    public var latentOptions: LatentOptions {
-        var options = LatentOptions()
-        options.scheduler = scheduler
-        options.steps = Int(steps) ?? options.steps
-        options.strength = strength
-        options.guidanceScale = guidanceScale
-        options.negativePrompt = negativePrompt
-        options.backgroundReconstructionSteps = reconstructBackground
-        return options
+    /// The pipeline's request for these settings (the server's limits and precision aside).
+    public func editRequest(prompt: String, imagePath: String, maskPath: String?, outputDirectory: String,
+                            models: EditModelPaths) -> EditRequest {
+        var request = EditRequest(imagePath: imagePath, maskPath: maskPath, outputDirectory: outputDirectory,
+                                  settings: editSettings(prompt: prompt), models: models)
+        request.maskOptions = maskOptions
+        request.truncatePrompt = truncatePrompt
+        if method == .latent { request.latent = latent }
+        return request
     }
+
+    /// The pipeline's latent options.
+    public var latentOptions: LatentOptions { latent }
 
     /// The pipeline's mask options (`region` was checked when the job was made).
     public var maskOptions: MaskOptions {
@@ -132,7 +129,11 @@ public struct JobSettings: Codable, Sendable, Equatable {
         case method, samples, batch, steps, skip, ddim, seed, invertMask, enforceBackground
         case clipLambda, rangeLambda, lpipsLambda, l2Lambda, augmentations
         case maskThreshold, region, regionPadding, feather, maskFrom, truncatePrompt
-        case scheduler, strength, guidanceScale, negativePrompt, reconstructBackground
+    }
+
+    /// Every key a settings object may have: its own and the latent method's.
+    static var allKeys: Set<String> {
+        Set(CodingKeys.allCases.map(\.rawValue)).union(LatentOptions.CodingKeys.allCases.map(\.rawValue))
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -157,11 +158,7 @@ public struct JobSettings: Codable, Sendable, Equatable {
         try c.encode(feather, forKey: .feather)
         try c.encode(maskFrom, forKey: .maskFrom)
         try c.encode(truncatePrompt, forKey: .truncatePrompt)
-        try c.encode(scheduler, forKey: .scheduler)
-        try c.encode(strength, forKey: .strength)
-        try c.encode(guidanceScale, forKey: .guidanceScale)
-        try c.encode(negativePrompt, forKey: .negativePrompt)
-        try c.encode(reconstructBackground, forKey: .reconstructBackground)
+        try latent.encode(to: encoder, includingSteps: false)
     }
 
     /// Reads a (possibly partial) settings object; absent fields keep the CLI's defaults.
@@ -215,16 +212,12 @@ public struct JobSettings: Codable, Sendable, Equatable {
         feather = try c.decodeIfPresent(Int.self, forKey: .feather) ?? feather
         maskFrom = try c.decodeIfPresent(MaskChannel.self, forKey: .maskFrom) ?? maskFrom
         truncatePrompt = try c.decodeIfPresent(Bool.self, forKey: .truncatePrompt) ?? truncatePrompt
+        latent = try LatentOptions(from: decoder, readingSteps: method == .latent)
         if method == .latent {
-            if !c.contains(.steps) { steps = String(LatentOptions().steps) }
+            steps = String(latent.steps)
             if !c.contains(.samples) { samples = 4 }
             if !c.contains(.batch) { batch = 1 }
         }
-        scheduler = try c.decodeIfPresent(LatentSolverKind.self, forKey: .scheduler) ?? scheduler
-        strength = try c.decodeIfPresent(Double.self, forKey: .strength) ?? strength
-        guidanceScale = try c.decodeIfPresent(Float.self, forKey: .guidanceScale) ?? guidanceScale
-        negativePrompt = try c.decodeIfPresent(String.self, forKey: .negativePrompt) ?? negativePrompt
-        reconstructBackground = try c.decodeIfPresent(Int.self, forKey: .reconstructBackground) ?? reconstructBackground
     }
 
     /// A seed that fits the page's JavaScript numbers exactly (below 2^53).

@@ -243,12 +243,9 @@ final class JobRunner: Sendable {
 
     /// The pipeline request of a job whose inputs are in its folder.
     func editRequest(id: String, prompt: String, settings: JobSettings, photoFile: String, maskFile: String?) -> EditRequest {
-        var request = EditRequest(imagePath: store.file(id, photoFile).path, maskPath: maskFile.map { store.file(id, $0).path },
-                                  outputDirectory: store.outputDirectory(id).path, settings: settings.editSettings(prompt: prompt),
-                                  models: configuration.models)
-        request.maskOptions = settings.maskOptions
-        request.truncatePrompt = settings.truncatePrompt
-        if settings.method == .latent { request.latent = settings.latentOptions }
+        var request = settings.editRequest(prompt: prompt, imagePath: store.file(id, photoFile).path,
+                                           maskPath: maskFile.map { store.file(id, $0).path },
+                                           outputDirectory: store.outputDirectory(id).path, models: configuration.models)
         request.maximumPixels = configuration.maxUploadPixels
         request.precision = configuration.precision
         return request

@@ -93,7 +93,19 @@ let commandRunLock = PThreadMutex<Void>(())
         } catch {
             #expect(Edit.message(for: error).contains("feather must be 0 to 1000"), "\(Edit.message(for: error))")
         }
-        #expect(try Edit.parse(["photo.png", "--prompt", "x", "--seed", "-1"]).seed == "-1")
+        // --seed: a number, or random (-1 as older versions took it); anything else is a usage error.
+        #expect(try Edit.parse(["photo.png", "--prompt", "x", "--seed", "-1"]).seed == .random)
+        #expect(try Edit.parse(["photo.png", "--prompt", "x", "--seed", "random"]).request().randomSeed)
+        let fixed = try Edit.parse(["photo.png", "--prompt", "x", "--seed", "7"]).request()
+        #expect(!fixed.randomSeed && fixed.settings.seed == 7)
+        for bad in ["-2", "seven", "1.5"] {
+            do {
+                _ = try Edit.parse(["photo.png", "--prompt", "x", "--seed", bad])
+                Issue.record("--seed \(bad) was accepted")
+            } catch {
+                #expect(Edit.message(for: error).contains("--seed"), "\(Edit.message(for: error))")
+            }
+        }
     }
 
     @Test func theVersionIsTheOneReportsRecord() {

@@ -90,15 +90,24 @@ import Testing
         _ = try Edit.parse(["p.png", "--prompt", "x", "--method", "local-clip", "--lpips-lambda", "5", "--skip", "3", "--ddim"])
         _ = try Edit.parse(["p.png", "--prompt", "x", "--method", "latent", "--no-enforce-background"])
         #expect(try !Edit.parse(["p.png", "--prompt", "x", "--no-enforce-background"]).request().settings.enforceBackground)
-        // Help: no "pixel only" where local-clip takes the option too.
+        // Help: each method's options under its own heading (from the settings types), and
+        // "local-clip only" where the pixel method does not take one; no "pixel only".
         let help = Edit.helpMessage(columns: 400)
         #expect(!help.contains("pixel only"), "\(help)")
-        for (option, methods) in [("--skip", "pixel and local-clip"), ("--ddim", "pixel and local-clip"), ("--clip-lambda", "pixel and local-clip"),
-                                  ("--augmentations", "pixel and local-clip"), ("--save-intermediates", "pixel and local-clip"),
-                                  ("--lpips-lambda", "local-clip only"), ("--l2-lambda", "local-clip only"),
-                                  ("--enforce-background", "pixel and latent"), ("--strength", "Latent:")] {
+        let lines = help.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        func section(of option: String) -> String? {
+            guard let index = lines.firstIndex(where: { $0.hasPrefix(option + " ") || $0.hasPrefix(option + "/") }) else { return nil }
+            return lines[..<index].last { $0.hasSuffix(":") && $0 == $0.uppercased() }
+        }
+        for option in ["--skip", "--ddim", "--clip-lambda", "--range-lambda", "--augmentations", "--save-intermediates", "--lpips-lambda", "--l2-lambda"] {
+            #expect(section(of: option) == "PIXEL METHODS (--METHOD PIXEL, LOCAL-CLIP):", "\(option)")
+        }
+        for option in LatentOptions.descriptions.map(\.flag) where option != "--steps" {
+            #expect(section(of: option) == "LATENT METHOD (--METHOD LATENT):", "\(option)")
+        }
+        for option in ["--steps", "--samples", "--enforce-background", "--mask-from"] { #expect(section(of: option) == "OPTIONS:", "\(option)") }
+        for (option, methods) in [("--lpips-lambda", "local-clip only"), ("--l2-lambda", "local-clip only"), ("--enforce-background", "pixel and latent")] {
             // The option's line and the next (a long option name puts its help on the next line).
-            let lines = help.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
             let index = lines.firstIndex { $0.hasPrefix(option + " ") || $0.hasPrefix(option + "/") } ?? lines.count - 1
             let line = lines[index...].prefix(2).joined(separator: " ")
             #expect(line.contains(methods), "\(option): \(line)")

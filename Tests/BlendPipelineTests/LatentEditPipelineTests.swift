@@ -237,7 +237,7 @@ import BlendTensor
         #expect(differsInside)
         #expect(b.latent?.options.backgroundReconstructionSteps == 3)
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: b.directory).appendingPathComponent("report.json"))) as? [String: Any]
-        #expect(((json?["latent"] as? [String: Any])?["options"] as? [String: Any])?["background_reconstruction_steps"] as? Int == 3)
+        #expect(((json?["latent"] as? [String: Any])?["options"] as? [String: Any])?["reconstruct_background"] as? Int == 3)
         // A throw from a reconstruction step stops the run there: the sample is not finished.
         var cancelled = reconstructed
         cancelled.outputDirectory = models.directory.appendingPathComponent("cancelled").path

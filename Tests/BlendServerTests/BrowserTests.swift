@@ -233,7 +233,7 @@ import FoundationNetworking
         let mask = try EditMask(image: RGBImage(encoded: Array(buffer: try await client.execute(uri: "/api/jobs/\(id)/mask", method: .get).body)))
         try await expectEditedOnlyInside(mask, photo: photo, job: id, results: 2, client: client)
         let report = try await client.json("/api/jobs/\(id)/report").object
-        #expect(((report["latent"] as? [String: Any])?["options"] as? [String: Any])?["background_reconstruction_steps"] as? Int == 2)
+        #expect(((report["latent"] as? [String: Any])?["options"] as? [String: Any])?["reconstruct_background"] as? Int == 2)
     }
 
     /// Each of the job's first `results` results has the photo's size, the photo's pixels

@@ -59,9 +59,9 @@ import Testing
     /// pipeline's options, the job's settings and its report.json; bad values are a 400 that
     /// names the setting and its range.
     @Test func backgroundReconstructionTravelsToTheReportAndBadValuesAre400() async throws {
-        #expect(try JobIntake.decodeSettings(Array(#"{"method": "latent"}"#.utf8)).reconstructBackground == 0)
+        #expect(try JobIntake.decodeSettings(Array(#"{"method": "latent"}"#.utf8)).latent.backgroundReconstructionSteps == 0)
         let given = try JobIntake.decodeSettings(Array(#"{"method": "latent", "reconstructBackground": 12}"#.utf8))
-        #expect(given.reconstructBackground == 12 && given.latentOptions.backgroundReconstructionSteps == 12)
+        #expect(given.latentOptions.backgroundReconstructionSteps == 12)
         for (bad, words) in [(#"{"method": "latent", "reconstructBackground": -1}"#, "reconstructBackground must be 0 (off) to 10000"),
                              (#"{"method": "latent", "reconstructBackground": 10001}"#, "reconstructBackground must be 0 (off) to 10000"),
                              (#"{"method": "latent", "reconstructBackground": 2.5}"#, "reconstructBackground must be a whole number, got 2.5"),
@@ -89,7 +89,7 @@ import Testing
             #expect(finished["state"] as? String == "finished", "\(finished)")
             let report = try await client.json("/api/jobs/\(id)/report").object
             let options = (report["latent"] as? [String: Any])?["options"] as? [String: Any]
-            #expect(options?["background_reconstruction_steps"] as? Int == 2)
+            #expect(options?["reconstruct_background"] as? Int == 2)
             // The last progress was the reconstruction's last step.
             let progress = finished["progress"] as? [String: Any]
             #expect(progress?["reconstructionSample"] as? Int == 0 && progress?["reconstructionStep"] as? Int == 2

@@ -139,6 +139,10 @@ const settingFields = {
   guidanceScale: ["set-guidance-scale", "float"],
   negativePrompt: ["set-negative-prompt", "text"],
   reconstructBackground: ["set-reconstruct-background", "int"],
+  init: ["set-init", "text"],
+  blendLevel: ["set-blend-level", "text"],
+  predictionType: ["set-prediction-type", "optional-text"],
+  maskDilations: ["set-mask-dilations", "int"],
 };
 
 // The settings whose defaults differ by method (the latent method's: blend edit --method latent).
@@ -183,6 +187,7 @@ function readSettings() {
     else if (kind === "int") settings[key] = parseInt(el.value, 10);
     else if (kind === "float") settings[key] = parseFloat(el.value);
     else if (kind === "optional-int") { if (el.value.trim() !== "") settings[key] = parseInt(el.value, 10); }
+    else if (kind === "optional-text") { if (el.value.trim() !== "") settings[key] = el.value.trim(); }
     else settings[key] = el.value.trim();
   }
   settings.seed = $("set-seed-random").checked ? "random" : parseInt($("set-seed").value, 10);
