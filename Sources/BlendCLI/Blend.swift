@@ -22,6 +22,28 @@ struct Blend: AsyncParsableCommand {
 }
 
 /// `blend engine`: what the tensor engine will run on.
+/// A product at odd shapes on the kernels in use against float64: that they compute right here.
+func blasSelfCheck() throws -> String {
+    var rng = SplitMix64(seed: 1)
+    let (m, k, n) = (97, 89, 83)
+    let a = try Tensor.randomNormal([m, k], using: &rng), b = try Tensor.randomNormal([k, n], using: &rng)
+    let product = try a.matmul(b).scalars
+    let av = a.scalars, bv = b.scalars
+    var worst = 0.0
+    for i in 0..<m {
+        for j in 0..<n {
+            var exact = 0.0
+            for p in 0..<k { exact += Double(av[i * k + p]) * Double(bv[p * n + j]) }
+            worst = max(worst, abs(Double(product[i * n + j]) - exact))
+        }
+    }
+    guard worst < 1e-3 else {
+        throw ValidationError("the BLAS kernels (\(blasCoreName)) compute a \(m)x\(k)x\(n) product off by \(worst) from float64:"
+            + " set OPENBLAS_CORETYPE to another family (e.g. Haswell) and report this CPU")
+    }
+    return String(format: "a %dx%dx%d product matches float64 (largest difference %.1e)", m, k, n, worst)
+}
+
 struct Engine: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show the tensor engine's threads and BLAS settings.",
@@ -29,8 +51,12 @@ struct Engine: ParsableCommand {
             The engine's threads: --threads of edit and serve, else $BLEND_NUM_THREADS, else the CPUs \
             this process may use (its CPU affinity and a cgroup CPU quota). OpenBLAS itself runs one \
             thread per call on purpose (the engine splits large products across its own threads; \
-            OPENBLAS_NUM_THREADS is not used); its kernels are chosen for the CPU model, and \
-            OPENBLAS_CORETYPE forces others.
+            OPENBLAS_NUM_THREADS is not used). Its kernels: OpenBLAS picks them by CPU model; where \
+            it does not know the model and falls back to kernels below the CPU's instruction set \
+            (e.g. Prescott on an AVX-512 Xeon), blend switches to the family made for that \
+            instruction set. OPENBLAS_CORETYPE forces a family; BLEND_BLAS_KERNELS=openblas keeps \
+            OpenBLAS's choice, BLEND_BLAS_KERNELS=<family> picks one. Results are the same on every \
+            family; only the speed differs.
             """)
 
     func validate() throws { try ThreadOptions.validate(threads: nil) }
@@ -40,7 +66,14 @@ struct Engine: ParsableCommand {
               + " in this process's affinity \(AvailableCPUs.affinityCount().map(String.init) ?? "unknown"),"
               + " cgroup CPU quota \(AvailableCPUs.cgroupQuota().map(String.init) ?? "none"))")
         print("BLAS threads:   \(blasThreadCount)")
-        print("BLAS kernels:   \(blasCoreName) (\(blasConfiguration))")
+        let kernels = BLASKernels.current
+        print("CPU:            \(CPUFeatures.current.summary)")
+        print("BLAS kernels:   \(blasCoreName): \(kernels.reason) (\(blasConfiguration))")
+        if kernels.isBelowCPU {
+            print("warning: these kernels use less of the CPU than it has (\(BLASKernels.tier(of: CPUFeatures.current))):"
+                  + " GEMMs run several times slower; unset OPENBLAS_CORETYPE and BLEND_BLAS_KERNELS to let blend choose")
+        }
+        print("BLAS check:     \(try blasSelfCheck())")
         print("oneDNN:         \(ComputeLibrary.oneDNNVersion), \(ComputeLibrary.oneDNNInstructionSet) (bf16: \(ComputeLibrary.supportsBF16 ? "yes" : "no, fp32 is used"))")
     }
 }

@@ -8,7 +8,12 @@ import COpenBLAS
 /// threads want the same cores (on small models more system time than work). Large GEMMs
 /// are split across the engine's threads instead (see ``sgemm``), and small ones run on the
 /// calling thread without any hand-off.
-private let blasSingleThreaded: Void = openblas_set_num_threads(1)
+/// Before the first BLAS call: the kernel family (``BLASKernels``), then one BLAS thread (the
+/// engine splits large GEMMs itself).
+private let blasSingleThreaded: Void = {
+    _ = BLASKernels.current
+    openblas_set_num_threads(1)
+}()
 
 /// How the engine splits a GEMM across its threads so that no result depends on the split.
 ///
@@ -152,5 +157,9 @@ public var blasThreadCount: Int {
 /// (``GEMMSplit``'s rules were measured on 0.3.21; `GEMMSplitTests` checks them on the one installed).
 public var blasConfiguration: String { String(cString: openblas_get_config()) }
 
-/// The CPU kernel family OpenBLAS picked (e.g. "Haswell", "SkylakeX"); `OPENBLAS_CORETYPE` overrides it.
-public var blasCoreName: String { String(cString: openblas_get_corename()) }
+/// The CPU kernel family the GEMMs run on (e.g. "Haswell", "SkylakeX"): OpenBLAS's choice, or the
+/// one ``BLASKernels`` replaced it with; `OPENBLAS_CORETYPE` overrides both.
+public var blasCoreName: String {
+    _ = blasSingleThreaded
+    return String(cString: openblas_get_corename())
+}

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import BlendModels
 import BlendPipelineTestSupport
+import BlendTensor
 @testable import BlendCLI
 
 /// `--threads`, `BLEND_NUM_THREADS` and the default count, as the `blend` binary reports them.
@@ -70,5 +71,31 @@ import BlendPipelineTestSupport
         let report = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("latest/report.json"))) as? [String: Any]
         let compute = report?["compute"] as? [String: Any]
         #expect(compute?["threads"] as? Int == 3 && (compute?["blas_kernels"] as? String)?.isEmpty == false, "\(String(describing: compute))")
+    }
+}
+
+/// The BLAS kernel family as `blend engine` reports it: chosen by the CPU's instruction set,
+/// switched at run time when asked (the same path that replaces a generic fallback), and
+/// checked against float64 on whatever family runs.
+@Suite(.serialized) struct BLASKernelsCommandTests {
+    @Test func engineSwitchesFamiliesAndEachComputesRight() throws {
+        let threads = ThreadsCommandTests()
+        let plain = try threads.blend(["engine"])
+        #expect(plain.status == 0 && plain.stdout.contains("BLAS kernels:") && plain.stdout.contains("BLAS check:     a 97x89x83 product matches float64"),
+                "\(plain.stdout)\(plain.stderr)")
+        #expect(!plain.stdout.contains("warning"), "\(plain.stdout)")
+        // Switched at run time to the generic family: it runs, computes right, and is a warning.
+        let generic = try threads.blend(["engine"], environment: ["BLEND_BLAS_KERNELS": "Prescott"])
+        #expect(generic.status == 0 && generic.stdout.contains("BLAS kernels:   Prescott: BLEND_BLAS_KERNELS=Prescott chose them"),
+                "\(generic.stdout)\(generic.stderr)")
+        #expect(generic.stdout.contains("matches float64"))
+        if CPUFeatures.current.avx2 {
+            #expect(generic.stdout.contains("warning: these kernels use less of the CPU"), "\(generic.stdout)")
+            let haswell = try threads.blend(["engine"], environment: ["BLEND_BLAS_KERNELS": "Haswell"])
+            #expect(haswell.stdout.contains("BLAS kernels:   Haswell") && haswell.stdout.contains("matches float64"), "\(haswell.stdout)")
+        }
+        // OpenBLAS's own variable is the user's choice.
+        let forced = try threads.blend(["engine"], environment: ["OPENBLAS_CORETYPE": "Prescott"])
+        #expect(forced.stdout.contains("Prescott: OPENBLAS_CORETYPE=Prescott chose them"), "\(forced.stdout)")
     }
 }

@@ -168,7 +168,10 @@ func forwardAndGradientAtEveryThreadCount(_ x: Tensor, seed: UInt64 = 777, _ lab
         let u = ref.y
         let sig = u.map { 1 / (1 + Foundation_exp(-$0)) }
         let yRef = zip(u, sig).map { $0 * $1 }
-        let gu = (0..<u.count).map { Double(fused.g[$0]) * sig[$0] * (1 + u[$0] * (1 - sig[$0])) }
+        let gu: [Double] = (0..<u.count).map { (i: Int) -> Double in
+            let s: Double = sig[i], slope: Double = 1 + u[i] * (1 - s)
+            return Double(fused.g[i]) * s * slope
+        }
         let dxRef = Reference.groupNorm(x.scalars, n: n, c: channels, spatial: spatial, groups: groups, gamma: gamma.scalars,
                                         beta: beta.scalars, eps: 1e-5, g: gu.map { Float($0) }).dx
         #expect(Reference.relativeError(fused.y, yRef) < 1e-5 && Reference.relativeError(fused.dx, dxRef) < 1e-4)
