@@ -49,7 +49,7 @@ xcc=()
 for flag in $cflags; do xcc+=(-Xcc "$flag"); done
 common=(-O -g -parse-as-library -enable-testing -sanitize=fuzzer,address
         -I "$build/modules" -I Sources/COpenBLAS -I Sources/CDNNL -I Sources/CZlib -I Sources/CPNG -I Sources/CJPEG
-        -I "$build/cmodules/CBlendKernels" "${xcc[@]}")
+        -I "$build/cmodules/CBlendKernels" -I "$build/cmodules/CPNG16" "${xcc[@]}")
 
 # BlendTensor's C kernels (CBlendKernels): compiled with clang as SwiftPM does (-O2 there in
 # release), instrumented like the Swift code, with a module map like the one SwiftPM generates.
@@ -61,6 +61,17 @@ if [[ ! -f "$kernels_object" ]] || [[ -n $(find Sources/CBlendKernels -newer "$k
 fi
 printf 'module CBlendKernels {\n    header "%s"\n    export *\n}\n' "$PWD/Sources/CBlendKernels/include/CBlendKernels.h" \
     > "$build/cmodules/CBlendKernels/module.modulemap"
+
+# BlendImage's 16-bit PNG reader and writer (CPNG16, libpng's classic API in C): the same way.
+mkdir -p "$build/cmodules/CPNG16"
+png16_object="$build/obj/CPNG16.o"
+if [[ ! -f "$png16_object" ]] || [[ -n $(find Sources/CPNG16 -newer "$png16_object" | head -1) ]]; then
+    echo "==> compiling CPNG16" >&2
+    clang -O2 -g -fsanitize=fuzzer-no-link,address $(pkg-config --cflags libpng) -I Sources/CPNG16/include \
+        -c Sources/CPNG16/png16.c -o "$png16_object"
+fi
+printf 'module CPNG16 {\n    header "%s"\n    export *\n}\n' "$PWD/Sources/CPNG16/include/png16.h" \
+    > "$build/cmodules/CPNG16/module.modulemap"
 
 # Rebuilds module $1 from the sources that follow when any of them is newer than its object.
 module() {

@@ -33,6 +33,10 @@ public struct SoftMask: Sendable, Hashable {
     /// Why ``origin``'s rule was applied to a mask image with transparency, and how to choose
     /// the other (`--mask-from`); nil when there was no choice to make.
     public let note: String?
+    /// The other rule (brightness for transparency, transparency for brightness) would mark
+    /// some pixel of the mask image at the threshold it was read with: worth suggesting when
+    /// this one marks nothing.
+    public private(set) var otherRuleMarks = false
 
     public init(width: Int, height: Int, values: [UInt8], origin: Origin = .brightness, source: String = "mask",
                 note: String? = nil) throws {
@@ -74,6 +78,13 @@ public struct SoftMask: Sendable, Hashable {
         let native = try SoftMask(width: maskImage.size.width, height: maskImage.size.height, values: values,
                                   origin: origin, source: source, note: note)
         self = try native.resized(to: photoSize)
+        let cut = threshold * 255
+        switch origin {
+        case .maskTransparency:
+            otherRuleMarks = (0..<maskImage.size.pixelCount).contains { Float(maskImage.image.pixels[3 * $0]) > cut }
+        default:
+            otherRuleMarks = maskImage.alpha?.contains { Float(255 - $0) > cut } ?? false
+        }
     }
 
     /// Which channel of `image` is the mask, and why (nil: no choice to make).
@@ -144,14 +155,18 @@ public struct SoftMask: Sendable, Hashable {
         guard size != self.size else { return self }
         let grey = RGBImage(validatedWidth: width, height: height, pixels: values.flatMap { [$0, $0, $0] })
         let resized = try grey.resizedLanczos(width: size.width, height: size.height)
-        return try SoftMask(width: size.width, height: size.height,
-                            values: (0..<size.pixelCount).map { resized.pixels[3 * $0] }, origin: origin, source: source, note: note)
+        var mask = try SoftMask(width: size.width, height: size.height,
+                                values: (0..<size.pixelCount).map { resized.pixels[3 * $0] }, origin: origin, source: source, note: note)
+        mask.otherRuleMarks = otherRuleMarks
+        return mask
     }
 
     /// Edit and keep swapped.
     public func inverted() -> SoftMask {
         // Cannot fail: same size and count.
-        try! SoftMask(width: width, height: height, values: values.map { 255 - $0 }, origin: origin, source: source, note: note)
+        var mask = try! SoftMask(width: width, height: height, values: values.map { 255 - $0 }, origin: origin, source: source, note: note)
+        mask.otherRuleMarks = otherRuleMarks
+        return mask
     }
 
     /// The binary mask: a pixel is edited where its value exceeds `threshold` (0 to 1) of 255.

@@ -154,8 +154,17 @@ import BlendPipelineTestSupport
         // Black everywhere at alpha 250: the transparency marks nothing, so brightness reads it.
         let request = try request("all-black", marked: PixelBox(x: 0, y: 0, width: 0, height: 0))
         try writeStripMask(to: request.maskPath!, whiteBox: PixelBox(x: 0, y: 0, width: 0, height: 0), alpha: 250, transparentRows: 0..<0)
-        #expect(throws: MaskError.nothingMarked(source: request.maskPath!, rule: .brightness, otherRule: true)) {
+        // Its transparency marks nothing either, so the error suggests no other rule.
+        #expect(throws: MaskError.nothingMarked(source: request.maskPath!, rule: .brightness, otherRule: false)) {
             try EditPipeline.check(request)
+        }
+        // Read by brightness on request, a black mask whose transparency would mark its strip
+        // names the other rule.
+        var forced = request
+        forced.maskOptions.channel = .brightness
+        try writeStripMask(to: request.maskPath!, whiteBox: PixelBox(x: 0, y: 0, width: 0, height: 0))
+        #expect(throws: MaskError.nothingMarked(source: request.maskPath!, rule: .brightness, otherRule: true)) {
+            try EditPipeline.check(forced)
         }
         // With white in it, alpha 250 everywhere no longer hides the white.
         try writeStripMask(to: request.maskPath!, whiteBox: PixelBox(x: 12, y: 8, width: 16, height: 14), alpha: 250, transparentRows: 0..<0)

@@ -66,13 +66,18 @@ import Testing
             // A bad value names the setting.
             let bad = try await client.post(.job(photo: fixture.photo, mask: strip, settings: #"{"maskFrom": "green"}"#))
             #expect(bad.status == .badRequest && bad.message.contains("maskFrom"), "\(bad.message)")
-            // All black at alpha 250: the rule that read it and the other one, as settings.
+            // All black at alpha 250: the rule that read it; its transparency marks nothing, so no other is offered.
             let black = try stripMask(white: PixelBox(x: 0, y: 0, width: 0, height: 0), alpha: 250)
             var noStrip = try Photo(encoded: black)
             noStrip.alpha = [UInt8](repeating: 250, count: 1200)
             let refused = try await client.post(.job(photo: fixture.photo, mask: noStrip.encodedPNG()))
             #expect(refused.status.code / 100 == 4)
-            #expect(refused.message.contains("read by its brightness") && refused.message.contains("\"mask from\" to alpha"), "\(refused.message)")
+            #expect(refused.message.contains("read by its brightness") && !refused.message.contains("mask from"), "\(refused.message)")
+            // Read by brightness on request, a black mask with a transparent strip: the other rule is named.
+            let forced = try await client.post(.job(photo: fixture.photo, mask: stripMask(white: PixelBox(x: 0, y: 0, width: 0, height: 0)),
+                                                    settings: #"{"maskFrom": "brightness"}"#))
+            #expect(forced.status.code / 100 == 4)
+            #expect(forced.message.contains("read by its brightness") && forced.message.contains("\"mask from\" to alpha"), "\(forced.message)")
         }
     }
 }
