@@ -79,7 +79,18 @@ public struct FeatherFit: Sendable, Equatable {
     }
 
     /// The fit of `feather` (pixels) to `mask`.
-    public init(mask: EditMask, feather: Int) {
+    public init(mask full: EditMask, feather: Int) {
+        // Measured on the marked pixels' box and a 1-pixel ring around it (clamped to the
+        // image): the ring is kept pixels (the box is tight) or the image's border, so every
+        // depth and every area is the full mask's, at the size of the mark rather than of the photo.
+        guard let box = full.boundingBox else {
+            (areas, narrowAreas, narrowestWidth) = (0, 0, nil)
+            return
+        }
+        let x0 = max(0, box.x - 1), y0 = max(0, box.y - 1)
+        let ring = PixelBox(x: x0, y: y0, width: min(full.width, box.x + box.width + 1) - x0,
+                            height: min(full.height, box.y + box.height + 1) - y0)
+        let mask = (try? full.cropped(to: ring)) ?? full
         let depth = cappedDepths(mask, cap: feather + 1)
         let width = mask.width, height = mask.height
         // Union-find over marked pixels; each area's largest depth at its root.

@@ -487,7 +487,7 @@ public enum EditPipeline {
             if request.settings.method != .localClip { try mask.requireBackground() }
         } catch MaskError.empty where !inverted {
             // Name the rule that read the mask, and the other one where the image allows it.
-            throw MaskError.nothingMarked(source: source, rule: soft.origin, otherRule: soft.otherRuleMarks && soft.origin != .photoTransparency)
+            throw MaskError.nothingMarked(source: source, rule: soft.origin, otherRule: soft.otherRuleMarks)
         } catch MaskError.empty where inverted {
             throw EditError.badInput("\(source): with --invert-mask the black of the mask is edited, and it has none (it is all white):"
                 + " paint the region to change in black, or drop --invert-mask and paint the region to change in white")

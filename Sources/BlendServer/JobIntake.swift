@@ -166,7 +166,7 @@ enum JobIntake {
                 guard (0...10_000).contains(settings.latent.backgroundReconstructionSteps) else {
                     throw ServerError.badRequest("reconstructBackground must be 0 (off) to 10000 Adam steps, got \(settings.latent.backgroundReconstructionSteps)")
                 }
-                try settings.latentOptions.validate()
+                try settings.latent.validate()
             } else {
                 let total = try spacedTimesteps(original: 1000, spec: settings.steps).count
                 try settings.editSettings(prompt: "-").validate(totalSteps: total)

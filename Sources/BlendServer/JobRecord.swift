@@ -87,10 +87,6 @@ public struct JobSettings: Codable, Sendable, Equatable {
         s.method = method
         s.samples = samples
         s.batchSize = min(batch, samples)
-        s.seed = seed
-        s.invertMask = invertMask
-        s.enforceBackground = enforceBackground
-        guard method != .latent else { return s }
         s.timestepRespacing = steps
         s.skipTimesteps = skip
         s.ddim = ddim
@@ -102,7 +98,7 @@ public struct JobSettings: Codable, Sendable, Equatable {
         s.lpipsSimLambda = lpipsLambda
         s.l2SimLambda = l2Lambda
         s.augmentations = augmentations
-        return s
+        return s.withUnusedAtDefaults
     }
 
     /// The pipeline's request for these settings (the server's limits and precision aside).
@@ -115,9 +111,6 @@ public struct JobSettings: Codable, Sendable, Equatable {
         if method == .latent { request.latent = latent }
         return request
     }
-
-    /// The pipeline's latent options.
-    public var latentOptions: LatentOptions { latent }
 
     /// The pipeline's mask options (`region` was checked when the job was made).
     public var maskOptions: MaskOptions {

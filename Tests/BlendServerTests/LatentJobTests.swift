@@ -45,9 +45,9 @@ import Testing
 
     @Test func latentSettingsHaveTheCLIsDefaultsAndBadOnesAre400() async throws {
         let latent = try JobIntake.decodeSettings(Array(#"{"method": "latent"}"#.utf8))
-        #expect(latent.steps == "25" && latent.samples == 4 && latent.batch == 1 && latent.latentOptions == LatentOptions())
+        #expect(latent.steps == "25" && latent.samples == 4 && latent.batch == 1 && latent.latent == LatentOptions())
         let given = try JobIntake.decodeSettings(Array(#"{"method": "latent", "steps": 30, "scheduler": "ddim", "strength": 0.5}"#.utf8))
-        #expect(given.latentOptions.steps == 30 && given.latentOptions.scheduler == .ddim && given.latentOptions.strength == 0.5)
+        #expect(given.latent.steps == 30 && given.latent.scheduler == .ddim && given.latent.strength == 0.5)
         for bad in [#"{"method": "latent", "steps": "ddim50"}"#, #"{"method": "latent", "strength": 2}"#,
                     #"{"method": "latent", "guidanceScale": -1}"#, #"{"method": "latent", "scheduler": "euler"}"#,
                     #"{"method": "latent", "steps": 0}"#] {
@@ -61,7 +61,7 @@ import Testing
     @Test func backgroundReconstructionTravelsToTheReportAndBadValuesAre400() async throws {
         #expect(try JobIntake.decodeSettings(Array(#"{"method": "latent"}"#.utf8)).latent.backgroundReconstructionSteps == 0)
         let given = try JobIntake.decodeSettings(Array(#"{"method": "latent", "reconstructBackground": 12}"#.utf8))
-        #expect(given.latentOptions.backgroundReconstructionSteps == 12)
+        #expect(given.latent.backgroundReconstructionSteps == 12)
         for (bad, words) in [(#"{"method": "latent", "reconstructBackground": -1}"#, "reconstructBackground must be 0 (off) to 10000"),
                              (#"{"method": "latent", "reconstructBackground": 10001}"#, "reconstructBackground must be 0 (off) to 10000"),
                              (#"{"method": "latent", "reconstructBackground": 2.5}"#, "reconstructBackground must be a whole number, got 2.5"),
