@@ -15,7 +15,7 @@ public enum LatentMasks {
             throw EditError.badInput("a latent mask needs a grid of at least 1 × 1, got \(height) × \(width)")
         }
         let inH = mask.dim(2), inW = mask.dim(3)
-        let rows = nearestIndices(input: inH, output: height), columns = nearestIndices(input: inW, output: width)
+        let rows = pillowNearestIndices(input: inH, output: height), columns = pillowNearestIndices(input: inW, output: width)
         let src = mask.scalars
         var out = [Float](repeating: 0, count: height * width)
         for (y, sy) in rows.enumerated() {
@@ -24,16 +24,6 @@ public enum LatentMasks {
             }
         }
         return try Tensor(shape: [1, 1, height, width], scalars: out)
-    }
-
-    /// Pillow's nearest-neighbour source index of each output index along one axis.
-    static func nearestIndices(input: Int, output: Int) -> [Int] {
-        let step = Double(input) / Double(output)
-        var position = step * 0.5
-        return (0..<output).map { _ in
-            defer { position += step }
-            return min(Int(position), input - 1)
-        }
     }
 
     /// Binary dilation by a `size × size` square (size odd), nothing outside the grid

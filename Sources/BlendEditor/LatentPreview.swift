@@ -131,7 +131,7 @@ public struct LatentPreview: Sendable, Equatable {
         let grid = try colors(latents)
         let upsampled = factor == 1 ? grid
             : try resizeBilinear(grid, height: factor * grid.dim(2), width: factor * grid.dim(3))
-        return try upsampled.clamped(min: -1, max: 1)
+        return upsampled.clamped(min: -1, max: 1)
     }
 
     /// Solves `A·x = b` for a symmetric positive definite `A` (`size`×`size`, row-major) by

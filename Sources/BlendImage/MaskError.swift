@@ -15,8 +15,6 @@ public enum MaskError: Error, Equatable, CustomStringConvertible {
     case noTransparency(source: String)
     /// A `--region` box that does not lie inside the photo.
     case regionOutsidePhoto(region: PixelBox, image: ImageSize)
-    /// The marked pixels vanish when the edit region is scaled to the model's size.
-    case tooSmallForModel(marked: PixelBox, region: PixelBox, modelSize: Int)
     /// A mask option out of range.
     case invalidOption(String)
 
@@ -50,10 +48,6 @@ public enum MaskError: Error, Equatable, CustomStringConvertible {
         case let .regionOutsidePhoto(region, image):
             return "the region \(region) (x,y,width,height) does not fit inside the \(image) photo; give a box inside it,"
                 + " or --region auto"
-        case let .tooSmallForModel(marked, region, modelSize):
-            return "the marked region (\(marked.width)x\(marked.height) pixels at \(marked.x),\(marked.y)) covers no pixel of the"
-                + " model's \(modelSize)x\(modelSize) image once the \(region.width)x\(region.height) edit region around it is scaled"
-                + " to that size; use --region auto (the default), a smaller --region box around it, or a larger mask"
         case let .invalidOption(message):
             return message
         }

@@ -1,3 +1,5 @@
+import BlendTensor
+
 extension RGBImage {
     /// The image resized by nearest neighbour, exactly as Pillow's
     /// `Image.resize((width, height), Image.NEAREST)`: output pixel `x` takes input column
@@ -8,8 +10,8 @@ extension RGBImage {
     public func resizedNearest(width newWidth: Int, height newHeight: Int) throws -> RGBImage {
         try ImageSize(width: newWidth, height: newHeight).validate("resizedNearest")
         if newWidth == width && newHeight == height { return self }
-        let columns = RGBImage.nearestIndices(inputSize: width, outputSize: newWidth)
-        let rows = RGBImage.nearestIndices(inputSize: height, outputSize: newHeight)
+        let columns = pillowNearestIndices(input: width, output: newWidth)
+        let rows = pillowNearestIndices(input: height, output: newHeight)
         var pixels = [UInt8](repeating: 0, count: 3 * newWidth * newHeight)
         self.pixels.withUnsafeBufferPointer { src in
             pixels.withUnsafeMutableBufferPointer { dst in
@@ -24,20 +26,5 @@ extension RGBImage {
             }
         }
         return RGBImage(validatedWidth: newWidth, height: newHeight, pixels: pixels)
-    }
-
-    /// The source index of each output index along one axis.
-    static func nearestIndices(inputSize: Int, outputSize: Int) -> [Int] {
-        let step = Double(inputSize) / Double(outputSize)
-        var position = step * 0.5
-        var indices: [Int] = []
-        indices.reserveCapacity(outputSize)
-        for _ in 0..<outputSize {
-            // Positions are never negative here, so the truncating cast is a floor; the clamp
-            // only guards against an accumulated sum reaching inputSize.
-            indices.append(min(Int(position), inputSize - 1))
-            position += step
-        }
-        return indices
     }
 }

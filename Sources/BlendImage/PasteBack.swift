@@ -64,12 +64,13 @@ public func pasteWeights(mask: EditMask, soft: SoftMask? = nil, threshold: Float
 /// a shorter fade (``pasteWeights(mask:soft:threshold:feather:)``), which a front end
 /// reports.
 public struct FeatherFit: Sendable, Equatable {
-    /// The mask's connected marked areas (8-connected).
+    /// The mask's connected marked areas (``MarkedAreas``).
     public var areas: Int
     /// Areas narrower than `2·feather + 1` pixels, whose fade is shortened.
     public var narrowAreas: Int
-    /// The width in pixels of the narrowest area, measured as twice its largest depth
-    /// (so a 6-pixel-wide mark is 6, a 5-pixel one 6 as well: depth 3); nil without areas.
+    /// The width in pixels of the narrowest area, measured through its deepest pixels: the
+    /// shorter of the row and the column of marked pixels through each, the least of those
+    /// (a 6-pixel-wide mark is 6, a 5-pixel one 5, a 1-pixel stroke 1); nil without areas.
     public var narrowestWidth: Int?
 
     public init(areas: Int, narrowAreas: Int, narrowestWidth: Int?) {
@@ -92,34 +93,42 @@ public struct FeatherFit: Sendable, Equatable {
                             height: min(full.height, box.y + box.height + 1) - y0)
         let mask = (try? full.cropped(to: ring)) ?? full
         let depth = cappedDepths(mask, cap: feather + 1)
+        let marked = MarkedAreas(mask)
         let width = mask.width, height = mask.height
-        // Union-find over marked pixels; each area's largest depth at its root.
-        var parent = [Int](0..<mask.isEdited.count)
-        func root(_ i: Int) -> Int {
-            var i = i
-            while parent[i] != i { parent[i] = parent[parent[i]]; i = parent[i] }
-            return i
-        }
+        // The length of the run of marked pixels through each pixel, along its row and its column.
+        var rowRun = [Int32](repeating: 0, count: mask.isEdited.count), columnRun = rowRun
         for y in 0..<height {
-            for x in 0..<width where mask.isEdited[y * width + x] {
-                let i = y * width + x
-                for (dx, dy) in [(-1, 0), (-1, -1), (0, -1), (1, -1)] {
-                    let nx = x + dx, ny = y + dy
-                    guard nx >= 0, nx < width, ny >= 0, mask.isEdited[ny * width + nx] else { continue }
-                    let a = root(i), b = root(ny * width + nx)
-                    if a != b { parent[max(a, b)] = min(a, b) }
-                }
+            var x = 0
+            while x < width {
+                guard mask.isEdited[y * width + x] else { x += 1; continue }
+                var end = x
+                while end < width && mask.isEdited[y * width + end] { end += 1 }
+                for i in x..<end { rowRun[y * width + i] = Int32(end - x) }
+                x = end
             }
         }
-        var deepest: [Int: Int] = [:]
-        for i in 0..<mask.isEdited.count where mask.isEdited[i] {
-            let r = root(i)
-            deepest[r] = max(deepest[r] ?? 0, Int(depth[i]))
+        for x in 0..<width {
+            var y = 0
+            while y < height {
+                guard mask.isEdited[y * width + x] else { y += 1; continue }
+                var end = y
+                while end < height && mask.isEdited[end * width + x] { end += 1 }
+                for i in y..<end { columnRun[i * width + x] = Int32(end - y) }
+                y = end
+            }
         }
-        areas = deepest.count
-        let narrow = deepest.values.filter { $0 < feather + 1 }
-        narrowAreas = feather > 0 ? narrow.count : 0
-        narrowestWidth = deepest.values.min().map { 2 * $0 }
+        var deepest = [Int32](repeating: 0, count: marked.count)
+        for i in 0..<marked.labels.count where marked.labels[i] >= 0 {
+            deepest[Int(marked.labels[i])] = max(deepest[Int(marked.labels[i])], depth[i])
+        }
+        var across = [Int32](repeating: .max, count: marked.count)
+        for i in 0..<marked.labels.count where marked.labels[i] >= 0 && depth[i] == deepest[Int(marked.labels[i])] {
+            let area = Int(marked.labels[i])
+            across[area] = min(across[area], rowRun[i], columnRun[i])
+        }
+        areas = marked.count
+        narrowAreas = feather > 0 ? deepest.filter { $0 < feather + 1 }.count : 0
+        narrowestWidth = across.min().map(Int.init)
     }
 }
 

@@ -91,8 +91,9 @@ public struct SoftMask: Sendable, Hashable {
     static func rule(for image: Photo, source: String, channel: MaskChannel, threshold: Float) -> (Origin, String?) {
         switch channel {
         case .brightness:
-            return (.brightness, image.alpha == nil ? nil
-                : "\(source) has transparent pixels; they are ignored and its brightness is the mask (white = edit), as --mask-from brightness asks")
+            guard let lowest = image.alpha?.min(), lowest < 255 else { return (.brightness, nil) }
+            return (.brightness, "\(source) is partly transparent (lowest alpha \(lowest) of 255); its transparency is ignored and its"
+                + " brightness is the mask (white = edit), as --mask-from brightness asks")
         case .alpha:
             return (.maskTransparency, "\(source) is read by its transparency (transparent = edit, opaque = keep), as --mask-from alpha asks")
         case .auto:

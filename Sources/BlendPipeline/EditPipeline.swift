@@ -35,18 +35,6 @@ struct EditJob: Codable, Equatable {
     }
 }
 
-/// The mask and region of an edit, resolved at the photo's and the model's resolutions.
-struct EditGeometry {
-    /// Edited pixels at the photo's size (only inside `region`).
-    var mask: EditMask
-    var region: PixelBox
-    /// The mask of the region at the model's size.
-    var modelMask: EditMask
-    var modelSize: Int
-    /// The region was shrunk below the model's size around a mark too small to edit at it.
-    var zoomed = false
-}
-
 /// An edit's inputs, read and checked by ``EditPipeline/check(_:)``.
 public struct CheckedEdit: Sendable {
     /// The photo as read (transparency and colour profile included).
@@ -405,6 +393,13 @@ public enum EditPipeline {
                     + " text_encoder/ hold config.json")
             }
         }
+        // The pixel model's size, where its config or an official file name gives it: then the
+        // mask's geometry is checked before the model files are looked for.
+        let stem = URL(fileURLWithPath: request.models.diffusion).deletingPathExtension().lastPathComponent
+        let knownModelSize = settings.method == .latent ? nil : (request.models.diffusionConfig ?? UNetConfig.presets[stem])?.imageSize
+        let knownGeometry = try knownModelSize.map {
+            try resolveGeometry(mask: fullMask, photo: photo.size, options: request.maskOptions, modelSize: $0)
+        }
         // The model files: every one the method needs, named at once.
         try ModelLoader.requireFiles(requiredModelFiles(request))
         if let cache = request.models.cacheDirectory {
@@ -425,12 +420,11 @@ public enum EditPipeline {
             return try checkLatent(request, photo: photo, soft: soft, fullMask: fullMask, tokens: tokens, tokenizer: tokenizer,
                                    editedFraction: editedFraction, notices: notices)
         }
-        // The region needs the model's size: known now for a given config or an official file
-        // name; otherwise the UNet is loaded here (its weights are mapped, not read) to learn it.
-        let stem = URL(fileURLWithPath: request.models.diffusion).deletingPathExtension().lastPathComponent
+        // The region needs the model's size: known already for a given config or an official
+        // file name; otherwise the UNet is loaded here (its weights are mapped, not read) to learn it.
         var loadSeconds = 0.0
         var preloadedUNet: UNetModel?
-        var modelSize = (request.models.diffusionConfig ?? UNetConfig.presets[stem])?.imageSize
+        var modelSize = knownModelSize
         if modelSize == nil {
             let loadStart = Date()
             let unet = try ModelLoader.unet(path: request.models.diffusion, config: nil, note: { notices.append($0) })
@@ -442,7 +436,7 @@ public enum EditPipeline {
            let available = request.availableMemoryBytes ?? EditMemory.availableBytes() {
             try EditMemory.check(estimate, available: available)
         }
-        let geometry = try resolveGeometry(mask: fullMask, photo: photo.size, options: request.maskOptions, modelSize: modelSize!)
+        let geometry = try knownGeometry ?? resolveGeometry(mask: fullMask, photo: photo.size, options: request.maskOptions, modelSize: modelSize!)
         notices += geometryNotices(geometry, options: request.maskOptions, enforcesBackground: settings.method != .localClip && settings.enforceBackground)
         return CheckedEdit(photo: photo, softMask: soft, tokens: tokens, editedFraction: editedFraction, notices: notices,
                            geometry: geometry, preloadedUNet: preloadedUNet, loadSeconds: loadSeconds, latentModel: nil,
@@ -458,6 +452,10 @@ public enum EditPipeline {
     public static func validateSettings(_ request: EditRequest) throws {
         let settings = request.settings
         try request.maskOptions.validate()
+        if request.maskPath == nil && request.maskOptions.channel != .auto {
+            throw MaskError.invalidOption("--mask-from \(request.maskOptions.channel.rawValue) chooses how a --mask image is read, and"
+                + " there is none: without --mask the photo's transparent area is edited; pass --mask, or leave --mask-from out")
+        }
         guard settings.samples >= 1, settings.batchSize >= 1 else {
             throw EditError.invalidSetting("the number of samples and the batch size must be at least 1 (got \(settings.samples) and \(settings.batchSize))")
         }
@@ -574,75 +572,6 @@ public enum EditPipeline {
             augmentations: settings.augmentations, diffusionFileBytes: size(request.models.diffusion),
             clipFileBytes: size(request.models.clip), lpipsFileBytes: usesLPIPS ? size(request.models.vgg16) : 0,
             stableDiffusion: stableDiffusion))
-    }
-
-    /// The edit region for `mask` and its mask at the model's size.
-    ///
-    /// The region is `options.region` resolved at least the model's size (so a large photo's
-    /// small object is not upscaled). When the marked pixels vanish there — no pixel of the
-    /// model's image, or for the latent method (`latentScale`: model pixels per latent cell) no
-    /// cell of the latent grid, as ``LatentMasks/downsample(_:height:width:)`` cuts it — an
-    /// `auto` region shrinks to the mark's box and margin (halved until it works), which the
-    /// model's size scales up (``EditGeometry/zoomed``), rather than refusing a mark that can
-    /// be edited that way.
-    /// - Throws: ``MaskError/tooSmallForModel(marked:region:modelSize:)`` when the marked
-    ///   pixels vanish even so; the errors of ``EditRegion/resolve(mask:photo:padding:minimumSide:)``.
-    static func resolveGeometry(mask: EditMask, photo: ImageSize, options: MaskOptions, modelSize: Int,
-                                latentScale: Int? = nil) throws -> EditGeometry {
-        func geometry(minimumSide: Int, padding: Int?) throws -> (EditGeometry, covers: Bool) {
-            let region = try options.region.resolve(mask: mask, photo: photo, padding: padding, minimumSide: minimumSide)
-            let inside = mask.restricted(to: region)
-            guard inside.editedPixelCount > 0 else {
-                throw MaskError.empty(source: "\(mask.source) inside the region \(region)")
-            }
-            let modelMask = try inside.cropped(to: region).resized(to: ImageSize(width: modelSize, height: modelSize))
-            var covers = modelMask.editedPixelCount > 0
-            if covers, let latentScale, latentScale > 1 {
-                let grid = max(1, modelSize / latentScale)
-                covers = try LatentMasks.downsample(modelMask.tensor(), height: grid, width: grid).sum().scalar > 0
-            }
-            return (EditGeometry(mask: inside, region: region, modelMask: modelMask, modelSize: modelSize), covers)
-        }
-        let first = try geometry(minimumSide: modelSize, padding: options.regionPadding)
-        if first.covers { return first.0 }
-        if options.region == .auto, let bounds = mask.boundingBox {
-            // The mark's box with its margin, then with half the margin, ..., then none: the
-            // first that the model's size magnifies enough to keep the mark.
-            var padding = options.regionPadding ?? EditRegion.defaultPadding(for: bounds)
-            while true {
-                var zoomed = try geometry(minimumSide: 1, padding: padding)
-                if zoomed.covers {
-                    zoomed.0.zoomed = true
-                    return zoomed.0
-                }
-                if padding == 0 { break }
-                padding /= 2
-            }
-        }
-        throw MaskError.tooSmallForModel(marked: first.0.mask.boundingBox!, region: first.0.region, modelSize: modelSize)
-    }
-
-    /// What the user should know about `geometry`: a region scaled up for a small mark, and a
-    /// feather shortened to fit narrow marked areas (when the edit is pasted with it).
-    static func geometryNotices(_ geometry: EditGeometry, options: MaskOptions, enforcesBackground: Bool) -> [String] {
-        var notices: [String] = []
-        if geometry.zoomed, let marked = geometry.mask.boundingBox {
-            let region = geometry.region
-            notices.append(String(format: "the marked region (%dx%d pixels) is too small to edit at the model's scale: the edit region is"
-                + " the %dx%d pixels around it, scaled up %.1f times to the model's %dx%d (the edit there is softer than the photo)",
-                marked.width, marked.height, region.width, region.height,
-                Double(geometry.modelSize) / Double(max(region.width, region.height)), geometry.modelSize, geometry.modelSize))
-        }
-        if enforcesBackground && options.feather > 0 {
-            let fit = FeatherFit(mask: geometry.mask, feather: options.feather)
-            if fit.narrowAreas > 0, let narrowest = fit.narrowestWidth {
-                let areas = fit.narrowAreas == fit.areas ? (fit.areas == 1 ? "the marked area is" : "every marked area is")
-                    : "\(fit.narrowAreas) of the \(fit.areas) marked areas are"
-                notices.append("\(areas) narrower than twice --feather \(options.feather) (the narrowest about \(narrowest) pixels across):"
-                    + " the fade there is shortened to fit, so that its middle takes the whole edit")
-            }
-        }
-        return notices
     }
 
     /// Weight 1 over the whole region: the model's own output there, background included

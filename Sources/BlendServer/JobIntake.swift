@@ -101,7 +101,9 @@ enum JobIntake {
         if let maskPath, !maskPath.isEmpty { text = text.replacingOccurrences(of: maskPath, with: "the mask") }
         for (phrase, words) in [("pass --truncate-prompt", "turn on \"truncate prompt\""), ("drop --invert-mask", "turn off \"invert mask\""),
                                 ("use --invert-mask", "turn on \"invert mask\""),
-                                ("pass --mask with a mask image (white = edit)", "paint the region to change or load a mask")] {
+                                ("pass --mask with a mask image (white = edit)", "paint the region to change or load a mask"),
+                                ("pass --mask, or", "paint or load a mask, or"), ("a --mask image", "a mask image"),
+                                ("without --mask", "without a mask")] {
             text = text.replacingOccurrences(of: phrase, with: words)
         }
         for (flag, setting) in [("--invert-mask", "\"invert mask\""), ("--truncate-prompt", "\"truncate prompt\""),
@@ -142,7 +144,12 @@ enum JobIntake {
         do {
             settings = try APIJSON.decoder.decode(JobSettings.self, from: Data(bytes))
         } catch let DecodingError.dataCorrupted(context) {
-            throw ServerError.badRequest("setting \(context.codingPath.map(\.stringValue).joined(separator: ".")): \(context.debugDescription)")
+            let key = context.codingPath.map(\.stringValue).joined(separator: ".")
+            if let choices = JobSettings.choices[key] {
+                let given = (object[key] as? String).map { "\"\($0)\"" } ?? "\(object[key] ?? "null")"
+                throw ServerError.badRequest("\(key) must be one of \(choices.joined(separator: ", ")); got \(given)")
+            }
+            throw ServerError.badRequest("setting \(key): \(context.debugDescription)")
         } catch let DecodingError.typeMismatch(_, context) {
             throw ServerError.badRequest("setting \(context.codingPath.map(\.stringValue).joined(separator: ".")) has the wrong type")
         } catch {

@@ -124,6 +124,16 @@ public struct JobSettings: Codable, Sendable, Equatable {
         case maskThreshold, region, regionPadding, feather, maskFrom, truncatePrompt
     }
 
+    /// The accepted values of each setting that takes one of a few names, for the error on
+    /// any other (`predictionType` names its own, as it also takes `v`).
+    static let choices: [String: [String]] = [
+        CodingKeys.method.rawValue: EditMethod.allCases.map(\.rawValue),
+        CodingKeys.maskFrom.rawValue: MaskChannel.allCases.map(\.rawValue),
+        LatentOptions.CodingKeys.scheduler.rawValue: LatentSolverKind.allCases.map(\.rawValue),
+        LatentOptions.CodingKeys.initialLatent.rawValue: LatentInit.allCases.map(\.rawValue),
+        LatentOptions.CodingKeys.blendLevel.rawValue: BlendLevel.allCases.map(\.rawValue),
+    ]
+
     /// Every key a settings object may have: its own and the latent method's.
     static var allKeys: Set<String> {
         Set(CodingKeys.allCases.map(\.rawValue)).union(LatentOptions.CodingKeys.allCases.map(\.rawValue))

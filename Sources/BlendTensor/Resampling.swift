@@ -8,6 +8,24 @@
 // MARK: - Nearest 2x upsampling
 
 /// Every pixel repeated into a 2×2 block: `[N, C, H, W] -> [N, C, 2H, 2W]`, as
+/// The source index of each output index along one axis of a nearest-neighbour resize, as
+/// Pillow's `Image.resize(..., NEAREST)` picks it: output `i` takes input
+/// `floor((i + 0.5) · input / output)`, the position accumulated in double precision as
+/// Pillow does. Every mask resize in blend (photo to model, model to latent grid) samples so.
+public func pillowNearestIndices(input: Int, output: Int) -> [Int] {
+    let step = Double(input) / Double(output)
+    var position = step * 0.5
+    var indices: [Int] = []
+    indices.reserveCapacity(max(output, 0))
+    for _ in 0..<max(output, 0) {
+        // Positions are never negative, so the truncating cast is a floor; the clamp only
+        // guards against an accumulated sum reaching `input`.
+        indices.append(min(Int(position), input - 1))
+        position += step
+    }
+    return indices
+}
+
 /// `F.interpolate(x, scale_factor=2, mode="nearest")` (the diffusion UNet's upsampler).
 public func upsampleNearest2x(_ x: Tensor) throws -> Tensor {
     let d = try x.imageDims(op: "upsampleNearest2x")

@@ -48,7 +48,12 @@ import BlendTestSupport
         var two = large.isEdited
         for y in 36..<39 { for x in 50..<53 { two[y * 60 + x] = true } }
         let fit = FeatherFit(mask: try EditMask(width: 60, height: 40, isEdited: two), feather: 4)
-        #expect(fit == FeatherFit(areas: 2, narrowAreas: 1, narrowestWidth: 4))
+        #expect(fit == FeatherFit(areas: 2, narrowAreas: 1, narrowestWidth: 3))
+        // Widths as measured across: odd widths are not rounded up, a stroke is 1 wide.
+        for (box, width) in [(PixelBox(x: 10, y: 12, width: 5, height: 9), 5), (PixelBox(x: 3, y: 7, width: 30, height: 1), 1),
+                             (PixelBox(x: 3, y: 7, width: 2, height: 20), 2)] {
+            #expect(FeatherFit(mask: try rectangle(40, 40, box), feather: 4).narrowestWidth == width, "\(box)")
+        }
         // Feather 0: a hard edge everywhere, nothing narrow.
         #expect(pasteWeights(mask: six, feather: 0) == six.isEdited.map { $0 ? 1 : 0 })
         #expect(FeatherFit(mask: six, feather: 0).narrowAreas == 0)

@@ -1,5 +1,6 @@
 import Testing
 @testable import BlendImage
+import BlendTensor
 
 @Suite struct ResamplingTests {
     struct Case: CustomTestStringConvertible, Sendable {
@@ -39,10 +40,10 @@ import Testing
     }
 
     @Test func nearestIndicesUsePixelCentres() {
-        #expect(RGBImage.nearestIndices(inputSize: 4, outputSize: 2) == [1, 3])
-        #expect(RGBImage.nearestIndices(inputSize: 2, outputSize: 4) == [0, 0, 1, 1])
-        #expect(RGBImage.nearestIndices(inputSize: 512, outputSize: 256) == (0..<256).map { 2 * $0 + 1 })
-        #expect(RGBImage.nearestIndices(inputSize: 5, outputSize: 5) == [0, 1, 2, 3, 4])
+        #expect(pillowNearestIndices(input: 4, output: 2) == [1, 3])
+        #expect(pillowNearestIndices(input: 2, output: 4) == [0, 0, 1, 1])
+        #expect(pillowNearestIndices(input: 512, output: 256) == (0..<256).map { 2 * $0 + 1 })
+        #expect(pillowNearestIndices(input: 5, output: 5) == [0, 1, 2, 3, 4])
     }
 
     @Test func sameSizeIsIdentity() throws {

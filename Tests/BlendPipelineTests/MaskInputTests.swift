@@ -54,7 +54,7 @@ import BlendPipelineTestSupport
         var hard = try request("small-hard", marked: mark)
         hard.maskOptions.feather = 0
         let soft = try run(feathered), edge = try run(hard)
-        #expect(soft.notices.contains { $0.contains("narrower than twice --feather 4") && $0.contains("6 pixels across") })
+        #expect(soft.notices.contains { $0.contains("narrower than twice the feather of 4 pixels (--feather") && $0.contains("6 pixels across") })
         #expect(!edge.notices.contains { $0.contains("--feather") })
         let photo = try RGBImage(contentsOf: feathered.imagePath)
         // The same edit (the feather only changes the paste): every marked pixel takes at
@@ -89,16 +89,89 @@ import BlendPipelineTestSupport
         for i in 0..<1200 where i != 15 * 40 + 20 {
             #expect(sample.image.pixels[3 * i..<3 * i + 3] == photo.image.pixels[3 * i..<3 * i + 3], "pixel \(i)")
         }
-        // A box the user chose is kept, and a mark that vanishes in it is refused by the check,
-        // before any model is loaded.
+        // A box the user chose is kept; the mark, which vanishes in it, is edited through the
+        // model pixel or latent cell over it, and the photo changes at the mark only.
         var boxed = request
         boxed.maskOptions.region = .box(PixelBox(x: 0, y: 0, width: 40, height: 30))
         boxed.outputDirectory += "-boxed"
-        var events: [String] = []
-        #expect(throws: MaskError.self) {
-            _ = try EditPipeline.run(boxed) { events.append("\($0)") }
+        let boxedCheck = try EditPipeline.check(boxed)
+        #expect(boxedCheck.region == PixelBox(x: 0, y: 0, width: 40, height: 30) && boxedCheck.geometry.coveredAreas == 1)
+        #expect(boxedCheck.notices.contains { $0.contains("thinner than one \(latent ? "2x2-pixel cell of the latent grid" : "pixel")") })
+        let boxedRun = try run(boxed)
+        for i in 0..<1200 where i != 15 * 40 + 20 {
+            #expect(boxedRun.sample.image.pixels[3 * i..<3 * i + 3] == photo.image.pixels[3 * i..<3 * i + 3], "pixel \(i)")
         }
-        #expect(events.isEmpty)
+    }
+
+    @Test(arguments: [false, true])
+    func aStrokeThinnerThanAModelPixelAndASpeckBesideALargeMarkAreEdited(latent: Bool) throws {
+        // A 400x40 photo: a 1-pixel horizontal stroke the whole width (no zoom can help, the
+        // region is the photo's width) and, for the second case, a 20x20 mark with a 1-pixel
+        // speck beside it. Squeezed 25 times wide and 2.5 high (to 16x16) the nearest sampling
+        // takes photo rows 21 and 23 but not 22, and misses the speck's column.
+        let directory = models.directory.appendingPathComponent("thin-\(latent)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var photoPixels: [UInt8] = []
+        for y in 0..<40 { for x in 0..<400 { photoPixels += [UInt8((x * 5) % 256), UInt8((y * 6) % 256), 90] } }
+        let photoPath = directory.appendingPathComponent("photo.png").path
+        try RGBImage(width: 400, height: 40, pixels: photoPixels).write(to: photoPath)
+        let options = MaskOptions()
+        let scale = latent ? 2 : nil
+        for (name, marked) in [("stroke", { (x: Int, y: Int) in y == 22 }),
+                               ("speck", { (x: Int, y: Int) in (125..<145).contains(x) && (10..<30).contains(y) || (x == 301 && y == 22) })] {
+            let mask = try EditMask(width: 400, height: 40, isEdited: (0..<16_000).map { marked($0 % 400, $0 / 400) })
+            let geometry = try EditPipeline.resolveGeometry(mask: mask, photo: mask.size, options: options, modelSize: 16, latentScale: scale)
+            #expect(geometry.coveredAreas == 1, "\(name)")
+            #expect(geometry.areas == (name == "stroke" ? 1 : 2))
+            // Every marked area reaches the model's image and the latent grid.
+            let grid = try LatentMasks.downsample(geometry.modelMask.tensor(), height: latent ? 8 : 16, width: latent ? 8 : 16)
+            #expect(try grid.sum().scalar >= (name == "stroke" ? 1 : 2), "\(name)")
+            let notices = EditPipeline.geometryNotices(geometry, options: options, enforcesBackground: true)
+            #expect(notices.contains { $0.contains(name == "stroke" ? "the marked area is thinner" : "1 of the 2 marked areas are thinner") }, "\(notices)")
+        }
+        // Through the pipeline, the stroke is edited and nothing else changes.
+        let maskPath = directory.appendingPathComponent("mask.png").path
+        try RGBImage(width: 400, height: 40, pixels: (0..<16_000).flatMap { $0 / 400 == 22 ? [255, 255, 255] : [0, 0, 0] as [UInt8] }).write(to: maskPath)
+        var base = try request("thin-run-\(latent)", marked: PixelBox(x: 0, y: 0, width: 1, height: 1), latent: latent)
+        base.imagePath = photoPath
+        base.maskPath = maskPath
+        let (report, notices, sample) = try run(base)
+        #expect(notices.contains { $0.contains("thinner than one") })
+        #expect(report.editedFraction == 400.0 / 16_000)
+        let photo = try RGBImage(contentsOf: photoPath)
+        var changed = 0
+        for i in 0..<16_000 {
+            if i / 400 != 22 { #expect(sample.image.pixels[3 * i..<3 * i + 3] == photo.pixels[3 * i..<3 * i + 3]) }
+            else if change(sample.image, photo, i) > 0 { changed += 1 }
+        }
+        #expect(changed > 200, "the stroke changed at \(changed) of 400 pixels")
+    }
+
+    @Test func theMaskIsCheckedBeforeTheModelFilesWhenTheirNamesGiveTheModelsSize() throws {
+        // The official UNet's name says 256x256: a region outside the photo is named before
+        // the missing model files are.
+        var request = try request("region-first", marked: PixelBox(x: 10, y: 10, width: 8, height: 8))
+        request.models.diffusion = models.directory.appendingPathComponent("absent/256x256_diffusion_uncond.pt").path
+        request.maskOptions.region = .box(PixelBox(x: 30, y: 20, width: 30, height: 30))
+        #expect(throws: MaskError.regionOutsidePhoto(region: PixelBox(x: 30, y: 20, width: 30, height: 30), image: ImageSize(width: 40, height: 30))) {
+            _ = try EditPipeline.check(request)
+        }
+        request.maskOptions.region = .auto
+        #expect(throws: ModelLoadingError.self) { _ = try EditPipeline.check(request) }
+    }
+
+    @Test func aMaskChannelWithoutAMaskIsRefused() throws {
+        var request = try request("mask-from-alone", marked: PixelBox(x: 10, y: 10, width: 8, height: 8))
+        request.maskPath = nil
+        request.maskOptions.channel = .brightness
+        do {
+            try EditPipeline.validateSettings(request)
+            Issue.record("expected an error")
+        } catch let error as MaskError {
+            #expect(String(describing: error).contains("--mask-from brightness chooses how a --mask image is read, and there is none"))
+        }
+        request.maskOptions.channel = .auto
+        try EditPipeline.validateSettings(request)
     }
 
     @Test func aMarkOnTheModelsImageButBetweenLatentCellsIsMagnifiedForTheLatentMethodOnly() throws {
@@ -171,6 +244,11 @@ import BlendPipelineTestSupport
         let checked = try EditPipeline.check(request)
         #expect(checked.softMask.origin == .brightness && abs(checked.editedFraction - Double(16 * 14) / 1200) < 1e-9)
         #expect(checked.notices.contains { $0.contains("lowest alpha 250") })
+        // Asked for by name, the note says what the alpha is rather than calling it transparent.
+        var brightness = request
+        brightness.maskOptions.channel = .brightness
+        let named = try EditPipeline.check(brightness)
+        #expect(named.notices.contains { $0.contains("is partly transparent (lowest alpha 250 of 255); its transparency is ignored") })
     }
 
     // MARK: 16-bit photos and cut-outs

@@ -190,28 +190,26 @@ func writeVariant(of photoPath: String, in directory: URL, name: String, alpha: 
         #expect(second.settings.seed != report.settings.seed)
     }
 
-    @Test func aMarkTooSmallForTheModelIsReportedBeforeModelsLoad() throws {
+    @Test func aMarkTooSmallForTheModelIsEditedThroughThePixelItTouches() throws {
         // One pixel at the corner of a 40x30 photo squeezed whole into the 16x16 model:
-        // nearest-neighbour sampling never picks column 0.
+        // nearest-neighbour sampling never picks column 0, so the model pixel over it is
+        // marked instead, and the photo changes at that pixel only.
         let request = try request("too-small") { request, directory in
             request.maskPath = try writePhotoAndMask(in: directory, maskValue: { x, y in x == 0 && y == 0 ? 255 : 0 }).mask
             request.maskOptions.region = .full
         }
-        var events: [String] = []
-        do {
-            _ = try EditPipeline.run(request) { events.append("\($0)") }
-            Issue.record("expected an error")
-        } catch let error as MaskError {
-            guard case .tooSmallForModel = error else { Issue.record("\(error)"); return }
-            #expect(String(describing: error).contains("1x1 pixels"))
-            #expect(String(describing: error).contains("16x16"))
-        }
-        #expect(events.isEmpty)
-        #expect(!FileManager.default.fileExists(atPath: request.outputDirectory))
+        let checked = try EditPipeline.check(request)
+        #expect(checked.geometry.coveredAreas == 1 && checked.geometry.modelMask.editedPixelCount == 1)
+        #expect(checked.geometry.modelMask.isEdited[0])
+        #expect(checked.notices.contains { $0.contains("the marked area is thinner than one pixel of the model's 16x16 image") })
+        let report = try EditPipeline.run(request)
+        let photo = try RGBImage(contentsOf: request.imagePath)
+        let sample = try RGBImage(contentsOf: URL(fileURLWithPath: report.directory).appendingPathComponent(report.samples[0].sampleFile).path)
+        #expect(Array(sample.pixels[3...]) == Array(photo.pixels[3...]))
         // The default region crops around it instead.
         let mask = try SoftMask(contentsOf: request.maskPath!, photoSize: ImageSize(width: 40, height: 30)).thresholded(0.5)
         let geometry = try EditPipeline.resolveGeometry(mask: mask, photo: mask.size, options: MaskOptions(), modelSize: 16)
-        #expect(geometry.modelMask.editedPixelCount >= 1)
+        #expect(geometry.modelMask.editedPixelCount >= 1 && geometry.coveredAreas == 0)
         #expect(geometry.region == PixelBox(x: 0, y: 0, width: 17, height: 17))
         // The issue's case at half the size: a 3x3 mark on a 512x512 photo (a 1024x1024 one
         // for a 256 model) is edited 1:1 in a crop of the model's size.
@@ -220,13 +218,12 @@ func writeVariant(of photoPath: String, in directory: URL, name: String, alpha: 
         })
         let crop = try EditPipeline.resolveGeometry(mask: mark, photo: mark.size, options: MaskOptions(), modelSize: 128)
         #expect(crop.region == PixelBox(x: 188, y: 288, width: 128, height: 128) && crop.modelMask.editedPixelCount == 9)
-        // Squeezed whole into the model's square (every 4th pixel), it falls between the samples.
-        do {
-            _ = try EditPipeline.resolveGeometry(mask: mark, photo: mark.size, options: MaskOptions(region: .full), modelSize: 128)
-            Issue.record("expected an error")
-        } catch let error as MaskError {
-            #expect(String(describing: error).contains("3x3 pixels at 251,351") && String(describing: error).contains("512x512 edit region"))
-        }
+        // Squeezed whole into the model's square (every 4th pixel), it falls between the
+        // samples: the model pixels its 3x3 touches are marked, model column 62 (photo
+        // columns 248..<252) and 63 (252..<256), rows 87 and 88.
+        let squeezed = try EditPipeline.resolveGeometry(mask: mark, photo: mark.size, options: MaskOptions(region: .full), modelSize: 128)
+        #expect(squeezed.coveredAreas == 1)
+        #expect(Set((0..<(128 * 128)).filter { squeezed.modelMask.isEdited[$0] }) == [87 * 128 + 62, 87 * 128 + 63, 88 * 128 + 62, 88 * 128 + 63])
     }
 
     @Test func aGivenRegionIsEditedAndRecorded() throws {

@@ -65,7 +65,18 @@ import Testing
             #expect(abs((job?["maskFraction"] as? Double ?? 0) - 4.0 / 30) < 1e-9)
             // A bad value names the setting.
             let bad = try await client.post(.job(photo: fixture.photo, mask: strip, settings: #"{"maskFrom": "green"}"#))
-            #expect(bad.status == .badRequest && bad.message.contains("maskFrom"), "\(bad.message)")
+            #expect(bad.status == .badRequest && bad.message == #"maskFrom must be one of auto, brightness, alpha; got "green""#, "\(bad.message)")
+            // Every setting that takes a name lists the names.
+            for (key, value, names) in [("method", "pixel", "blended, local-clip, latent"), ("scheduler", "euler", "dpm++2m, ddim"),
+                                        ("blendLevel", "7", "same, next")] {
+                let wrong = try await client.post(.job(photo: fixture.photo, mask: strip, settings: "{\"\(key)\": \"\(value)\"}"))
+                #expect(wrong.status == .badRequest && wrong.message == "\(key) must be one of \(names); got \"\(value)\"", "\(wrong.message)")
+            }
+            // A mask channel without a mask, in the page's words.
+            let cutOut = try await client.post(.job(photo: fixture.photo, mask: nil, settings: #"{"maskFrom": "alpha"}"#))
+            #expect(cutOut.status.code / 100 == 4)
+            #expect(cutOut.message.contains("chooses how a mask image is read, and there is none") && !cutOut.message.contains("--"),
+                    "\(cutOut.message)")
             // All black at alpha 250: the rule that read it; its transparency marks nothing, so no other is offered.
             let black = try stripMask(white: PixelBox(x: 0, y: 0, width: 0, height: 0), alpha: 250)
             var noStrip = try Photo(encoded: black)
