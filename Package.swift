@@ -205,7 +205,7 @@ let package = Package(
         .testTarget(
             name: "BlendPipelineTests",
             dependencies: ["BlendPipeline", "BlendPipelineTestSupport", "BlendEditor", "BlendImage", "BlendModels", "BlendCheckpoint",
-                           "BlendTensor", "BlendTestSupport"]
+                           "BlendTensor", "BlendTestSupport", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(
             name: "BlendServerTests",

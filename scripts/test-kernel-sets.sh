@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-suites='GEMMSplitTests|ThreadCountPropertyTests|DeterminismTests|ParityTests|StableDiffusionParityTests|GuidedStepTests|BF16EditTests|BF16AccuracyTests'
+suites='GEMMSplitTests|ThreadCountPropertyTests|DeterminismTests|SampleDigestTests|ParityTests|StableDiffusionParityTests|GuidedStepTests|BF16EditTests|BF16AccuracyTests'
 if [[ "$(uname -m)" != x86_64 ]]; then
     # Debian's OpenBLAS has several kernel sets on arm64 too; their names are not listed here
     # yet, so only the one OpenBLAS picks (the whole suite's run) is tested.

@@ -74,6 +74,7 @@ struct Engine: ParsableCommand {
                   + " GEMMs run several times slower; unset OPENBLAS_CORETYPE and BLEND_BLAS_KERNELS to let blend choose")
         }
         print("BLAS check:     \(try blasSelfCheck())")
+        print("C kernels:      \(ElementwiseKernels.level) (BLEND_KERNELS=baseline|avx2 caps them)")
         print("oneDNN:         \(ComputeLibrary.oneDNNVersion), \(ComputeLibrary.oneDNNInstructionSet) (bf16: \(ComputeLibrary.supportsBF16 ? "yes" : "no, fp32 is used"))")
     }
 }

@@ -233,7 +233,7 @@ struct Edit: ParsableCommand {
                     say(String(format: "models loaded in %.1f s", seconds))
                 case let .step(p):
                     guard !quiet else { return }
-                    let loss = method == .latent ? "" : ", clip loss \(String(format: "%.3f", p.clipLoss))"
+                    let loss = p.guidance.map { ", clip loss \(String(format: "%.3f", $0.clip))" } ?? ""
                     barFraction = Double(p.completedSteps) / Double(p.totalSteps)
                     bar.show(fraction: barFraction,
                              detail: "step \(p.step)/\(p.steps) of run \(p.iteration + 1)/\(p.iterations), ETA \(eta())\(loss)")

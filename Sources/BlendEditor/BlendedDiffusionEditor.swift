@@ -15,56 +15,6 @@ public struct EditorModels: Sendable {
     }
 }
 
-/// Where a running edit stands, for progress display.
-public struct EditProgress: Sendable {
-    public var iteration: Int
-    public var iterations: Int
-    /// The batch being made (of this call's batches), and how many batches there are.
-    /// Denoising steps done in this iteration, and per iteration.
-    public var step: Int
-    public var steps: Int
-    /// The step's timestep index (counting down to 0).
-    public var timestep: Int
-    /// The numbers of the samples in this batch (see ``BlendedDiffusionEditor/edit(image:mask:promptEmbedding:sampleIndices:progress:finished:)``).
-    public var sampleIndices: [Int]
-    /// The current samples `[B, 3, H, W]` after blending, and their x0 predictions.
-    public var sample: Tensor
-    public var predictedImage: Tensor
-    /// The guidance losses of this step, summed over the batch.
-    public var clipLoss: Float
-    public var rangeLoss: Float
-
-    public var completedSteps: Int { iteration * steps + step }
-    public var totalSteps: Int { iterations * steps }
-
-    public init(iteration: Int, iterations: Int, step: Int, steps: Int, timestep: Int, sampleIndices: [Int],
-                sample: Tensor, predictedImage: Tensor, clipLoss: Float, rangeLoss: Float) {
-        self.iteration = iteration
-        self.iterations = iterations
-        self.step = step
-        self.steps = steps
-        self.timestep = timestep
-        self.sampleIndices = sampleIndices
-        self.sample = sample
-        self.predictedImage = predictedImage
-        self.clipLoss = clipLoss
-        self.rangeLoss = rangeLoss
-    }
-}
-
-/// One finished edit.
-public struct EditSample: Sendable {
-    /// `[1, 3, H, W]` in [-1, 1] at the model's resolution.
-    public var image: Tensor
-    /// Unaugmented CLIP distance of the masked result to the prompt (lower is better).
-    public var distance: Float
-    /// The sample's number: its noise depends only on the seed and this.
-    public var index: Int
-    /// The batch (of this call) that made it, and its place in that batch.
-    public var iteration: Int
-    public var batchIndex: Int
-}
-
 /// Blended Diffusion (Avrahami, Lischinski & Fried, CVPR 2022), and its local-CLIP
 /// baseline, over a guided-diffusion UNet and CLIP.
 ///
@@ -100,7 +50,8 @@ public struct BlendedDiffusionEditor: Sendable {
     /// (`[1, 1, S, S]`, 1 = edit) is set, steered towards `promptEmbedding`.
     ///
     /// Makes the samples numbered `sampleIndices` (default: all of `0..<settings.samples`),
-    /// `batchSize` at a time, and returns them ranked by CLIP distance (best first).
+    /// `batchSize` at a time through the shared ``SampleLoop``, and returns them ranked by
+    /// CLIP distance (best first).
     /// `finished` is called with each sample as soon as its batch is done, so a caller can
     /// save it at once; a throw from `progress` or `finished` stops the edit there.
     ///
@@ -117,7 +68,7 @@ public struct BlendedDiffusionEditor: Sendable {
     ///   negative sample index; whatever `progress` or `finished` throw.
     public func edit(image: Tensor, mask: Tensor, promptEmbedding text: Tensor, sampleIndices: [Int]? = nil,
                      progress: (EditProgress) throws -> Void = { _ in },
-                     finished: (EditSample) throws -> Void = { _ in }) throws -> [EditSample] {
+                     finished: (EditedSample) throws -> Void = { _ in }) throws -> [EditedSample] {
         let size = models.unet.config.imageSize
         guard image.shape == [1, 3, size, size] else {
             throw EditError.badInput("the image must be [1, 3, \(size), \(size)] for this diffusion model, got \(image.shape)")
@@ -125,80 +76,99 @@ public struct BlendedDiffusionEditor: Sendable {
         guard mask.shape == [1, 1, size, size] else {
             throw EditError.badInput("the mask must be [1, 1, \(size), \(size)], got \(mask.shape)")
         }
-        let indices = sampleIndices ?? Array(0..<settings.samples)
-        guard indices.allSatisfy({ $0 >= 0 }) else {
-            throw EditError.badInput("sample indices must be 0 or more, got \(indices)")
-        }
         let editMask = settings.invertMask ? 1 - mask : mask
-        let maskSum = try editMask.sum().scalar
-        guard maskSum > 0 else {
+        guard try editMask.sum().scalar > 0 else {
             throw EditError.badInput("the mask selects nothing to edit: mark the region to change in white")
         }
-        var samples: [EditSample] = []
-        let startStep = diffusion.stepCount - settings.skipTimesteps - 1
-        let augment = ClipAugmentations(outputSize: models.clip.config.imageResolution, count: settings.augmentations)
-        let batches = stride(from: 0, to: indices.count, by: settings.batchSize).map {
-            Array(indices[$0..<min($0 + settings.batchSize, indices.count)])
+        let sampler = Sampler(editor: self, source: image, mask: editMask, text: text,
+                              augment: ClipAugmentations(outputSize: models.clip.config.imageResolution, count: settings.augmentations))
+        let samples = try SampleLoop.run(sampler, indices: sampleIndices ?? Array(0..<settings.samples), batchSize: settings.batchSize,
+                                         progress: progress, finished: finished)
+        return samples.sorted { ($0.distance ?? .infinity, $0.index) < ($1.distance ?? .infinity, $1.index) }
+    }
+
+    /// The pixel methods' step for ``SampleLoop``: the source noised to the start step, then
+    /// guided DDPM (or DDIM) steps down to t = 0, each followed (Blended Diffusion) by the
+    /// background blend; the last x0 estimate, with the clean background pasted, is the sample.
+    struct Sampler: BatchSampler {
+        struct Batch {
+            var indices: [Int]
+            var rngs: [NoiseSource]
+            var x: Tensor
+            var predicted: Tensor
+            let image: Tensor
         }
 
-        for (iteration, batch) in batches.enumerated() {
-            let b = batch.count
-            var rngs = batch.map { NoiseSource.sample(seed: settings.seed, index: $0) }
-            func perSample(_ draw: (inout NoiseSource) throws -> Tensor) throws -> Tensor {
-                var parts: [Tensor] = []
-                for i in 0..<b { parts.append(try draw(&rngs[i])) }
-                return try Tensor.concatenate(parts, axis: 0)
-            }
-            let batchImage = try Tensor.concatenate(Array(repeating: image, count: b), axis: 0)
-            var x = try diffusion.qSample(batchImage, t: startStep, noise: perSample { try $0.gaussian(image.shape) })
-            var predicted = x
-            for (stepIndex, t) in (0...startStep).reversed().enumerated() {
-                var means: [Tensor] = [], logVars: [Tensor] = [], preds: [Tensor] = []
-                var clipTotal: Float = 0, rangeTotal: Float = 0
-                for i in 0..<b {
-                    let xi = try x.sliced(i..<i + 1, axis: 0)
-                    let g = try guidedPrediction(xi, t: t, batch: b, source: image, mask: editMask, text: text,
-                                                 augment: augment, rng: &rngs[i])
-                    means.append(g.prediction.mean)
-                    logVars.append(g.prediction.logVariance)
-                    preds.append(g.prediction.predXStart)
-                    clipTotal += g.clipLoss
-                    rangeTotal += g.rangeLoss
-                }
-                let p = GaussianDiffusion.Prediction(mean: try Tensor.concatenate(means, axis: 0),
-                                                     logVariance: try Tensor.concatenate(logVars, axis: 0),
-                                                     predXStart: try Tensor.concatenate(preds, axis: 0))
-                let noise = try perSample { try $0.gaussian(image.shape) }
-                x = settings.ddim
-                    ? try diffusion.ddimStep(p, xt: x, t: t, noise: noise)
-                    : try diffusion.ddpmStep(p, t: t, noise: noise)
-                if settings.method == .blended {
-                    // The source noised to the *current* step's level t (not t − 1), as the
-                    // reference does; each sample has its own draw.
-                    var backgrounds: [Tensor] = []
-                    for index in batch {
-                        var backgroundNoise = NoiseSource.background(seed: settings.seed, sample: index, timestep: t)
-                        backgrounds.append(try diffusion.qSample(image, t: t, noise: backgroundNoise.gaussian(image.shape)))
-                    }
-                    x = try blendBackground(sample: x, background: Tensor.concatenate(backgrounds, axis: 0), mask: editMask)
-                }
-                predicted = p.predXStart
-                try progress(EditProgress(iteration: iteration, iterations: batches.count, step: stepIndex + 1,
-                                          steps: startStep + 1, timestep: t, sampleIndices: batch, sample: x,
-                                          predictedImage: predicted, clipLoss: clipTotal, rangeLoss: rangeTotal))
-            }
-            for i in 0..<b {
-                var result = try predicted.sliced(i..<i + 1, axis: 0)
-                if settings.method == .blended && settings.enforceBackground {
-                    result = try blendBackground(sample: result, background: image, mask: editMask)
-                }
-                let sample = EditSample(image: result, distance: try rankingDistance(result, mask: editMask, text: text),
-                                        index: batch[i], iteration: iteration, batchIndex: i)
-                samples.append(sample)
-                try finished(sample)
-            }
+        let editor: BlendedDiffusionEditor
+        let source: Tensor
+        let mask: Tensor
+        let text: Tensor
+        let augment: ClipAugmentations
+        var settings: EditSettings { editor.settings }
+        var diffusion: GaussianDiffusion { editor.diffusion }
+        /// The first (noisiest) step's timestep.
+        var startStep: Int { diffusion.stepCount - settings.skipTimesteps - 1 }
+        var steps: Int { startStep + 1 }
+
+        func begin(samples indices: [Int]) throws -> Batch {
+            var rngs = indices.map { NoiseSource.sample(seed: settings.seed, index: $0) }
+            let image = try Tensor.concatenate(Array(repeating: source, count: indices.count), axis: 0)
+            let x = try diffusion.qSample(image, t: startStep, noise: perSample(&rngs) { try $0.gaussian(source.shape) })
+            return Batch(indices: indices, rngs: rngs, x: x, predicted: x, image: image)
         }
-        return samples.sorted { ($0.distance, $0.index) < ($1.distance, $1.index) }
+
+        /// One draw per sample from its own stream, stacked on the batch axis.
+        func perSample(_ rngs: inout [NoiseSource], _ draw: (inout NoiseSource) throws -> Tensor) throws -> Tensor {
+            var parts: [Tensor] = []
+            for i in rngs.indices { parts.append(try draw(&rngs[i])) }
+            return try Tensor.concatenate(parts, axis: 0)
+        }
+
+        func step(_ batch: inout Batch, step: Int) throws -> SamplerStep {
+            let t = startStep - step
+            var means: [Tensor] = [], logVars: [Tensor] = [], preds: [Tensor] = []
+            var clipTotal: Float = 0, rangeTotal: Float = 0
+            for i in batch.indices.indices {
+                let xi = try batch.x.sliced(i..<i + 1, axis: 0)
+                let g = try editor.guidedPrediction(xi, t: t, batch: batch.indices.count, source: source, mask: mask, text: text,
+                                                    augment: augment, rng: &batch.rngs[i])
+                means.append(g.prediction.mean)
+                logVars.append(g.prediction.logVariance)
+                preds.append(g.prediction.predXStart)
+                clipTotal += g.clipLoss
+                rangeTotal += g.rangeLoss
+            }
+            let p = GaussianDiffusion.Prediction(mean: try Tensor.concatenate(means, axis: 0),
+                                                 logVariance: try Tensor.concatenate(logVars, axis: 0),
+                                                 predXStart: try Tensor.concatenate(preds, axis: 0))
+            let noise = try perSample(&batch.rngs) { try $0.gaussian(source.shape) }
+            var x = settings.ddim
+                ? try diffusion.ddimStep(p, xt: batch.x, t: t, noise: noise)
+                : try diffusion.ddpmStep(p, t: t, noise: noise)
+            if settings.method == .blended {
+                // The source noised to the *current* step's level t (not t − 1), as the
+                // reference does; each sample has its own draw.
+                var backgrounds: [Tensor] = []
+                for index in batch.indices {
+                    var backgroundNoise = NoiseSource.background(seed: settings.seed, sample: index, timestep: t)
+                    backgrounds.append(try diffusion.qSample(source, t: t, noise: backgroundNoise.gaussian(source.shape)))
+                }
+                x = try blendBackground(sample: x, background: Tensor.concatenate(backgrounds, axis: 0), mask: mask)
+            }
+            batch.x = x
+            batch.predicted = p.predXStart
+            return SamplerStep(timestep: t, sample: x, prediction: p.predXStart,
+                               guidance: GuidanceLossValues(clip: clipTotal, range: rangeTotal))
+        }
+
+        func finish(_ batch: Batch, position i: Int, reconstruction: (ReconstructionProgress) throws -> Void) throws -> EditedSample {
+            var result = try batch.predicted.sliced(i..<i + 1, axis: 0)
+            if settings.method == .blended && settings.enforceBackground {
+                result = try blendBackground(sample: result, background: source, mask: mask)
+            }
+            return EditedSample(index: batch.indices[i], image: result,
+                                distance: try editor.rankingDistance(result, mask: mask, text: text))
+        }
     }
 
     /// One sample's model prediction at step t, conditioned on the guidance gradient.

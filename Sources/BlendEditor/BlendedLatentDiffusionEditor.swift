@@ -45,34 +45,6 @@ public struct LatentNoise: Sendable {
     }
 }
 
-/// Where a running latent edit stands, for progress display.
-public struct LatentEditProgress: Sendable {
-    /// The numbers of the samples being denoised together.
-    public var sampleIndices: [Int]
-    /// The batch being made (of this call's batches), and how many batches there are.
-    public var batch: Int
-    public var batches: Int
-    /// Steps done for these samples, and steps per sample.
-    public var step: Int
-    public var steps: Int
-    /// The timestep the step just taken started from.
-    public var timestep: Int
-    /// The latents `[B, C, h, w]` after the step and the blending.
-    public var latents: Tensor
-    /// The step's estimate of the final latents, x0 (predXStart) `[B, C, h, w]`, from the
-    /// guided model output before the step (``DiffusionSolver/predictedOriginal(modelOutput:index:sample:)``).
-    public var predictedLatents: Tensor
-    /// The colour map fitted to this edit's source (``LatentPreview``).
-    public var preview: LatentPreview
-
-    /// A cheap view of the x0 estimates at the image's size, `[B, 3, H, W]` in [−1, 1]:
-    /// ``predictedLatents`` through ``preview`` (no decode), upsampled ×f.
-    public func previewImage() throws -> Tensor { try preview.image(predictedLatents) }
-
-    public var completedSteps: Int { batch * steps + step }
-    public var totalSteps: Int { batches * steps }
-}
-
 /// A step of a sample's background reconstruction (``BackgroundReconstruction``), for
 /// progress display: it runs after the sample's last solver step, and can be long.
 public struct ReconstructionProgress: Sendable, Equatable {
@@ -90,18 +62,6 @@ public struct ReconstructionProgress: Sendable, Equatable {
         self.steps = steps
         self.loss = loss
     }
-}
-
-/// One finished latent edit.
-public struct LatentEditSample: Sendable {
-    public var index: Int
-    /// The final latent `[1, C, h, w]`.
-    public var latent: Tensor
-    /// The decoded image `[1, 3, H, W]`, about [−1, 1] (not clamped, not pasted back); after a
-    /// background reconstruction, the decoding of the optimised latent.
-    public var image: Tensor
-    /// The background reconstruction's loss before each step and after the last (empty when off).
-    public var reconstructionLosses: [Float] = []
 }
 
 /// Blended Latent Diffusion (Avrahami, Fried & Lischinski, SIGGRAPH 2023 / TOG 42(4)): local
@@ -154,16 +114,16 @@ public struct BlendedLatentDiffusionEditor: Sendable {
     /// `noise` defaults to seeded streams of `settings.seed`.
     ///
     /// Makes the samples numbered `sampleIndices` (default: all of `0..<settings.samples`),
-    /// `batchSize` at a time; sample i's noise depends only on the seed and i, so a resumed edit
+    /// `batchSize` at a time through the shared ``SampleLoop``; sample i's noise depends only on the seed and i, so a resumed edit
     /// that makes only the missing indices gives what an uninterrupted one would have.
     /// `progress` is called after every step, `reconstruction` before every step of a
     /// background reconstruction, `finished` with each sample as soon as its batch is decoded
     /// (and reconstructed); a throw from any of them stops the edit there and is rethrown.
     public func edit(image: Tensor, mask: Tensor, context: Tensor, unconditionalContext: Tensor,
                      noise: LatentNoise? = nil, sampleIndices: [Int]? = nil,
-                     progress: (LatentEditProgress) throws -> Void = { _ in },
+                     progress: (EditProgress) throws -> Void = { _ in },
                      reconstruction: (ReconstructionProgress) throws -> Void = { _ in },
-                     finished: (LatentEditSample) throws -> Void = { _ in }) throws -> [LatentEditSample] {
+                     finished: (EditedSample) throws -> Void = { _ in }) throws -> [EditedSample] {
         let f = autoencoder.downsamplingFactor
         guard image.rank == 4, image.dim(0) == 1, image.dim(1) == 3, f >= 1,
               image.dim(2) % f == 0, image.dim(3) % f == 0, image.dim(2) > 0, image.dim(3) > 0 else {
@@ -174,10 +134,6 @@ public struct BlendedLatentDiffusionEditor: Sendable {
         }
         guard context.rank == 3, context.dim(0) == 1, unconditionalContext.shape == context.shape else {
             throw EditError.badInput("the text contexts must both be [1, L, D], got \(context.shape) and \(unconditionalContext.shape)")
-        }
-        let indices = sampleIndices ?? Array(0..<settings.samples)
-        guard indices.allSatisfy({ $0 >= 0 }) else {
-            throw EditError.badInput("sample indices must be 0 or more, got \(indices)")
         }
         let noise = noise ?? .seeded(settings.seed)
         let source = try autoencoder.encode(image)
@@ -190,66 +146,97 @@ public struct BlendedLatentDiffusionEditor: Sendable {
         guard try latentMask.sum().scalar > 0 else {
             throw EditError.badInput("the mask selects nothing to edit on the \(h) × \(w) latent grid: mark a larger region to change in white")
         }
-        let masks = try LatentMasks.progressive(latentMask, dilations: settings.maskDilations)
-        let stepsRun = solver.stepCount - startIndex
+        let sampler = Sampler(editor: self, image: image, mask: mask, source: source, context: context,
+                              unconditionalContext: unconditionalContext, noise: noise, preview: preview,
+                              masks: try LatentMasks.progressive(latentMask, dilations: settings.maskDilations))
+        return try SampleLoop.run(sampler, indices: sampleIndices ?? Array(0..<settings.samples), batchSize: settings.batchSize,
+                                  progress: progress, reconstruction: reconstruction, finished: finished)
+    }
 
-        var samples: [LatentEditSample] = []
-        let batches = stride(from: 0, to: indices.count, by: settings.batchSize).map {
-            Array(indices[$0..<min($0 + settings.batchSize, indices.count)])
+    /// The latent method's step for ``SampleLoop``: z0 noised to the start (or noise), then
+    /// classifier-free-guided solver steps, each followed by the blend with z0 noised to the
+    /// step's level under the (progressively shrinking) latent mask; the last latent decoded
+    /// and, if asked, reconstructed.
+    struct Sampler: BatchSampler {
+        struct Batch {
+            var indices: [Int]
+            let sourceBatch: Tensor
+            let conditional: Tensor
+            /// `[unconditional ×B, conditional ×B]`, for one guided forward pass.
+            let guidedContext: Tensor
+            var x: Tensor
+            /// The solver's own copy: multistep solvers keep the history of this batch.
+            var solver: any DiffusionSolver
         }
-        for (batchNumber, batch) in batches.enumerated() {
-            let b = batch.count
+
+        let editor: BlendedLatentDiffusionEditor
+        let image: Tensor
+        let mask: Tensor
+        let source: Tensor
+        let context: Tensor
+        let unconditionalContext: Tensor
+        let noise: LatentNoise
+        let preview: LatentPreview
+        let masks: [Tensor]
+        var settings: LatentEditSettings { editor.settings }
+        var steps: Int { editor.solver.stepCount - editor.startIndex }
+
+        func begin(samples indices: [Int]) throws -> Batch {
+            let b = indices.count
             let sourceBatch = try Tensor.concatenate(Array(repeating: source, count: b), axis: 0)
-            let cond = try Tensor.concatenate(Array(repeating: context, count: b), axis: 0)
-            let guidedContext = try Tensor.concatenate(Array(repeating: unconditionalContext, count: b) + [cond], axis: 0)
-            let start = try noise(.initial, samples: batch, shape: source.shape)
-            var x = settings.initialLatent == .noise
+            let conditional = try Tensor.concatenate(Array(repeating: context, count: b), axis: 0)
+            let guidedContext = try Tensor.concatenate(Array(repeating: unconditionalContext, count: b) + [conditional], axis: 0)
+            let start = try noise(.initial, samples: indices, shape: source.shape)
+            let x = settings.initialLatent == .noise
                 ? start
-                : try NoiseSchedule.addNoise(sourceBatch, noise: start, alphaBar: solver.inputAlphaBar(at: startIndex))
-            var solver = self.solver
-            for index in startIndex..<solver.stepCount {
-                let t = solver.timesteps[index]
-                let output: Tensor
-                if settings.guidanceScale > 1 {
-                    let both = try denoiser.predict(Tensor.concatenate([x, x], axis: 0), timestep: t, context: guidedContext)
-                    let parts = try both.chunked(2, axis: 0)
-                    output = try classifierFreeGuidance(unconditional: parts[0], conditional: parts[1], scale: settings.guidanceScale)
-                } else {
-                    output = try denoiser.predict(x, timestep: t, context: cond)
-                }
-                let predicted = try solver.predictedOriginal(modelOutput: output, index: index, sample: x)
-                x = try solver.step(modelOutput: output, index: index, sample: x)
-                let level = settings.blendLevel == .same ? try solver.outputAlphaBar(at: index) : try solver.inputAlphaBar(at: index)
-                let background = try NoiseSchedule.addNoise(
-                    sourceBatch, noise: noise(.background(step: index), samples: batch, shape: source.shape), alphaBar: level)
-                let m = masks[LatentMasks.progressiveIndex(step: index - startIndex, steps: stepsRun, count: masks.count)]
-                x = try blendBackground(sample: x, background: background, mask: m)
-                try progress(LatentEditProgress(sampleIndices: batch, batch: batchNumber, batches: batches.count,
-                                                step: index - startIndex + 1, steps: stepsRun, timestep: t, latents: x,
-                                                predictedLatents: predicted, preview: preview))
-            }
-            for (k, i) in batch.enumerated() {
-                let latent = try x.sliced(k..<k + 1, axis: 0)
-                // The decode is the edit's peak: its freed activations (32–256 MiB, many sizes)
-                // would fill the engine's 1 GiB block cache on top of the UNet's weights. Held to
-                // 256 MiB it runs as fast and the whole edit peaks 0.4 GiB lower (BENCHMARKS.md).
-                let decoded = try TensorMemory.withCacheCeiling(256 << 20) { try autoencoder.decode(latent) }
-                var sample = LatentEditSample(index: i, latent: latent, image: decoded)
-                if settings.backgroundReconstructionSteps > 0 {
-                    let steps = settings.backgroundReconstructionSteps
-                    let result = try BackgroundReconstruction(steps: steps)
-                        .reconstruct(latent: latent, edited: sample.image, source: image, mask: mask,
-                                     decode: autoencoder.decode) { step, loss in
-                            try reconstruction(ReconstructionProgress(sample: i, step: step, steps: steps, loss: loss))
-                        }
-                    sample.latent = result.latent
-                    sample.image = result.image
-                    sample.reconstructionLosses = result.losses
-                }
-                samples.append(sample)
-                try finished(sample)
-            }
+                : try NoiseSchedule.addNoise(sourceBatch, noise: start, alphaBar: editor.solver.inputAlphaBar(at: editor.startIndex))
+            return Batch(indices: indices, sourceBatch: sourceBatch, conditional: conditional, guidedContext: guidedContext,
+                         x: x, solver: editor.solver)
         }
-        return samples
+
+        func step(_ batch: inout Batch, step: Int) throws -> SamplerStep {
+            let index = editor.startIndex + step
+            let t = batch.solver.timesteps[index]
+            let x = batch.x
+            let output: Tensor
+            if settings.guidanceScale > 1 {
+                let both = try editor.denoiser.predict(Tensor.concatenate([x, x], axis: 0), timestep: t, context: batch.guidedContext)
+                let parts = try both.chunked(2, axis: 0)
+                output = try classifierFreeGuidance(unconditional: parts[0], conditional: parts[1], scale: settings.guidanceScale)
+            } else {
+                output = try editor.denoiser.predict(x, timestep: t, context: batch.conditional)
+            }
+            let predicted = try batch.solver.predictedOriginal(modelOutput: output, index: index, sample: x)
+            var next = try batch.solver.step(modelOutput: output, index: index, sample: x)
+            let level = settings.blendLevel == .same ? try batch.solver.outputAlphaBar(at: index) : try batch.solver.inputAlphaBar(at: index)
+            let background = try NoiseSchedule.addNoise(
+                batch.sourceBatch, noise: noise(.background(step: index), samples: batch.indices, shape: source.shape), alphaBar: level)
+            let m = masks[LatentMasks.progressiveIndex(step: step, steps: steps, count: masks.count)]
+            next = try blendBackground(sample: next, background: background, mask: m)
+            batch.x = next
+            return SamplerStep(timestep: t, sample: next, prediction: predicted, preview: preview)
+        }
+
+        func finish(_ batch: Batch, position k: Int, reconstruction: (ReconstructionProgress) throws -> Void) throws -> EditedSample {
+            let i = batch.indices[k]
+            let latent = try batch.x.sliced(k..<k + 1, axis: 0)
+            // The decode is the edit's peak: its freed activations (32–256 MiB, many sizes)
+            // would fill the engine's 1 GiB block cache on top of the UNet's weights. Held to
+            // 256 MiB it runs as fast and the whole edit peaks 0.4 GiB lower (BENCHMARKS.md).
+            let decoded = try TensorMemory.withCacheCeiling(256 << 20) { try editor.autoencoder.decode(latent) }
+            var sample = EditedSample(index: i, image: decoded, latent: latent)
+            if settings.backgroundReconstructionSteps > 0 {
+                let steps = settings.backgroundReconstructionSteps
+                let result = try BackgroundReconstruction(steps: steps)
+                    .reconstruct(latent: latent, edited: decoded, source: image, mask: mask,
+                                 decode: editor.autoencoder.decode) { step, loss in
+                        try reconstruction(ReconstructionProgress(sample: i, step: step, steps: steps, loss: loss))
+                    }
+                sample.latent = result.latent
+                sample.image = result.image
+                sample.reconstructionLosses = result.losses
+            }
+            return sample
+        }
     }
 }

@@ -205,92 +205,36 @@ public enum EditPipeline {
             // were used) reaches the front end as notices once the models are in.
             var loaderNotes: [String] = []
             let note: (String) -> Void = { loaderNotes.append($0) }
+            let method = try loadMethod(request, checked: checked, note: note)
+            for text in loaderNotes { try notice(text) }
+            loadSeconds += Date().timeIntervalSince(loadStart)
+            try events(.loadedModels(seconds: loadSeconds))
+
+            // 4. The edit at the model's resolution (the mask already inverted).
             let size = geometry.modelSize
             let regionImage = try photo.flattened(over: RGBColor(red: 128, green: 128, blue: 128)).cropped(to: geometry.region)
             let modelImage = try regionImage.resizedLanczos(width: size, height: size)
-            if isLatent {
-                let options = latentLoadOptions(request)
-                let sd = try KeptModels.shared.stableDiffusion(path: request.models.stableDiffusion, options: options, note: note) {
-                    try StableDiffusionLoader.load(path: request.models.stableDiffusion, options: options, note: $0)
-                }
-                let clip = try ModelLoader.clip(path: request.models.clip, note: note)
-                try ModelLoader.requireVocabulary(size: checked.vocabularySize, of: request.models.clipVocabulary,
-                                                  fits: clip, at: request.models.clip)
-                for text in loaderNotes { try notice(text) }
-                loadSeconds += Date().timeIntervalSince(loadStart)
-                try events(.loadedModels(seconds: loadSeconds))
-
-                // 4. The latent edit at the model's resolution (the mask already inverted).
-                try ModelLoader.requireVocabulary(size: checked.vocabularySize, of: request.models.clipVocabulary,
-                                                  rows: sd.textEncoder.config.vocabSize, model: request.models.stableDiffusion)
-                let tokenizer = try ClipTokenizer(vocabularyFile: request.models.clipVocabulary)
-                let context = try sd.context(for: settings.prompt, tokenizer: tokenizer)
-                let unconditional = try sd.context(for: request.latent.negativePrompt, tokenizer: tokenizer)
-                let editor = try BlendedLatentDiffusionEditor(
-                    denoiser: sd.denoiser, autoencoder: sd.autoencoder,
-                    solver: sd.makeSolver(request.latent.scheduler, steps: request.latent.steps),
-                    settings: latentEditSettings(request.latent, settings))
-                let ranking = ClipRanking(clip: clip)
-                let text = try ranking.promptEmbedding(tokens: checked.tokens)
-                let maskTensor = try geometry.modelMask.tensor()
-                let editStart = Date()
-                _ = try ComputePrecision.$current.withValue(precision) {
-                  try editor.edit(image: modelImage.tensor(), mask: maskTensor, context: context, unconditionalContext: unconditional,
-                                    sampleIndices: remaining, progress: { p in
-                    stepsDone += 1
-                    // The x0 estimate through the colour map fitted to the source (no decode).
-                    let view = try p.previewImage()
-                    try events(.step(EditProgress(iteration: p.batch, iterations: p.batches, step: p.step, steps: p.steps,
-                                                  timestep: p.timestep, sampleIndices: p.sampleIndices, sample: p.latents,
-                                                  predictedImage: view, clipLoss: 0, rangeLoss: 0)))
-                }, reconstruction: { r in
-                    try events(.reconstructionStep(r))
-                }, finished: { sample in
-                    let image = sample.image.clamped(min: -1, max: 1)
-                    try finish(index: sample.index, image: image, distance: ranking.distance(image, mask: maskTensor, text: text))
-                })
-                }
-                editSeconds = Date().timeIntervalSince(editStart)
-            } else {
-                let unet = try checked.preloadedUNet ?? ModelLoader.unet(path: request.models.diffusion, config: request.models.diffusionConfig, note: note)
-                let clip = try ModelLoader.clip(path: request.models.clip, note: note)
-                try ModelLoader.requireVocabulary(size: checked.vocabularySize, of: request.models.clipVocabulary,
-                                                  fits: clip, at: request.models.clip)
-                let lpips = settings.method == .localClip && settings.lpipsSimLambda != 0 ? try ModelLoader.lpips(vggPath: request.models.vgg16, linearPath: request.models.lpipsLinear, note: note) : nil
-                for text in loaderNotes { try notice(text) }
-                loadSeconds += Date().timeIntervalSince(loadStart)
-                try events(.loadedModels(seconds: loadSeconds))
-
-                // 4. The edit at the model's resolution; the editor gets the mask already inverted.
-                var editorSettings = settings
-                editorSettings.invertMask = false
-                let editor = try BlendedDiffusionEditor(models: EditorModels(unet: unet, clip: clip, lpips: lpips), settings: editorSettings)
-                let text = try editor.promptEmbedding(tokens: checked.tokens)
-                let intermediates = run.directory.appendingPathComponent("intermediates")
-                if request.saveIntermediates {
-                    try folder.step("create intermediates")
-                    try FileManager.default.createDirectory(at: intermediates, withIntermediateDirectories: true)
-                }
-                let editStart = Date()
-                _ = try ComputePrecision.$current.withValue(precision) {
-                  try editor.edit(image: modelImage.tensor(), mask: geometry.modelMask.tensor(), promptEmbedding: text,
-                                    sampleIndices: remaining, progress: { progress in
+            let intermediates = run.directory.appendingPathComponent("intermediates")
+            if request.saveIntermediates {
+                try folder.step("create intermediates")
+                try FileManager.default.createDirectory(at: intermediates, withIntermediateDirectories: true)
+            }
+            let editStart = Date()
+            try ComputePrecision.$current.withValue(precision) {
+                try method.edit(image: modelImage.tensor(), mask: geometry.modelMask.tensor(), tokens: checked.tokens,
+                                indices: remaining, progress: { progress in
                     stepsDone += 1
                     if request.saveIntermediates && (progress.step % max(1, progress.steps / 5) == 0 || progress.step == progress.steps) {
-                        for (b, index) in progress.sampleIndices.enumerated() {
-                            let image = try RGBImage(tensor: progress.predictedImage.sliced(b..<b + 1, axis: 0))
-                            let name = String(format: "sample_%04d_step%03d.png", index + 1, progress.step)
-                            try folder.step("write intermediates/\(name)")
-                            try Photo(image: image, colorProfile: photo.colorProfile).writePNG(to: intermediates.appendingPathComponent(name).path)
-                        }
+                        try saveIntermediates(progress, to: intermediates, folder: folder, colorProfile: photo.colorProfile)
                     }
                     try events(.step(progress))
-                }, finished: { sample in
-                    try finish(index: sample.index, image: sample.image, distance: sample.distance)
+                }, reconstruction: { r in
+                    try events(.reconstructionStep(r))
+                }, finished: { sample, distance in
+                    try finish(index: sample.index, image: sample.image, distance: distance)
                 })
-                }
-                editSeconds = Date().timeIntervalSince(editStart)
             }
+            editSeconds = Date().timeIntervalSince(editStart)
         }
 
         // 5. Ranked results, the contact sheet, the report; then `latest`.
@@ -319,8 +263,9 @@ public enum EditPipeline {
                              predictionType: model.predictionType,
                              stepsRun: min(Int(Double(request.latent.steps) * request.latent.strength), request.latent.steps))
             },
-            models: isLatent ? ["stable_diffusion": request.models.stableDiffusion, "clip": request.models.clip]
-                : ["diffusion": request.models.diffusion, "clip": request.models.clip],
+            models: Dictionary(uniqueKeysWithValues: requiredModelFiles(request).compactMap { file in
+                file.role.reportKey.map { ($0, file.path) }
+            }),
             samples: samples, contactSheet: "contact_sheet.png", notices: notices, runId: run.id, directory: run.directory.path,
             resumedSamples: settings.samples - remaining.count,
             timings: .init(loadModelsSeconds: loadSeconds, editSeconds: editSeconds,
@@ -572,6 +517,18 @@ public enum EditPipeline {
             augmentations: settings.augmentations, diffusionFileBytes: size(request.models.diffusion),
             clipFileBytes: size(request.models.clip), lpipsFileBytes: usesLPIPS ? size(request.models.vgg16) : 0,
             stableDiffusion: stableDiffusion))
+    }
+
+    /// Writes the x0 estimates of `progress` as `intermediates/sample_NNNN_stepSSS.png` (at
+    /// the model's size, for `--save-intermediates`).
+    static func saveIntermediates(_ progress: EditProgress, to directory: URL, folder: OutputFolder, colorProfile: ColorProfile?) throws {
+        let predicted = try progress.predictedImage()
+        for (b, index) in progress.sampleIndices.enumerated() {
+            let image = try RGBImage(tensor: predicted.sliced(b..<b + 1, axis: 0))
+            let name = String(format: "sample_%04d_step%03d.png", index + 1, progress.step)
+            try folder.step("write intermediates/\(name)")
+            try Photo(image: image, colorProfile: colorProfile).writePNG(to: directory.appendingPathComponent(name).path)
+        }
     }
 
     /// Weight 1 over the whole region: the model's own output there, background included

@@ -88,6 +88,17 @@ public struct MissingModel: Codable, Equatable, Sendable, CustomStringConvertibl
 public enum ModelRole: Sendable, CaseIterable {
     case diffusion, clip, clipVocabulary, vgg16, lpipsLinear, stableDiffusion
 
+    /// The key under which `report.json`'s `models` names the file: the networks that made
+    /// and ranked the samples (not the vocabulary, nor LPIPS, a loss only).
+    var reportKey: String? {
+        switch self {
+        case .diffusion: "diffusion"
+        case .clip: "clip"
+        case .stableDiffusion: "stable_diffusion"
+        case .clipVocabulary, .vgg16, .lpipsLinear: nil
+        }
+    }
+
     /// What the file should be, in words.
     public var expected: String {
         switch self {

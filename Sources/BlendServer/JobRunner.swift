@@ -291,7 +291,7 @@ final class JobRunner: Sendable {
                 let every = max(1, configuration.previewEvery)
                 if p.completedSteps - lastPreviewStep >= every || p.step == p.steps || lastPreviewStep < 0 {
                     lastPreviewStep = p.completedSteps
-                    if let preview = try? Self.previewDataURI(p.predictedImage) {
+                    if let preview = try? Self.previewDataURI(p.predictedImage()) {
                         hub.publish(ServerEvent("preview", job: id, Preview(job: id, completedSteps: p.completedSteps,
                                                                             iteration: p.iteration, step: p.step, image: preview)))
                     }
@@ -382,7 +382,8 @@ final class JobRunner: Sendable {
                     completedSteps: p.completedSteps, totalSteps: p.totalSteps, elapsedSeconds: Date().timeIntervalSince(start),
                     etaSeconds: estimate.secondsLeft, etaExcludesReconstruction: estimate.reconstructionUntimed,
                     secondsPerStep: estimate.secondsPerStep,
-                    clipLoss: hasLosses ? finite(p.clipLoss) : nil, rangeLoss: hasLosses ? finite(p.rangeLoss) : nil)
+                    clipLoss: hasLosses ? p.guidance.flatMap { finite($0.clip) } : nil,
+                    rangeLoss: hasLosses ? p.guidance.flatMap { finite($0.range) } : nil)
     }
 
     struct Preview: Encodable {

@@ -5,6 +5,20 @@ import CBlendKernels
 /// `BLEND_KERNELS=baseline|avx2` caps the choice for measurements).
 let kernels: BlendKernelTable = blend_kernels().pointee
 
+/// Which of the C kernels this process runs, for `blend engine` and for results that depend
+/// on it (a sum's lane order is the ISA's: the same inputs give the same bits on every CPU
+/// that runs the same variant).
+public enum ElementwiseKernels {
+    /// `baseline` (SSE2 or the target's own vectors), `avx2` (AVX2+FMA) or `avx512`.
+    public static var level: String {
+        switch kernels.level {
+        case 2: "avx512"
+        case 1: "avx2"
+        default: "baseline"
+        }
+    }
+}
+
 extension Tensor {
     /// `kernel(src, dst, n)` over contiguous chunks of the elements; a constant result.
     @inline(__always)

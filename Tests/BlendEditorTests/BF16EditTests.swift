@@ -16,7 +16,7 @@ import BlendTensor
 @Suite struct BF16EditTests {
     /// Relative L2 change of the edited pixels of `samples` from `reference`, and whether every
     /// background pixel is the reference's.
-    func change(_ samples: [EditSample], from reference: [Int: [Float]], mask: [Float]) throws -> (Double, Bool) {
+    func change(_ samples: [EditedSample], from reference: [Int: [Float]], mask: [Float]) throws -> (Double, Bool) {
         var squares = 0.0, norm = 0.0, background = true
         for sample in samples {
             let px = sample.image.scalars, ref = try #require(reference[sample.index])

@@ -135,11 +135,11 @@ import BlendTensor
         let unreconstructed = try BlendedLatentDiffusionEditor(denoiser: AnalyticDenoiser(), autoencoder: ae, solver: solver, settings: plain)
             .edit(image: source, mask: Self.squareMask(), context: context, unconditionalContext: context * 0)
         #expect(unreconstructed[0].reconstructionLosses.isEmpty)
-        #expect(unreconstructed[0].latent.scalars != samples[0].latent.scalars)
+        #expect(unreconstructed[0].latent!.scalars != samples[0].latent!.scalars)
         for sample in samples {
             #expect(sample.reconstructionLosses.count == 6)
             #expect(sample.reconstructionLosses.allSatisfy { $0.isFinite })
-            #expect(try sample.image.scalars == ae.decode(sample.latent).scalars)
+            #expect(try sample.image.scalars == ae.decode(sample.latent!).scalars)
         }
     }
 

@@ -90,7 +90,7 @@ struct AnalyticAutoencoder: LatentAutoencoder {
         let samples = try editor.edit(image: io["image"]!, mask: io["mask"]!, context: io["context"]!,
                                       unconditionalContext: io["uncond"]!, noise: recordedNoise(name))
         #expect(samples.map(\.index) == [0, 1])
-        let latents = try Tensor.concatenate(samples.map(\.latent), axis: 0)
+        let latents = try Tensor.concatenate(samples.map { $0.latent! }, axis: 0)
         let images = try Tensor.concatenate(samples.map(\.image), axis: 0)
         #expect(relativeError(latents, io["\(name)/latents"]!) < 1e-4, "\(name) latents: \(relativeError(latents, io["\(name)/latents"]!))")
         #expect(relativeError(images, io["\(name)/images"]!) < 1e-4)
@@ -113,7 +113,7 @@ struct AnalyticAutoencoder: LatentAutoencoder {
             for i in 0..<2 {
                 let noise = try io["\(name)/noise_background\(index)"]!.sliced(i..<i + 1, axis: 0)
                 let expected = try NoiseSchedule.addNoise(source, noise: noise, alphaBar: level).scalars
-                let got = try p.latents.sliced(i..<i + 1, axis: 0).scalars
+                let got = try p.sample.sliced(i..<i + 1, axis: 0).scalars
                 for (j, value) in got.enumerated() where mask[j % 64] == 0 {
                     #expect(value == expected[j])
                     outside += 1
@@ -126,7 +126,7 @@ struct AnalyticAutoencoder: LatentAutoencoder {
 
     @Test func eachSampleDependsOnlyOnTheSeedAndItsIndex() throws {
         let schedule = try NoiseSchedule.scaledLinear()
-        func run(samples: Int, batch: Int) throws -> [LatentEditSample] {
+        func run(samples: Int, batch: Int) throws -> [EditedSample] {
             var s = LatentEditSettings()
             s.samples = samples
             s.batchSize = batch
@@ -136,9 +136,9 @@ struct AnalyticAutoencoder: LatentAutoencoder {
             return try editor.edit(image: io["image"]!, mask: io["mask"]!, context: io["context"]!, unconditionalContext: io["uncond"]!)
         }
         let three = try run(samples: 3, batch: 2), one = try run(samples: 1, batch: 1), threeSingly = try run(samples: 3, batch: 1)
-        #expect(three[0].latent.scalars == one[0].latent.scalars)
-        for i in 0..<3 { #expect(three[i].latent.scalars == threeSingly[i].latent.scalars) }
-        #expect(three[0].latent.scalars != three[1].latent.scalars)
+        #expect(three[0].latent!.scalars == one[0].latent!.scalars)
+        for i in 0..<3 { #expect(three[i].latent!.scalars == threeSingly[i].latent!.scalars) }
+        #expect(three[0].latent!.scalars != three[1].latent!.scalars)
     }
 
     @Test func guidanceScaleOneRunsTheConditionalModelAlone() throws {
@@ -149,7 +149,7 @@ struct AnalyticAutoencoder: LatentAutoencoder {
             let editor = try BlendedLatentDiffusionEditor(denoiser: AnalyticDenoiser(), autoencoder: AnalyticAutoencoder(),
                                                           solver: DPMSolverMultistep(schedule: schedule, steps: 6), settings: s)
             return try editor.edit(image: io["image"]!, mask: io["mask"]!, context: io["context"]!,
-                                   unconditionalContext: io["uncond"]!)[0].latent
+                                   unconditionalContext: io["uncond"]!)[0].latent!
         }
         // u + 1.0001·(c − u) is within 1e-4·|c − u| of c: the conditional path uses c, not u.
         #expect(relativeError(try run(1), try run(1.0001)) < 1e-3)

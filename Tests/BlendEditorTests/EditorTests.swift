@@ -60,7 +60,7 @@ let promptTokens = [98] + [5, 17, 42] + [99] + Array(repeating: 0, count: 72)
             // Inside the mask something changed.
             #expect((0..<256).contains { m[$0] == 1 && px[$0] != src[$0] })
         }
-        #expect(first.map(\.distance) == first.map(\.distance).sorted())
+        #expect(first.map { $0.distance! } == first.map { $0.distance! }.sorted())
         let again = try editor.edit(image: image, mask: mask, promptEmbedding: text)
         #expect(zip(first, again).allSatisfy { $0.image.scalars == $1.image.scalars && $0.distance == $1.distance })
         var other = fastSettings()
@@ -119,7 +119,7 @@ let promptTokens = [98] + [5, 17, 42] + [99] + Array(repeating: 0, count: 72)
         let oneByOne = try BlendedDiffusionEditor(models: tinyModels(), settings: settings)
         let single = try oneByOne.edit(image: image, mask: mask, promptEmbedding: text)
         let subset = try oneByOne.edit(image: image, mask: mask, promptEmbedding: text, sampleIndices: [2])
-        func byIndex(_ samples: [EditSample]) -> [Int: [Float]] {
+        func byIndex(_ samples: [EditedSample]) -> [Int: [Float]] {
             Dictionary(uniqueKeysWithValues: samples.map { ($0.index, $0.image.scalars) })
         }
         #expect(byIndex(all) == byIndex(single))

@@ -123,19 +123,19 @@ import BlendTensor
             denoiser: AnalyticDenoiser(), autoencoder: AnalyticAutoencoder(),
             solver: LatentSolverKind.dpmSolverPlusPlus2M.makeSolver(steps: 5, predictionType: .epsilon), settings: settings)
         let context = try Self.randn([1, 3, 8], seed: 10), unconditional = try Self.randn([1, 3, 8], seed: 11)
-        var seen: [LatentEditProgress] = []
+        var seen: [EditProgress] = []
         _ = try editor.edit(image: image, mask: mask, context: context, unconditionalContext: unconditional, progress: { seen.append($0) })
         #expect(seen.count == 3)
         for p in seen {
-            #expect(try p.previewImage().shape == [2, 3, 16, 12])
-            #expect(p.predictedLatents.shape == p.latents.shape)
+            #expect(try p.predictedImage().shape == [2, 3, 16, 12])
+            #expect(p.prediction.shape == p.sample.shape)
         }
         let source = try AnalyticAutoencoder().encode(image)
         let means = try adaptiveAvgPool2d(image, outputSize: (height: 8, width: 6))
-        #expect(try Self.maxDifference(seen[0].preview.colors(source).scalars, means.scalars) < 1e-4)
+        #expect(try Self.maxDifference(#require(seen[0].preview).colors(source).scalars, means.scalars) < 1e-4)
         // The last step goes to σ = 0: inside the mask the latent is the x0 estimate itself.
         let last = try #require(seen.last)
         let latentMask = try LatentMasks.downsample(mask, height: 8, width: 6)
-        #expect(try Self.maxDifference((last.latents * latentMask).scalars, (last.predictedLatents * latentMask).scalars) < 1e-6)
+        #expect(try Self.maxDifference((last.sample * latentMask).scalars, (last.prediction * latentMask).scalars) < 1e-6)
     }
 }

@@ -16,8 +16,8 @@ import Testing
 
     func step(_ iteration: Int, of iterations: Int, _ step: Int, of steps: Int) throws -> EditEvent {
         let empty = try Tensor.zeros([1, 1, 1, 1])
-        return .step(EditProgress(iteration: iteration, iterations: iterations, step: step, steps: steps, timestep: 0,
-                                  sampleIndices: [iteration], sample: empty, predictedImage: empty, clipLoss: 0, rangeLoss: 0))
+        return .step(EditProgress(iteration: iteration, iterations: iterations, step: step, steps: steps, sampleIndices: [iteration],
+                                  reported: SamplerStep(timestep: 0, sample: empty, prediction: empty)))
     }
 
     func reconstruction(sample: Int, _ step: Int, of steps: Int) -> EditEvent {

@@ -55,8 +55,8 @@ import BlendTensor
         // 2 samples, one at a time, 3 of the 4 steps each; progress counts across batches.
         #expect(steps.map(\.completedSteps) == Array(1...6) && steps.allSatisfy { $0.totalSteps == 6 })
         // The live preview: each step's x0 estimate through the colour map, at the edit's size.
-        #expect(steps.allSatisfy { $0.predictedImage.shape == [1, 3, 16, 16] })
-        #expect(steps.allSatisfy { $0.predictedImage.scalars.allSatisfy { $0 >= -1 && $0 <= 1 } })
+        #expect(try steps.allSatisfy { try $0.predictedImage().shape == [1, 3, 16, 16] })
+        #expect(try steps.allSatisfy { try $0.predictedImage().scalars.allSatisfy { $0 >= -1 && $0 <= 1 } })
         #expect(finished.map(\.index) == [0, 1])
         #expect(report.modelSize == 16 && report.samples.count == 2)
         #expect(report.samples.map(\.distance) == report.samples.map(\.distance).sorted())

@@ -60,7 +60,7 @@ import BlendTestSupport
     }
 
     func edit(_ models: StableDiffusionModels, solver kind: LatentSolverKind = .dpmSolverPlusPlus2M, seed: UInt64,
-              progress: (LatentEditProgress, any DiffusionSolver, Int) throws -> Void = { _, _, _ in }) throws -> [LatentEditSample] {
+              progress: (EditProgress, any DiffusionSolver, Int) throws -> Void = { _, _, _ in }) throws -> [EditedSample] {
         var settings = LatentEditSettings()
         settings.samples = 2
         settings.batchSize = 2
@@ -91,7 +91,7 @@ import BlendTestSupport
                 var noise = NoiseSource(seed: 9, stream: 4, iteration: i, timestep: index)
                 let expected = try NoiseSchedule.addNoise(source, noise: noise.gaussian([1, 4, 8, 8]),
                                                           alphaBar: solver.outputAlphaBar(at: index)).scalars
-                for (j, value) in try p.latents.sliced(i..<i + 1, axis: 0).scalars.enumerated() where j % 8 >= 5 {
+                for (j, value) in try p.sample.sliced(i..<i + 1, axis: 0).scalars.enumerated() where j % 8 >= 5 {
                     #expect(value == expected[j])
                     outside += 1
                 }
@@ -101,7 +101,7 @@ import BlendTestSupport
         #expect(steps == 4 && outside == 4 * 2 * 4 * 8 * 3)   // int(6 · 0.75) steps; 3 latent columns outside
         #expect(samples.map(\.index) == [0, 1])
         for sample in samples {
-            let latent = sample.latent.scalars, z0 = source.scalars
+            let latent = sample.latent!.scalars, z0 = source.scalars
             #expect((0..<latent.count).filter { $0 % 8 >= 5 }.allSatisfy { latent[$0] == z0[$0] })
             #expect((0..<latent.count).contains { $0 % 8 < 5 && latent[$0] != z0[$0] })
             #expect(sample.image.shape == [1, 3, 16, 16] && sample.image.scalars.allSatisfy(\.isFinite))
@@ -114,13 +114,13 @@ import BlendTestSupport
         let a = try edit(models, solver: .ddim, seed: 5), b = try edit(models, solver: .ddim, seed: 5)
         let c = try edit(models, solver: .ddim, seed: 6)
         for i in 0..<2 {
-            #expect(a[i].latent.scalars == b[i].latent.scalars && a[i].image.scalars == b[i].image.scalars)
-            #expect(a[i].latent.scalars != c[i].latent.scalars)
+            #expect(a[i].latent!.scalars == b[i].latent!.scalars && a[i].image.scalars == b[i].image.scalars)
+            #expect(a[i].latent!.scalars != c[i].latent!.scalars)
         }
-        #expect(a[0].latent.scalars != a[1].latent.scalars)
+        #expect(a[0].latent!.scalars != a[1].latent!.scalars)
         // The other layout of the same weights gives the same edit.
         let other = try edit(tiny.load("sd1", layout == .diffusers ? .compVis : .diffusers), solver: .ddim, seed: 5)
-        #expect(relativeError(other[0].latent, a[0].latent) < 1e-3)
+        #expect(relativeError(other[0].latent!, a[0].latent!) < 1e-3)
     }
 
     @Test func partsThatDoNotFitSayWhatIsWrong() throws {
