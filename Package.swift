@@ -210,8 +210,8 @@ let package = Package(
         .testTarget(
             name: "BlendServerTests",
             dependencies: [
-                "BlendServer", "BlendPipeline", "BlendPipelineTestSupport", "BlendImage", "BlendModels", "BlendCheckpoint", "BlendTensor",
-                "BlendEditor", "CZlib",
+                "BlendServer", "BlendConcurrency", "BlendPipeline", "BlendPipelineTestSupport", "BlendImage", "BlendModels", "BlendCheckpoint",
+                "BlendTensor", "BlendEditor", "CZlib",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),

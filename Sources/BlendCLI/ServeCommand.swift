@@ -81,12 +81,13 @@ struct Serve: AsyncParsableCommand {
         if precision == .bf16, let note = ComputePrecision.bf16Unavailable {
             FileHandle.standardError.write(Data("note: \(note)\n".utf8))
         }
-        server.start(onModelsChange: { status in
+        server.loadModels(onModelsChange: { status in
             FileHandle.standardError.write(Data(Serve.consoleLines(for: status).map { $0 + "\n" }.joined().utf8))
         })
         let display = configuration.host == "0.0.0.0" || configuration.host == "::" ? "127.0.0.1" : configuration.host
         let open = self.open
-        defer { server.shutdown() }
+        // After run returns: its job runner has stopped and saved the running job by then.
+        defer { server.close() }
         try await server.run(onRunning: { port in
             // The port it listens on (the one chosen when --port 0).
             if !configuration.isLoopback {

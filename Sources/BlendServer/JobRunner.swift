@@ -4,23 +4,39 @@ import BlendPipeline
 import BlendTensor
 import Foundation
 import BlendConcurrency
-import Synchronization
+import Logging
+import ServiceLifecycle
 
-/// The job queue: one edit runs at a time (the CPU is the bottleneck) on a thread of its own,
-/// later ones wait in a bounded queue. Every change of a job's state is saved to its
-/// `job.json` and published as a `job` event; a running job also publishes `progress` and,
-/// every few steps, `preview` events with its current x0 predictions.
+/// The job queue, run as a service of the server's application: one edit runs at a time (the
+/// CPU is the bottleneck), later ones wait in a bounded queue. Every change of a job's state
+/// is saved to its `job.json` and published as a `job` event; a running job also publishes
+/// `progress` and, every few steps, `preview` events with its current x0 predictions.
+///
+/// ``run()`` takes queued jobs while the models are ready, each on a thread of its own, until
+/// the service group shuts down gracefully (SIGINT, SIGTERM, the end of a test) or its task is
+/// cancelled: then the running job stops at its next step and is marked `interrupted` (its
+/// finished samples are kept; it can be resumed), queued jobs stay queued on disk (they come
+/// back as interrupted), and `run()` returns.
 ///
 /// Cancelling a running job takes effect at its next step: the pipeline's event callback
-/// throws ``EditError/cancelled``.
-final class JobRunner: Sendable {
+/// throws. A record that cannot be saved is never passed over: a job that is running or about
+/// to run is marked `failed` with a message naming `job.json` and what to do (and the failure
+/// is logged and published), and a cancel, resume or submit throws ``ServerError/storage(_:)``
+/// with that message and changes nothing.
+final class JobRunner: Service, Sendable, CustomStringConvertible {
     private struct State {
         var jobs: [String: JobRecord] = [:]
         var queue: [String] = []
         var running: String?
         var cancelRequested: Set<String> = []
+        /// Set by a graceful shutdown (or cancellation) of ``run()``, until the next run: the
+        /// running job stops at its next step, nothing new starts and new jobs are refused.
         var stopping = false
-        var workerStarted = false
+        /// Wakes the run loop while ``run()`` runs (a job was queued, the models are ready);
+        /// nil otherwise.
+        var wakeUp: AsyncStream<Void>.Continuation?
+        /// The models' status: jobs start only while it is `ready`, and `status` events carry it.
+        var models = ModelsStatus(state: .loading, message: nil, missing: [], missingForLocalClip: [])
 
         /// Stores `job` as the newest record of its id, one revision after the one it replaces.
         mutating func put(_ job: inout JobRecord) {
@@ -29,31 +45,44 @@ final class JobRunner: Sendable {
         }
     }
 
+    /// ``run()`` was called while it already runs (one run loop per runner).
+    struct AlreadyRunning: Error, CustomStringConvertible {
+        var description: String { "the job runner is already running: run each server's application once at a time" }
+    }
+
     let store: JobStore
     let hub: EventHub
     let configuration: ServerConfiguration
+    let logger: Logger
     private let state = PThreadMutex(State())
-    private let wake = DispatchSemaphore(value: 0)
-    private let workerDone = DispatchSemaphore(value: 0)
-    /// Whether the models are ready; set by the server from ``ModelWarmup``.
-    private let modelsReady = Atomic<Bool>(false)
-    /// The models' status, for the `status` events sent whenever the queue changes.
-    private let modelsStatus = PThreadMutex(ModelsStatus(state: .loading, message: nil, missing: [], missingForLocalClip: []))
+
+    /// The reason an interrupted job gives.
+    static let interruptedMessage = "the server stopped before the job finished; resume it to continue (finished samples are kept)"
+
+    var description: String { "JobRunner" }
 
     /// Loads the jobs in `store`. A job that was queued or running when the server stopped
-    /// is marked `interrupted` (it can be resumed).
-    init(store: JobStore, hub: EventHub, configuration: ServerConfiguration) {
+    /// is marked `interrupted` (it can be resumed); where that record cannot be saved, the job
+    /// is interrupted all the same (it is, on disk too, at every start) and its error and the
+    /// log say why the record was not written.
+    init(store: JobStore, hub: EventHub, configuration: ServerConfiguration, logger: Logger) {
         self.store = store
         self.hub = hub
         self.configuration = configuration
+        self.logger = logger
         let (jobs, _) = store.loadAll()
         var loaded: [String: JobRecord] = [:]
         for var job in jobs {
             if !job.state.isTerminal {
                 job.state = .interrupted
-                job.error = "the server stopped before the job finished; resume it to continue (finished samples are kept)"
+                job.error = Self.interruptedMessage
                 job.revision += 1
-                try? store.save(job)
+                do {
+                    try store.save(job)
+                } catch {
+                    job.error = Self.interruptedMessage + "; its record could not be saved: \(error)"
+                    logger.error("job \(job.id) is interrupted, but its record could not be saved: \(error)")
+                }
             }
             loaded[job.id] = job
         }
@@ -75,36 +104,62 @@ final class JobRunner: Sendable {
     /// The running job's id and the ids waiting, in order.
     var queueSnapshot: (running: String?, queued: [String]) { state.withLock { ($0.running, $0.queue) } }
 
+    /// What `GET /api/status` answers.
+    func status() -> ServerStatus {
+        let (running, queued, models) = state.withLock { ($0.running, $0.queue, $0.models) }
+        return ServerStatus(version: EditPipeline.version, models: models,
+                            queue: .init(running: running, queued: queued, limit: configuration.queueLimit),
+                            defaults: JobSettings(),
+                            limits: .init(maxUploadBytes: configuration.maxUploadBytes, maxUploadPixels: configuration.maxUploadPixels))
+    }
+
     // MARK: Changes
 
-    /// Queues a new job whose folder and inputs exist. Throws 429 when the queue is full.
+    /// Queues a new job whose folder and inputs exist.
+    /// - Throws: ``ServerError/queueFull(limit:)`` (429) when the queue is full,
+    ///   ``ServerError/unavailable(_:)`` while the server shuts down, ``ServerError/storage(_:)``
+    ///   when its record cannot be saved (then nothing is queued).
     func submit(_ job: JobRecord) throws -> JobRecord {
         var job = job
         job.state = .queued
-        try state.withLock { state in
+        try state.withLock { state throws(ServerError) in
             guard !state.stopping else { throw ServerError.unavailable("the server is shutting down") }
             guard state.queue.count < configuration.queueLimit else { throw ServerError.queueFull(limit: configuration.queueLimit) }
-            state.put(&job)
+            job.revision = max(job.revision, state.jobs[job.id]?.revision ?? 0) + 1
+            do {
+                try store.save(job)
+            } catch {
+                throw ServerError.storage("job \(job.id) was not queued because its record could not be saved: \(error); then send it again")
+            }
+            state.jobs[job.id] = job
             state.queue.append(job.id)
-            try store.save(job)
         }
         publish(job)
-        wake.signal()
+        wakeRunLoop()
         return job
     }
 
     /// Cancels a queued job at once, a running one at its next step. Cancelling a job that
     /// has already stopped changes nothing.
+    /// - Throws: ``ServerError/notFound(_:)``; ``ServerError/storage(_:)`` when a queued job's
+    ///   record cannot be saved (it stays queued).
     func cancel(_ id: String) throws -> JobRecord {
-        let job = try state.withLock { state -> JobRecord in
+        let job = try state.withLock { state throws(ServerError) -> JobRecord in
             guard var job = state.jobs[id] else { throw ServerError.notFound("there is no job \(id)") }
             switch job.state {
             case .queued:
+                var cancelled = job
+                cancelled.state = .cancelled
+                cancelled.finishedAt = Date()
+                cancelled.revision = job.revision + 1
+                do {
+                    try store.save(cancelled)
+                } catch {
+                    throw ServerError.storage("job \(id) was not cancelled because its record could not be saved: \(error); then cancel it again")
+                }
                 state.queue.removeAll { $0 == id }
-                job.state = .cancelled
-                job.finishedAt = Date()
-                state.put(&job)
-                try? store.save(job)
+                state.jobs[id] = cancelled
+                job = cancelled
             case .running:
                 state.cancelRequested.insert(id)
             default:
@@ -117,8 +172,12 @@ final class JobRunner: Sendable {
     }
 
     /// Queues an interrupted, cancelled or failed job again.
+    /// - Throws: ``ServerError/notFound(_:)``, ``ServerError/conflict(_:)`` for a job in another
+    ///   state, ``ServerError/queueFull(limit:)``, ``ServerError/unavailable(_:)`` while the
+    ///   server shuts down, ``ServerError/storage(_:)`` when its record cannot be saved (it
+    ///   stays as it was).
     func resume(_ id: String) throws -> JobRecord {
-        let job = try state.withLock { state -> JobRecord in
+        let job = try state.withLock { state throws(ServerError) -> JobRecord in
             guard var job = state.jobs[id] else { throw ServerError.notFound("there is no job \(id)") }
             guard job.state.isResumable else {
                 throw ServerError.conflict("job \(id) is \(job.state.rawValue); only interrupted, cancelled or failed jobs can be resumed")
@@ -128,118 +187,162 @@ final class JobRunner: Sendable {
             job.state = .queued
             job.error = nil
             job.finishedAt = nil
-            state.put(&job)
+            job.revision += 1
+            do {
+                try store.save(job)
+            } catch {
+                throw ServerError.storage("job \(id) was not resumed because its record could not be saved: \(error); then resume it again")
+            }
+            state.jobs[id] = job
             state.queue.append(id)
-            try? store.save(job)
             return job
         }
         publish(job)
-        wake.signal()
+        wakeRunLoop()
         return job
     }
 
     /// Deletes a job that is not running, with its folder.
+    /// - Throws: ``ServerError/notFound(_:)``, ``ServerError/conflict(_:)`` for a running job,
+    ///   ``ServerError/storage(_:)`` when its folder cannot be removed (the job stays listed).
     func delete(_ id: String) throws {
-        try state.withLock { state in
+        try state.withLock { state throws(ServerError) in
             guard let job = state.jobs[id] else { throw ServerError.notFound("there is no job \(id)") }
             guard job.state != .running else { throw ServerError.conflict("job \(id) is running: cancel it first, then delete it") }
+            do {
+                try store.delete(id)
+            } catch {
+                throw ServerError.storage("job \(id) was not deleted: \(error); then delete it again")
+            }
             state.queue.removeAll { $0 == id }
             state.jobs[id] = nil
-            try store.delete(id)
         }
-        hub.publish(ServerEvent("deleted", job: id, ["id": id]))
+        hub.publish(.deleted(job: id))
         hub.finish(job: id)
         publishStatus()
     }
 
-    // MARK: The worker
-
     /// Takes the models' new status: jobs run only while they are ready.
     func modelsChanged(_ status: ModelsStatus) {
-        modelsStatus.withLock { $0 = status }
-        modelsReady.store(status.state == .ready, ordering: .sequentiallyConsistent)
+        state.withLock { $0.models = status }
         publishStatus()
-        if status.state == .ready { wake.signal() }
+        if status.state == .ready { wakeRunLoop() }
     }
 
-    /// What `GET /api/status` answers.
-    func status() -> ServerStatus {
-        let queue = queueSnapshot
-        return ServerStatus(version: EditPipeline.version, models: modelsStatus.withLock { $0 },
-                            queue: .init(running: queue.running, queued: queue.queued, limit: configuration.queueLimit),
-                            defaults: JobSettings(),
-                            limits: .init(maxUploadBytes: configuration.maxUploadBytes, maxUploadPixels: configuration.maxUploadPixels))
-    }
+    // MARK: The service
 
-    private func publishStatus() {
-        hub.publish(ServerEvent("status", job: nil, status()))
-    }
-
-    /// Starts the worker thread (once).
-    func start() {
-        let first = state.withLock { state -> Bool in
-            defer { state.workerStarted = true }
-            return !state.workerStarted
+    /// Runs queued jobs, one at a time, until the service group shuts down gracefully or this
+    /// task is cancelled; then stops the running job at its next step (it is marked
+    /// `interrupted`), waits for it, and returns. It may run again after it returned.
+    /// - Throws: ``AlreadyRunning`` when another `run()` of this runner has not returned.
+    func run() async throws {
+        let (wakeUps, wakeUp) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        try state.withLock { state throws(AlreadyRunning) in
+            guard state.wakeUp == nil else { throw AlreadyRunning() }
+            state.wakeUp = wakeUp
+            state.stopping = false
         }
-        guard first else { return }
-        let thread = Thread { [self] in
-            workLoop()
-            workerDone.signal()
-        }
-        thread.name = "blend job worker"
-        // The edit's own threads do the heavy lifting; this one mostly waits.
-        thread.stackSize = 8 << 20
-        thread.start()
-    }
-
-    /// Stops the worker: queued jobs stay queued on disk (and come back as interrupted), the
-    /// running one is stopped at its next step and marked interrupted. Waits up to `timeout`
-    /// seconds for the worker thread to end.
-    func shutdown(timeout: Double = 30) {
-        let started = state.withLock { state -> Bool in
-            state.stopping = true
-            return state.workerStarted
-        }
-        wake.signal()
-        if started { _ = workerDone.wait(timeout: .now() + timeout) }
-    }
-
-    private func workLoop() {
-        while true {
-            wake.wait()
-            while let job = nextJob() {
-                run(job)
+        defer { state.withLock { $0.wakeUp = nil } }
+        // Jobs queued before the run began (the models may be ready already).
+        wakeUp.yield()
+        await withGracefulShutdownHandler {
+            await withTaskCancellationHandler {
+                for await _ in wakeUps {
+                    while let job = startNextJob() {
+                        await runOnEditThread(job)
+                    }
+                }
+            } onCancel: {
+                self.stop()
             }
-            if state.withLock({ $0.stopping }) { return }
+        } onGracefulShutdown: {
+            self.stop()
         }
     }
 
-    /// Takes the next queued job and marks it running, when the models are ready.
-    private func nextJob() -> JobRecord? {
-        guard modelsReady.load(ordering: .sequentiallyConsistent) else { return nil }
-        let job = state.withLock { state -> JobRecord? in
-            guard !state.stopping, state.running == nil, !state.queue.isEmpty else { return nil }
-            let id = state.queue.removeFirst()
-            guard var job = state.jobs[id] else { return nil }
-            job.state = .running
-            job.startedAt = Date()
-            job.runs += 1
-            job.error = nil
-            job.progress = nil
-            state.running = id
-            state.put(&job)
-            try? store.save(job)
-            return job
+    /// Stops taking jobs and ends the run loop's wake-ups; the running job stops at its next
+    /// step (its event callback sees `stopping`).
+    private func stop() {
+        let wakeUp = state.withLock { state in
+            state.stopping = true
+            return state.wakeUp
         }
-        if let job {
-            store.removeZip(job.id)
-            publish(job)
+        wakeUp?.finish()
+    }
+
+    private func wakeRunLoop() {
+        state.withLock { $0.wakeUp }?.yield()
+    }
+
+    /// Runs `job` on a thread of its own and waits for it without holding one of Swift
+    /// concurrency's threads: `EditPipeline.run` is synchronous and keeps its thread for
+    /// seconds to hours, which on a cooperative pool as small as the machine's cores would
+    /// starve the HTTP server's tasks.
+    private func runOnEditThread(_ job: JobRecord) async {
+        await withCheckedContinuation { (finished: CheckedContinuation<Void, Never>) in
+            let thread = Thread { [self] in
+                execute(job)
+                finished.resume()
+            }
+            thread.name = "blend job \(job.id)"
+            // A main thread's stack: the edit runs the same code as `blend edit` does on its
+            // main thread (the engine's parallel loops run on threads of their own).
+            thread.stackSize = 8 << 20
+            thread.start()
         }
-        return job
+    }
+
+    /// Takes the next queued job and marks it running, when the models are ready and the
+    /// runner is not stopping. A job whose running record cannot be saved does not start: it
+    /// is marked failed (logged and published) and the next one is taken.
+    private func startNextJob() -> JobRecord? {
+        enum Next { case started(JobRecord), notSaved(JobRecord, JobStoreError) }
+        while true {
+            let next = state.withLock { state -> Next? in
+                guard !state.stopping, state.models.state == .ready, state.running == nil else { return nil }
+                while !state.queue.isEmpty {
+                    let id = state.queue.removeFirst()
+                    guard var job = state.jobs[id] else { continue }
+                    job.state = .running
+                    job.startedAt = Date()
+                    job.runs += 1
+                    job.error = nil
+                    job.progress = nil
+                    state.put(&job)
+                    do throws(JobStoreError) {
+                        try store.save(job)
+                    } catch {
+                        job.state = .failed
+                        job.finishedAt = Date()
+                        job.error = "the job could not start because its record could not be saved: \(error); then resume it"
+                        state.put(&job)
+                        return .notSaved(job, error)
+                    }
+                    state.running = id
+                    return .started(job)
+                }
+                return nil
+            }
+            switch next {
+            case nil:
+                return nil
+            case let .notSaved(job, failure):
+                logger.error("job \(job.id) failed to start: its record could not be saved: \(failure)")
+                publish(job)
+            case let .started(job):
+                store.removeZip(job.id)
+                publish(job)
+                return job
+            }
+        }
     }
 
     /// Why a run stopped early.
-    private enum Stop: Error { case cancelled, shutdown }
+    private enum Stop: Error {
+        case cancelled, shutdown
+        /// The job's record could not be saved as the run went on (its plan, a finished sample).
+        case recordNotSaved(JobStoreError)
+    }
 
     /// The pipeline request of a job whose inputs are in its folder.
     func editRequest(id: String, prompt: String, settings: JobSettings, photoFile: String, maskFile: String?) -> EditRequest {
@@ -251,8 +354,9 @@ final class JobRunner: Sendable {
         return request
     }
 
-    /// Runs a job: a resumed one continues its unfinished run (keeping its finished samples).
-    private func run(_ job: JobRecord) {
+    /// Runs a job (on the edit thread): a resumed one continues its unfinished run (keeping
+    /// its finished samples).
+    private func execute(_ job: JobRecord) {
         let id = job.id
         var request = editRequest(id: id, prompt: job.prompt, settings: job.settings, photoFile: job.photo.file, maskFile: job.mask)
         request.resume = job.runs > 1
@@ -260,8 +364,17 @@ final class JobRunner: Sendable {
         var estimate = EditTimeEstimate()
         var lastPreviewStep = -1
         var outcome: (state: JobState, error: String?)
+        /// Set when a record that could not be saved stopped the run.
+        var notSaved: JobStoreError?
         let jobFolder = store.directory(id).path + "/"
         func relative(_ path: String) -> String { path.hasPrefix(jobFolder) ? String(path.dropFirst(jobFolder.count)) : path }
+        func saving(_ change: (inout JobRecord) -> Void, publish: Bool = false) throws {
+            do {
+                try updateAndSave(id, publish: publish, change)
+            } catch {
+                throw Stop.recordNotSaved(error)
+            }
+        }
         func events(_ event: EditEvent) throws {
             let (cancelled, stopping) = state.withLock { ($0.cancelRequested.contains(id), $0.stopping) }
             if cancelled { throw Stop.cancelled }
@@ -270,9 +383,9 @@ final class JobRunner: Sendable {
             switch event {
             case let .notice(notice):
                 let text = JobIntake.inPageWords(notice, photoPath: request.imagePath, photoName: job.photo.name, maskPath: request.maskPath)
-                update(id) { job in if !job.notices.contains(text) { job.notices.append(text) } }
+                updateInMemory(id) { job in if !job.notices.contains(text) { job.notices.append(text) } }
             case let .planned(plan):
-                update(id, save: true) { job in
+                try saving { job in
                     job.runDirectory = relative(plan.runDirectory)
                     job.region = plan.region.description
                     job.modelSize = plan.modelSize
@@ -287,13 +400,13 @@ final class JobRunner: Sendable {
                     job.progress = progress
                     state.put(&job)
                 }
-                hub.publish(ServerEvent("progress", job: id, progress))
+                hub.publish(.progress(progress))
                 let every = max(1, configuration.previewEvery)
                 if p.completedSteps - lastPreviewStep >= every || p.step == p.steps || lastPreviewStep < 0 {
                     lastPreviewStep = p.completedSteps
                     if let preview = try? Self.previewDataURI(p.predictedImage()) {
-                        hub.publish(ServerEvent("preview", job: id, Preview(job: id, completedSteps: p.completedSteps,
-                                                                            iteration: p.iteration, step: p.step, image: preview)))
+                        hub.publish(.preview(JobPreview(job: id, completedSteps: p.completedSteps, iteration: p.iteration,
+                                                        step: p.step, image: preview)))
                     }
                 }
             case let .reconstructionStep(r):
@@ -310,16 +423,16 @@ final class JobRunner: Sendable {
                     state.put(&job)
                     return progress
                 }
-                if let progress { hub.publish(ServerEvent("progress", job: id, progress)) }
+                if let progress { hub.publish(.progress(progress)) }
             case let .sampleFinished(sample):
                 // On disk now: listed at once (ranks are provisional until the job finishes).
                 store.removeZip(id)
-                update(id, save: true, publish: true) { job in
+                try saving({ job in
                     job.results.removeAll { $0.index == sample.index }
                     job.results.append(JobResult(index: sample.index, rank: 0, distance: finite(sample.distance),
                                                  file: relative(sample.file), url: "/api/jobs/\(id)/samples/\(sample.index)"))
                     job.results = JobResult.ranked(job.results)
-                }
+                }, publish: true)
             default:
                 break
             }
@@ -343,36 +456,72 @@ final class JobRunner: Sendable {
         } catch Stop.cancelled {
             outcome = (.cancelled, nil)
         } catch Stop.shutdown {
-            outcome = (.interrupted, "the server stopped before the job finished; resume it to continue (finished samples are kept)")
+            outcome = (.interrupted, Self.interruptedMessage)
+        } catch let Stop.recordNotSaved(failure) {
+            notSaved = failure
+            outcome = (.failed, Self.stoppedMessage(failure))
+            logger.error("job \(id) stopped: its record could not be saved: \(failure)")
         } catch {
             outcome = (.failed, String(describing: error))
         }
         store.removeZip(id)
-        let finished = state.withLock { state -> JobRecord? in
+        let (finished, finalFailure) = state.withLock { state -> (JobRecord?, JobStoreError?) in
             state.running = nil
             state.cancelRequested.remove(id)
-            guard var job = state.jobs[id] else { return nil }
+            guard var job = state.jobs[id] else { return (nil, nil) }
             job.state = outcome.state
             job.error = outcome.error
             if let finalResults { job.results = finalResults }
             job.finishedAt = Date()
             state.put(&job)
-            try? store.save(job)
-            return job
+            do throws(JobStoreError) {
+                try store.save(job)
+                return (job, nil)
+            } catch {
+                // In memory the job says so; on disk it stays `running`, which the next start
+                // reads as interrupted.
+                job.state = .failed
+                if notSaved == nil {
+                    job.error = (outcome.state == .finished ? "the edit finished, but" : "the job stopped, but")
+                        + " its record could not be saved: \(error); then resume it (finished samples are kept)"
+                }
+                state.put(&job)
+                return (job, error)
+            }
+        }
+        if let finalFailure, notSaved == nil {
+            logger.error("job \(id) \(outcome.state == .finished ? "finished" : "stopped (\(outcome.state.rawValue))"), but its record could not be saved: \(finalFailure)")
         }
         if let finished { publish(finished) }
     }
 
-    /// Changes a job's record (saving it and publishing a `job` event if asked).
-    private func update(_ id: String, save: Bool = false, publish: Bool = false, _ change: (inout JobRecord) -> Void) {
-        let job = state.withLock { state -> JobRecord? in
+    /// The error of a job whose record could not be saved while it ran.
+    static func stoppedMessage(_ failure: JobStoreError) -> String {
+        "the job stopped because its record could not be saved: \(failure); then resume it (finished samples are kept)"
+    }
+
+    /// Changes a job's record and saves it (then publishes a `job` event if asked). The change
+    /// is kept in memory even when the save fails: it says what is on disk besides the record
+    /// (a plan made, a sample written).
+    /// - Throws: ``JobStoreError`` when the record cannot be saved.
+    private func updateAndSave(_ id: String, publish: Bool, _ change: (inout JobRecord) -> Void) throws(JobStoreError) {
+        let job = try state.withLock { state throws(JobStoreError) -> JobRecord? in
             guard var job = state.jobs[id] else { return nil }
             change(&job)
             state.put(&job)
-            if save { try? store.save(job) }
+            try store.save(job)
             return job
         }
-        if publish, let job { hub.publish(ServerEvent("job", job: id, job)) }
+        if publish, let job { hub.publish(.job(job)) }
+    }
+
+    /// Changes a job's record in memory only (a notice: saved with the next change).
+    private func updateInMemory(_ id: String, _ change: (inout JobRecord) -> Void) {
+        state.withLock { state in
+            guard var job = state.jobs[id] else { return }
+            change(&job)
+            state.put(&job)
+        }
     }
 
     /// `hasLosses`: the guidance losses mean something (not for the latent method, which has none).
@@ -384,15 +533,6 @@ final class JobRunner: Sendable {
                     secondsPerStep: estimate.secondsPerStep,
                     clipLoss: hasLosses ? p.guidance.flatMap { finite($0.clip) } : nil,
                     rangeLoss: hasLosses ? p.guidance.flatMap { finite($0.range) } : nil)
-    }
-
-    struct Preview: Encodable {
-        var job: String
-        var completedSteps: Int
-        var iteration: Int
-        var step: Int
-        /// A PNG data URI: the batch's x0 predictions side by side, at the model's resolution.
-        var image: String
     }
 
     /// The x0 predictions `[B, 3, H, W]` in [-1, 1] as one PNG strip, as a data URI.
@@ -415,20 +555,24 @@ final class JobRunner: Sendable {
 
     /// A `job` event, and a `status` event with the queue as it now is.
     private func publish(_ job: JobRecord) {
-        hub.publish(ServerEvent("job", job: job.id, job))
+        hub.publish(.job(job))
         publishStatus()
+    }
+
+    private func publishStatus() {
+        hub.publish(.status(status()))
     }
 }
 
 /// What `GET /api/status` answers: the models, the queue, the CLI's default settings and the
 /// upload limits.
-struct ServerStatus: Encodable {
-    struct Queue: Encodable {
+struct ServerStatus: Encodable, Sendable {
+    struct Queue: Encodable, Sendable {
         var running: String?
         var queued: [String]
         var limit: Int
     }
-    struct Limits: Encodable {
+    struct Limits: Encodable, Sendable {
         var maxUploadBytes: Int
         var maxUploadPixels: Int
     }

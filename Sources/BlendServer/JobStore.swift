@@ -16,13 +16,19 @@ import Glibc
 /// ```
 ///
 /// A lock file (`DATA/.lock`, `flock`) keeps a second server off the same directory.
+///
+/// Every write and removal in a job's folder goes through ``JobStoreDisk`` and fails with a
+/// ``JobStoreError`` that names the path and what to do (free space, make the folder writable).
 final class JobStore: Sendable {
     let root: URL
     let jobsDirectory: URL
     private let lockDescriptor: Int32
+    private let disk: JobStoreDisk
 
-    init(root: URL) throws {
+    /// - Parameter disk: how job folders are written and removed; tests pass one that fails.
+    init(root: URL, disk: JobStoreDisk = .system) throws {
         self.root = root
+        self.disk = disk
         jobsDirectory = root.appendingPathComponent("jobs", isDirectory: true)
         do {
             try FileManager.default.createDirectory(at: jobsDirectory, withIntermediateDirectories: true)
@@ -104,18 +110,41 @@ final class JobStore: Sendable {
     func file(_ id: String, _ name: String) -> URL { directory(id).appendingPathComponent(name) }
 
     /// Creates the job's folder with its inputs; the record is saved by the caller.
-    func createJob(id: String, photo: [UInt8], photoFile: String, mask: [UInt8]?, maskFile: String?) throws {
+    /// - Throws: ``JobStoreError`` when the folder or a file cannot be written.
+    func createJob(id: String, photo: [UInt8], photoFile: String, mask: [UInt8]?, maskFile: String?) throws(JobStoreError) {
         let folder = directory(id)
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        try writeFileAtomically(photo, to: folder.appendingPathComponent(photoFile).path)
-        if let mask, let maskFile { try writeFileAtomically(mask, to: folder.appendingPathComponent(maskFile).path) }
+        do {
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        } catch {
+            throw JobStoreError(writing: folder.path, folder: jobsDirectory.path, error)
+        }
+        try write(photo, to: folder.appendingPathComponent(photoFile).path, in: folder.path)
+        if let mask, let maskFile { try write(mask, to: folder.appendingPathComponent(maskFile).path, in: folder.path) }
     }
 
-    func save(_ record: JobRecord) throws {
+    /// Writes the job's record, `job.json`, atomically (the old record stays whole if it fails).
+    /// - Throws: ``JobStoreError`` naming `job.json` and what to do.
+    func save(_ record: JobRecord) throws(JobStoreError) {
+        let path = file(record.id, "job.json").path
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .iso8601
-        try writeFileAtomically(Array(try encoder.encode(record)) + [0x0A], to: file(record.id, "job.json").path)
+        let bytes: [UInt8]
+        do {
+            bytes = Array(try encoder.encode(record)) + [0x0A]
+        } catch {
+            throw JobStoreError(operation: .write, path: path, reason: "the record cannot be encoded: \(error)", cause: .other,
+                                folder: directory(record.id).path)
+        }
+        try write(bytes, to: path, in: directory(record.id).path)
+    }
+
+    private func write(_ bytes: [UInt8], to path: String, in folder: String) throws(JobStoreError) {
+        do {
+            try disk.writeFile(bytes, path)
+        } catch {
+            throw JobStoreError(writing: path, folder: folder, error)
+        }
     }
 
     /// Every job with a readable `job.json`, oldest first; unreadable folders are named in `skipped`.
@@ -139,8 +168,15 @@ final class JobStore: Sendable {
     /// Forgets a made zip (the results changed).
     func removeZip(_ id: String) { try? FileManager.default.removeItem(at: file(id, "results.zip")) }
 
-    func delete(_ id: String) throws {
-        try FileManager.default.removeItem(at: directory(id))
+    /// Removes the job's folder with everything in it.
+    /// - Throws: ``JobStoreError`` naming what could not be removed.
+    func delete(_ id: String) throws(JobStoreError) {
+        let folder = directory(id).path
+        do {
+            try disk.removeItem(folder)
+        } catch {
+            throw JobStoreError(removing: folder, folder: jobsDirectory.path, error)
+        }
     }
 
     /// A zip (stored, not recompressed: PNGs are compressed already) of the ranked results,
@@ -167,5 +203,96 @@ final class JobStore: Sendable {
             throw ServerError.conflict("the zip of \(record.id) could not be written (\(String(cString: strerror(errno))))")
         }
         return destination
+    }
+}
+
+/// How a ``JobStore`` writes and removes files in job folders: the system's calls, or in tests
+/// ones that fail as a full disk or a read-only folder would (tests run as root, which
+/// permissions do not stop).
+struct JobStoreDisk: Sendable {
+    /// Writes a whole file atomically (``writeFileAtomically(_:to:)``).
+    var writeFile: @Sendable (_ bytes: [UInt8], _ path: String) throws -> Void
+    /// Removes a file or a folder with its contents.
+    var removeItem: @Sendable (_ path: String) throws -> Void
+
+    static let system = JobStoreDisk(writeFile: { bytes, path in try writeFileAtomically(bytes, to: path) },
+                                     removeItem: { path in try FileManager.default.removeItem(atPath: path) })
+}
+
+/// A write or removal in the data directory that failed, with what the user can do about it.
+struct JobStoreError: Error, Sendable, Equatable, CustomStringConvertible {
+    enum Operation: Sendable { case write, removal }
+    /// What kept the disk from doing it, as far as the system's error tells.
+    enum Cause: Sendable { case diskFull, notWritable, other }
+
+    var operation: Operation
+    /// The file or folder that could not be written or removed.
+    var path: String
+    /// The system's words, e.g. "no space left on the device".
+    var reason: String
+    var cause: Cause
+    /// The folder the user should look at (free space on its disk, or make it writable).
+    var folder: String
+
+    /// What to do, in a sentence.
+    var remedy: String {
+        switch cause {
+        case .diskFull: return "the disk is full: free some space on the disk that holds \(folder)"
+        case .notWritable: return "the folder is not writable: make \(folder) writable for the user running blend serve"
+        case .other: return "check that \(folder) is writable and its disk has free space"
+        }
+    }
+
+    /// `PATH could not be written (REASON); REMEDY`.
+    var description: String {
+        "\(path) could not be \(operation == .write ? "written" : "removed") (\(reason)); \(remedy)"
+    }
+
+    init(operation: Operation, path: String, reason: String, cause: Cause, folder: String) {
+        self.operation = operation
+        self.path = path
+        self.reason = reason
+        self.cause = cause
+        self.folder = folder
+    }
+
+    init(writing path: String, folder: String, _ error: any Error) {
+        let (reason, cause) = Self.explain(error)
+        self.init(operation: .write, path: path, reason: reason, cause: cause, folder: folder)
+    }
+
+    init(removing path: String, folder: String, _ error: any Error) {
+        let (reason, cause) = Self.explain(error)
+        self.init(operation: .removal, path: path, reason: reason, cause: cause, folder: folder)
+    }
+
+    /// The reason in words and its cause, from BlendImage's write errors (which carry the
+    /// system's reason in words) or Foundation's (which carry the POSIX error underneath).
+    static func explain(_ error: any Error) -> (reason: String, cause: Cause) {
+        switch error {
+        case let ImageError.outputNotWritable(_, reason), let ImageError.writeFailed(_, reason):
+            return (reason, cause(ofReason: reason))
+        case let ImageError.outputDirectoryMissing(_, directory):
+            return ("the folder \(directory) is missing", .other)
+        default:
+            // On Linux the underlying error may be a Swift error (POSIXError) rather than an NSError.
+            let nsError = error as NSError
+            let underlying = (nsError.userInfo[NSUnderlyingErrorKey] as? any Error).map { $0 as NSError }
+            let posix = [nsError, underlying].compactMap { $0 }.first { $0.domain == NSPOSIXErrorDomain }
+            guard let code = posix?.code else { return (String(describing: error), .other) }
+            let reason = String(cString: strerror(Int32(code)))
+            switch Int32(code) {
+            case ENOSPC, EDQUOT: return (reason, .diskFull)
+            case EACCES, EPERM, EROFS: return (reason, .notWritable)
+            default: return (reason, .other)
+            }
+        }
+    }
+
+    /// The cause behind BlendImage's words for ENOSPC, EDQUOT, EACCES/EPERM and EROFS.
+    static func cause(ofReason reason: String) -> Cause {
+        if reason.contains("no space left") || reason.contains("quota exceeded") { return .diskFull }
+        if reason.contains("permission denied") || reason.contains("read-only file system") { return .notWritable }
+        return .other
     }
 }

@@ -27,16 +27,19 @@ enum PageAssets {
         HTTPField.Name("Referrer-Policy")!: "no-referrer",
     ]
 
-    static func addRoutes(to router: Router<BasicRequestContext>) {
+    /// `GET` of each asset, with the security headers; mounted at the root.
+    static var endpoints: RouteCollection<BasicRequestContext> {
+        let routes = RouteCollection(context: BasicRequestContext.self)
         for asset in assets {
             let buffer = ByteBuffer(bytes: asset.bytes)
             var fields = securityHeaders
             fields[.contentType] = asset.type
             fields[.cacheControl] = "no-cache"
             let headers = fields
-            router.get(RouterPath(asset.path)) { _, _ in
+            routes.get(RouterPath(asset.path)) { _, _ in
                 Response(status: .ok, headers: headers, body: .init(byteBuffer: buffer))
             }
         }
+        return routes
     }
 }

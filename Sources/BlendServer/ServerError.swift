@@ -17,6 +17,9 @@ public enum ServerError: Error, Equatable, CustomStringConvertible {
     case queueFull(limit: Int)
     /// 503: the models are missing or failed to load.
     case unavailable(String)
+    /// 500: the data directory refused a write or a removal (a full disk, a folder made
+    /// read-only); the message names the path and what to do.
+    case storage(String)
     /// The data directory cannot be used (start-up).
     case dataDirectory(path: String, reason: String)
     /// The address and port to listen on are taken by another program (start-up).
@@ -31,14 +34,14 @@ public enum ServerError: Error, Equatable, CustomStringConvertible {
         case .tooLarge: return 413
         case .queueFull: return 429
         case .unavailable: return 503
-        case .dataDirectory, .portInUse: return 500
+        case .storage, .dataDirectory, .portInUse: return 500
         }
     }
 
     public var description: String {
         switch self {
         case let .badRequest(message), let .forbidden(message), let .notFound(message), let .conflict(message),
-             let .tooLarge(message), let .unavailable(message):
+             let .tooLarge(message), let .unavailable(message), let .storage(message):
             return message
         case let .queueFull(limit):
             return "the queue is full (\(limit) jobs waiting): wait for one to finish, or cancel one"

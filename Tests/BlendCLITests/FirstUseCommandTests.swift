@@ -158,7 +158,7 @@ import Testing
         defer { try? FileManager.default.removeItem(at: folder) }
         let data = folder.appendingPathComponent("data")
         let first = try BlendServer(configuration: ServerConfiguration(dataDirectory: data, models: sharedTinyModels.paths))
-        defer { first.shutdown() }
+        defer { first.close() }
         let second = try blend(["serve", "--data-dir", data.path, "--port", "0", "--models-dir", folder.path])
         #expect(second.status == 1, "\(second.stderr)")
         #expect(second.stderr.contains("another blend serve (process \(getpid()))") && second.stderr.contains("--data-dir"), "\(second.stderr)")

@@ -188,7 +188,7 @@ import Testing
 
     @Test func aFullQueueAnswers429() async throws {
         // Not started: the models never load, so jobs wait in the queue.
-        try await withServer(start: false, configure: { $0.queueLimit = 2 }) { fixture, server, client in
+        try await withServer(loadModels: false, configure: { $0.queueLimit = 2 }) { fixture, server, client in
             for _ in 0..<2 {
                 #expect(try await client.post(.job(photo: fixture.photo, mask: fixture.mask)).status == .created)
             }
@@ -205,7 +205,7 @@ import Testing
     }
 
     @Test func uploadLimitsAreCheckedBeforeDecoding() async throws {
-        try await withServer(start: false, configure: { $0.maxUploadBytes = 6000; $0.maxUploadPixels = 1500 }) { fixture, server, client in
+        try await withServer(loadModels: false, configure: { $0.maxUploadBytes = 6000; $0.maxUploadPixels = 1500 }) { fixture, server, client in
             // Bytes: by Content-Length, and by the body itself.
             let big = Multipart.job(photo: fixture.photo + [UInt8](repeating: 0, count: 8000), mask: fixture.mask)
             let tooBig = try await client.post(big)

@@ -54,7 +54,7 @@ import FoundationNetworking
             $0.models = sharedTinySD.editPaths("sd1", .diffusers, clip: $0.models)
             $0.previewEvery = 1
         }
-        defer { server.shutdown() }
+        defer { server.close() }
         try await server.application().test(.live) { client in
             let port = try #require(client.port)
             let driverPort = try freeLoopbackPort()

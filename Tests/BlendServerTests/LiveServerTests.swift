@@ -12,7 +12,7 @@ import Testing
 /// send them, event streams, restarts.
 @Suite(.serialized) struct LiveServerTests {
     @Test func foreignHostsAndOriginsAreRefused() async throws {
-        try await withServer(.live, start: false) { fixture, server, client in
+        try await withServer(.live, loadModels: false) { fixture, server, client in
             let port = try #require(client.port)
             func get(host: String, extra: String = "") throws -> (status: Int, text: String) {
                 try rawHTTP(port: port, "GET /api/status HTTP/1.1\nHost: \(host)\n\(extra)Connection: close\n")
@@ -95,15 +95,20 @@ import Testing
             let created = try await client.post(.job(photo: fixture.photo, mask: fixture.mask))
             let id = try #require((try JSONSerialization.jsonObject(with: Data(buffer: created.body)) as? [String: Any])?["id"] as? String)
             var names: [String] = []
-            var previews: [String] = []
+            var previews: [JobPreview] = []
             for await event in events {
                 names.append(event.name)
-                if event.name == "preview" { previews.append(event.json) }
+                if case let .preview(preview) = event { previews.append(preview) }
                 if event.job == id && event.isTerminalJob { break }
             }
             #expect(names.filter { $0 == "progress" }.count == 6)   // 2 batches x 3 steps
             #expect(previews.count == 6)
-            let preview = try #require(previews.first.flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
+            // On the wire: the preview's fields as the page reads them.
+            let wire = try ServerEvent.preview(try #require(previews.first)).wireFormat()
+            #expect(wire.hasPrefix("event: preview\ndata: {\"completedSteps\":") && wire.hasSuffix("}\n\n"), "\(wire.prefix(80))")
+            let data = try #require(wire.split(separator: "\n").dropFirst().first?.dropFirst("data: ".count))
+            let preview = try #require(try JSONSerialization.jsonObject(with: Data(data.utf8)) as? [String: Any])
+            #expect(preview["job"] as? String == id && preview["step"] as? Int != nil && preview["iteration"] as? Int != nil)
             let uri = try #require(preview["image"] as? String)
             #expect(uri.hasPrefix("data:image/png;base64,"))
             let png = try #require(Data(base64Encoded: String(uri.dropFirst("data:image/png;base64,".count))))
@@ -132,12 +137,12 @@ import Testing
                 _ = try await client.waitForJob(ids[0]) { ($0["results"] as? [Any])?.isEmpty == false }
                 return ids
             }
-            server.shutdown()
+            server.close()
         }
         // Second life: both are listed as interrupted, with their inputs; resuming runs them,
         // the first one from where it stopped.
         let server = try fixture.server()
-        defer { server.shutdown() }
+        defer { server.close() }
         try await server.application().test(.router) { client in
             let list = try #require(try await client.json("/api/jobs").object["jobs"] as? [[String: Any]])
             #expect(Set(list.compactMap { $0["id"] as? String }) == Set(ids))
@@ -169,11 +174,11 @@ import Testing
     @Test func aSecondServerCannotUseTheSameDataDirectory() throws {
         let fixture = try ServerFixture()
         defer { fixture.remove() }
-        let first = try fixture.server(start: false)
+        let first = try fixture.server(loadModels: false)
         // The error names the server that holds it (this process) and, once it listens, its port.
         first.store.recordOwner(port: 43210)
         do {
-            _ = try fixture.server(start: false)
+            _ = try fixture.server(loadModels: false)
             Issue.record("a second server opened the same data directory")
         } catch let error as ServerError {
             guard case let .dataDirectory(path, reason) = error else { Issue.record("\(error)"); return }
@@ -184,19 +189,19 @@ import Testing
         }
         #expect(JobStore.owner(from: "pid=12\nport=8188\n") == (12, 8188))
         #expect(JobStore.owner(from: "garbage") == (nil, nil))
-        first.shutdown()
-        let second = try fixture.server(start: false)
-        second.shutdown()
+        first.close()
+        let second = try fixture.server(loadModels: false)
+        second.close()
     }
 
     /// A port another program listens on is a one-line error naming --port, not NIO's errno.
     @Test func aPortInUseIsNamedWithWhatToDo() async throws {
-        try await withServer(.live, start: false) { _, _, client in
+        try await withServer(.live, loadModels: false) { _, _, client in
             let port = try #require(client.port)
             let fixture = try ServerFixture()
             defer { fixture.remove() }
-            let second = try fixture.server(start: false) { $0.port = port }
-            defer { second.shutdown() }
+            let second = try fixture.server(loadModels: false) { $0.port = port }
+            defer { second.close() }
             do {
                 try await second.run()
                 Issue.record("a second server ran on port \(port)")
@@ -210,7 +215,7 @@ import Testing
 
 extension LiveServerTests {
     @Test func anOversizedChunkedUploadIsRefusedWhileItStreams() async throws {
-        try await withServer(.live, start: false, configure: { $0.maxUploadBytes = 4096 }) { fixture, server, client in
+        try await withServer(.live, loadModels: false, configure: { $0.maxUploadBytes = 4096 }) { fixture, server, client in
             let port = try #require(client.port)
             let form = Multipart.job(photo: [UInt8](repeating: 7, count: 10_000), mask: fixture.mask).finished()
             // No Content-Length: the limit must hold while the body arrives.

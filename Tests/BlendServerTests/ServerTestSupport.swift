@@ -5,6 +5,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import Logging
 import NIOCore
 import Testing
 import CZlib
@@ -45,10 +46,12 @@ struct ServerFixture {
         return configuration
     }
 
-    /// A server on the fixture's data directory; `start` loads the models and starts the worker.
-    func server(start: Bool = true, _ change: (inout ServerConfiguration) -> Void = { _ in }) throws -> BlendServer {
-        let server = try BlendServer(configuration: configuration(change))
-        if start { server.start() }
+    /// A server on the fixture's data directory; `loadModels` starts loading the models (jobs
+    /// wait in the queue until they are ready); `disk` is how its job folders are written.
+    func server(loadModels: Bool = true, disk: JobStoreDisk = .system, logger: Logger = Logger(label: "blend.serve.test"),
+                _ change: (inout ServerConfiguration) -> Void = { _ in }) throws -> BlendServer {
+        let server = try BlendServer(configuration: configuration(change), logger: logger, disk: disk)
+        if loadModels { server.loadModels() }
         return server
     }
 
@@ -56,15 +59,18 @@ struct ServerFixture {
 }
 
 /// Runs `body` against a server on a fixture of its own (a data directory, the shared tiny
-/// models): `start` loads the models and starts the worker; `configure` changes the
-/// configuration first. The server is shut down and the fixture removed afterwards.
-func withServer<T: Sendable>(_ setup: TestingSetup = .router, start: Bool = true,
+/// models): `loadModels` loads the models; `disk` is how job folders are written; `logger`
+/// where the server logs; `configure` changes the configuration first. The application (with
+/// its job runner) runs while `body` does and is shut down gracefully after it; then the
+/// server is closed and the fixture removed.
+func withServer<T: Sendable>(_ setup: TestingSetup = .router, loadModels: Bool = true, disk: JobStoreDisk = .system,
+                             logger: Logger = Logger(label: "blend.serve.test"),
                              configure: (inout ServerConfiguration) -> Void = { _ in },
                              _ body: @Sendable (ServerFixture, BlendServer, any TestClientProtocol) async throws -> T) async throws -> T {
     let fixture = try ServerFixture()
     defer { fixture.remove() }
-    let server = try fixture.server(start: start, configure)
-    defer { server.shutdown() }
+    let server = try fixture.server(loadModels: loadModels, disk: disk, logger: logger, configure)
+    defer { server.close() }
     return try await server.application().test(setup) { client in try await body(fixture, server, client) }
 }
 
@@ -140,6 +146,10 @@ extension TestClientProtocol {
 
 extension TestResponse {
     var text: String { String(buffer: body) }
+    /// The `id` of the job in a JSON body.
+    var jobID: String {
+        get throws { try #require((try JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any])?["id"] as? String) }
+    }
     /// The `error.message` of a JSON error body.
     var message: String {
         let object = try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any]
