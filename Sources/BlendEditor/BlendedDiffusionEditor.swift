@@ -96,7 +96,6 @@ public struct BlendedDiffusionEditor: Sendable {
             var rngs: [NoiseSource]
             var x: Tensor
             var predicted: Tensor
-            let image: Tensor
         }
 
         let editor: BlendedDiffusionEditor
@@ -114,7 +113,7 @@ public struct BlendedDiffusionEditor: Sendable {
             var rngs = indices.map { NoiseSource.sample(seed: settings.seed, index: $0) }
             let image = try Tensor.concatenate(Array(repeating: source, count: indices.count), axis: 0)
             let x = try diffusion.qSample(image, t: startStep, noise: perSample(&rngs) { try $0.gaussian(source.shape) })
-            return Batch(indices: indices, rngs: rngs, x: x, predicted: x, image: image)
+            return Batch(indices: indices, rngs: rngs, x: x, predicted: x)
         }
 
         /// One draw per sample from its own stream, stacked on the batch axis.

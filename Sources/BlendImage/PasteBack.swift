@@ -96,27 +96,22 @@ public struct FeatherFit: Sendable, Equatable {
         let marked = MarkedAreas(mask)
         let width = mask.width, height = mask.height
         // The length of the run of marked pixels through each pixel, along its row and its column.
-        var rowRun = [Int32](repeating: 0, count: mask.isEdited.count), columnRun = rowRun
-        for y in 0..<height {
-            var x = 0
-            while x < width {
-                guard mask.isEdited[y * width + x] else { x += 1; continue }
-                var end = x
-                while end < width && mask.isEdited[y * width + end] { end += 1 }
-                for i in x..<end { rowRun[y * width + i] = Int32(end - x) }
-                x = end
+        func runs(lines: Int, length: Int, index: (_ line: Int, _ position: Int) -> Int) -> [Int32] {
+            var run = [Int32](repeating: 0, count: mask.isEdited.count)
+            for line in 0..<lines {
+                var start = 0
+                while start < length {
+                    guard mask.isEdited[index(line, start)] else { start += 1; continue }
+                    var end = start
+                    while end < length && mask.isEdited[index(line, end)] { end += 1 }
+                    for i in start..<end { run[index(line, i)] = Int32(end - start) }
+                    start = end
+                }
             }
+            return run
         }
-        for x in 0..<width {
-            var y = 0
-            while y < height {
-                guard mask.isEdited[y * width + x] else { y += 1; continue }
-                var end = y
-                while end < height && mask.isEdited[end * width + x] { end += 1 }
-                for i in y..<end { columnRun[i * width + x] = Int32(end - y) }
-                y = end
-            }
-        }
+        let rowRun = runs(lines: height, length: width) { y, x in y * width + x }
+        let columnRun = runs(lines: width, length: height) { x, y in y * width + x }
         var deepest = [Int32](repeating: 0, count: marked.count)
         for i in 0..<marked.labels.count where marked.labels[i] >= 0 {
             deepest[Int(marked.labels[i])] = max(deepest[Int(marked.labels[i])], depth[i])

@@ -132,37 +132,32 @@ extension EditPipeline {
 /// the model's `modelSize²` image, and for the latent method that image sampled again onto
 /// its grid of `modelSize / cellSide` cells.
 struct ModelSampling {
-    let region: ImageSize
     let modelSize: Int
-    /// Model pixels per grid cell (1: the grid is the model's image).
-    let cellSide: Int
     /// The region's rows and columns that decide the model's grid, in grid order.
     let sampledRows: [Int]
     let sampledColumns: [Int]
-    /// Per grid cell along each axis: the model pixels it spans and the one that decides it.
-    private let rowCells: [(span: Range<Int>, sample: Int)]
-    private let columnCells: [(span: Range<Int>, sample: Int)]
+    /// Per grid cell along each axis: the model pixels it spans (its deciding pixel among them).
+    private let rowSpans: [Range<Int>]
+    private let columnSpans: [Range<Int>]
 
+    /// `cellSide`: model pixels per grid cell (1: the grid is the model's image).
     init(region: ImageSize, modelSize: Int, cellSide: Int) {
-        self.region = region
         self.modelSize = modelSize
-        self.cellSide = cellSide
         let cells = max(1, modelSize / cellSide)
-        func axis(_ length: Int) -> (cells: [(span: Range<Int>, sample: Int)], sampled: [Int]) {
+        func axis(_ length: Int) -> (spans: [Range<Int>], sampled: [Int]) {
             let toModel = pillowNearestIndices(input: length, output: modelSize)
-            let toGrid = cellSide > 1 ? pillowNearestIndices(input: modelSize, output: cells) : Array(0..<modelSize)
-            let count = toGrid.count
+            // With one pixel per cell this is the identity.
+            let toGrid = pillowNearestIndices(input: modelSize, output: cells)
             // Cell g spans model pixels [g·M/n, (g+1)·M/n) — together the whole image — and
             // its deciding pixel, which lies in or next to that span.
-            let spans = (0..<count).map { g -> (span: Range<Int>, sample: Int) in
-                let start = g * modelSize / count, end = (g + 1) * modelSize / count
-                let sample = toGrid[g]
-                return (min(start, sample)..<max(end, sample + 1), sample)
+            let spans = toGrid.indices.map { g -> Range<Int> in
+                let start = g * modelSize / cells, end = (g + 1) * modelSize / cells
+                return min(start, toGrid[g])..<max(end, toGrid[g] + 1)
             }
             return (spans, toGrid.map { toModel[$0] })
         }
-        (rowCells, sampledRows) = axis(region.height)
-        (columnCells, sampledColumns) = axis(region.width)
+        (rowSpans, sampledRows) = axis(region.height)
+        (columnSpans, sampledColumns) = axis(region.width)
     }
 
     /// The model-size mask marking the whole span of every grid cell whose pixels' footprint
@@ -186,15 +181,15 @@ struct ModelSampling {
             return start..<max(end, start + 1)
         }
         var out = [Bool](repeating: false, count: modelSize * modelSize)
-        for rowCell in rowCells {
-            let rows = footprint(rowCell.span, length: height)
-            for columnCell in columnCells {
-                let columns = footprint(columnCell.span, length: width)
+        for rowSpan in rowSpans {
+            let rows = footprint(rowSpan, length: height)
+            for columnSpan in columnSpans {
+                let columns = footprint(columnSpan, length: width)
                 let count = table[rows.upperBound * (width + 1) + columns.upperBound] - table[rows.lowerBound * (width + 1) + columns.upperBound]
                     - table[rows.upperBound * (width + 1) + columns.lowerBound] + table[rows.lowerBound * (width + 1) + columns.lowerBound]
                 guard count > 0 else { continue }
-                for y in rowCell.span {
-                    for x in columnCell.span { out[y * modelSize + x] = true }
+                for y in rowSpan {
+                    for x in columnSpan { out[y * modelSize + x] = true }
                 }
             }
         }
