@@ -25,7 +25,7 @@ has avx && coretypes+=(Sandybridge)
 has avx2 fma && coretypes+=(Haswell Zen)
 has avx512f avx512bw avx512dq avx512vl && coretypes+=(SkylakeX)
 has avx512f avx512bw avx512dq avx512vl avx512_bf16 && coretypes+=(Cooperlake)
-default=$(env -u OPENBLAS_CORETYPE -u BLEND_NUM_THREADS .build/debug/blend engine | sed -n 's/^BLAS kernels: *\([^ ]*\).*/\1/p')
+default=$(env -u OPENBLAS_CORETYPE -u BLEND_NUM_THREADS .build/debug/blend engine | sed -n 's/^BLAS kernels: *\([^ :]*\).*/\1/p')
 for coretype in "${coretypes[@]}"; do
     if [[ "$coretype" == "$default" ]]; then continue; fi
     echo "==> OPENBLAS_CORETYPE=$coretype (this CPU's own: $default)" >&2
