@@ -248,7 +248,7 @@ func editStepBenchmark(name: String, batch: Int) -> Benchmark {
         var settings = EditSettings(prompt: "a red ball")
         settings.samples = batch
         settings.batchSize = batch
-        settings.skipTimesteps = 99
+        settings.pixel.skipTimesteps = 99
         let editor = try BlendedDiffusionEditor(models: models, settings: settings)
         let image = try randn([1, 3, 256, 256]).clamped(min: -1, max: 1)
         let mask = try Tensor(shape: [1, 1, 256, 256]) { m in

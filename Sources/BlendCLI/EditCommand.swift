@@ -82,7 +82,8 @@ struct Edit: ParsableCommand {
     @Option(parsing: .unconditional, help: ArgumentHelp("Edits made together in one diffusion run (default: 4 for pixel, 1 for latent).", valueName: "n"))
     var batch: Int?
 
-    @Option(help: ArgumentHelp("pixel and local-clip: timestep respacing of the 1000-step process, a count, a comma list or ddimN (default: 100). latent: solver steps, 1 to 1000 (default: 25), of which --strength run.", valueName: "steps"))
+    @Option(help: ArgumentHelp("pixel and local-clip: " + PixelOptions.description(.timestepRespacing).help
+        + " latent: " + LatentOptions.help(.steps), valueName: "steps"))
     var steps: String?
 
     @Option(parsing: .unconditional, help: ArgumentHelp("Random seed: the same seed gives the same edits; random (or -1) picks one (printed and recorded).", valueName: "n|random"))
@@ -128,7 +129,6 @@ struct Edit: ParsableCommand {
             throw ValidationError("the prompt is empty: say what the masked region should become")
         }
         if (samples ?? 1) < 1 || (batch ?? 1) < 1 { throw ValidationError("--samples and --batch must be at least 1") }
-        if (pixel.augmentations ?? 1) < 1 { throw ValidationError("--augmentations must be at least 1") }
         try checkMethodOptions()
         try validateMegapixels(maxMegapixels)
         // Every value's range and combination, before any file is read: a bad value is a usage
@@ -179,7 +179,7 @@ struct Edit: ParsableCommand {
         if case let .fixed(value) = seed { settings.seed = value }
         settings.invertMask = invertMask
         settings.enforceBackground = enforceBackground ?? true
-        if !latent { pixel.apply(to: &settings, steps: steps) }
+        if !latent { settings.pixel = pixel.options(steps: steps) }
         var request = EditRequest(imagePath: image, maskPath: mask, outputDirectory: out, settings: settings, models: try modelFiles.paths())
         if latent { request.latent = self.latent.options(steps: steps) }
         request.saveIntermediates = pixel.saveIntermediates

@@ -72,27 +72,35 @@ struct LatentOptionGroup: ParsableArguments {
 }
 
 /// `blend edit`'s options of the pixel methods (Blended Diffusion and the local-CLIP
-/// baseline), grouped under their own heading in `--help`; defaults are ``EditSettings``'.
+/// baseline), grouped under their own heading in `--help`. Flags, help and the methods each
+/// belongs to come from ``PixelOptions/descriptions``; `--steps` is every method's and lives on
+/// the command.
 struct PixelOptionGroup: ParsableArguments {
-    @Option(parsing: .unconditional, help: ArgumentHelp("Steps skipped at the start: higher keeps more of the source's layout (default: 25).", valueName: "n"))
+    static func flag(_ key: PixelOptions.CodingKeys) -> String { String(PixelOptions.description(key).flag.dropFirst(2)) }
+
+    static func help(_ key: PixelOptions.CodingKeys, _ value: String) -> ArgumentHelp {
+        ArgumentHelp(PixelOptions.description(key).help, valueName: value)
+    }
+
+    @Option(name: .customLong(flag(.skipTimesteps)), parsing: .unconditional, help: help(.skipTimesteps, "n"))
     var skip: Int?
 
-    @Flag(help: "Sample with DDIM (score conditioning) instead of DDPM.")
+    @Flag(name: .customLong(flag(.ddim)), help: ArgumentHelp(PixelOptions.description(.ddim).help))
     var ddim = false
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("Weight of the CLIP guidance (default: 1000).", valueName: "x"))
+    @Option(name: .customLong(flag(.clipGuidanceLambda)), parsing: .unconditional, help: help(.clipGuidanceLambda, "x"))
     var clipLambda: Float?
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("Weight of the range loss that keeps values in [-1, 1] (default: 50).", valueName: "x"))
+    @Option(name: .customLong(flag(.rangeLambda)), parsing: .unconditional, help: help(.rangeLambda, "x"))
     var rangeLambda: Float?
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("Images CLIP sees per sample and step: one plain resize plus N-1 random warps (default: 8).", valueName: "n"))
+    @Option(name: .customLong(flag(.augmentations)), parsing: .unconditional, help: help(.augmentations, "n"))
     var augmentations: Int?
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("local-clip only: weight of the LPIPS background loss (default: 1000).", valueName: "x"))
+    @Option(name: .customLong(flag(.lpipsSimLambda)), parsing: .unconditional, help: help(.lpipsSimLambda, "x"))
     var lpipsLambda: Float?
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("local-clip only: weight of the L2 background loss (default: 10000).", valueName: "x"))
+    @Option(name: .customLong(flag(.l2SimLambda)), parsing: .unconditional, help: help(.l2SimLambda, "x"))
     var l2Lambda: Float?
 
     @Flag(help: "Also save every sample's x0 prediction at a fifth of the steps, in intermediates/.")
@@ -100,26 +108,26 @@ struct PixelOptionGroup: ParsableArguments {
 
     /// The options given, as their flags, with the methods each belongs to.
     var givenFlags: [(flag: String, methods: Set<EditMethod>)] {
-        let pixel: Set<EditMethod> = [.blended, .localClip]
-        let given: [(String, Bool, Set<EditMethod>)] = [
-            ("--skip", skip != nil, pixel), ("--ddim", ddim, pixel), ("--clip-lambda", clipLambda != nil, pixel),
-            ("--range-lambda", rangeLambda != nil, pixel), ("--augmentations", augmentations != nil, pixel),
-            ("--lpips-lambda", lpipsLambda != nil, [.localClip]), ("--l2-lambda", l2Lambda != nil, [.localClip]),
-            ("--save-intermediates", saveIntermediates, pixel),
+        let given: [(PixelOptions.CodingKeys, Bool)] = [
+            (.skipTimesteps, skip != nil), (.ddim, ddim), (.clipGuidanceLambda, clipLambda != nil), (.rangeLambda, rangeLambda != nil),
+            (.augmentations, augmentations != nil), (.lpipsSimLambda, lpipsLambda != nil), (.l2SimLambda, l2Lambda != nil),
         ]
-        return given.filter(\.1).map { ($0.0, $0.2) }
+        let options = given.filter(\.1).map { (PixelOptions.description($0.0).flag, PixelOptions.description($0.0).methods) }
+        return options + (saveIntermediates ? [("--save-intermediates", PixelOptions.description(.ddim).methods)] : [])
     }
 
-    /// `settings` with what was given (`steps`: the command's `--steps`, a respacing).
-    func apply(to settings: inout EditSettings, steps: String?) {
-        settings.timestepRespacing = steps ?? settings.timestepRespacing
-        settings.skipTimesteps = skip ?? settings.skipTimesteps
-        settings.ddim = ddim
-        settings.clipGuidanceLambda = clipLambda ?? settings.clipGuidanceLambda
-        settings.rangeLambda = rangeLambda ?? settings.rangeLambda
-        settings.lpipsSimLambda = lpipsLambda ?? settings.lpipsSimLambda
-        settings.l2SimLambda = l2Lambda ?? settings.l2SimLambda
-        settings.augmentations = augmentations ?? settings.augmentations
+    /// The options with what was given (`steps`: the command's `--steps`, a respacing).
+    func options(steps: String?) -> PixelOptions {
+        var options = PixelOptions()
+        options.timestepRespacing = steps ?? options.timestepRespacing
+        options.skipTimesteps = skip ?? options.skipTimesteps
+        options.ddim = ddim
+        options.clipGuidanceLambda = clipLambda ?? options.clipGuidanceLambda
+        options.rangeLambda = rangeLambda ?? options.rangeLambda
+        options.augmentations = augmentations ?? options.augmentations
+        options.lpipsSimLambda = lpipsLambda ?? options.lpipsSimLambda
+        options.l2SimLambda = l2Lambda ?? options.l2SimLambda
+        return options
     }
 }
 

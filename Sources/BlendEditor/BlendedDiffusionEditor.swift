@@ -31,12 +31,12 @@ public struct BlendedDiffusionEditor: Sendable {
     public init(models: EditorModels, settings: EditSettings) throws {
         self.models = models
         self.settings = settings
-        diffusion = try GaussianDiffusion.spaced(schedule: .linear, steps: 1000, respacing: settings.timestepRespacing)
-        try settings.validate(totalSteps: diffusion.stepCount)
         guard settings.method != .latent else {
             throw EditError.invalidSetting("the latent method runs in BlendedLatentDiffusionEditor, not on a guided-diffusion UNet")
         }
-        if settings.method == .localClip && settings.lpipsSimLambda != 0 && models.lpips == nil {
+        try settings.validate()
+        diffusion = try GaussianDiffusion.spaced(schedule: .linear, steps: 1000, respacing: settings.pixel.timestepRespacing)
+        if settings.method == .localClip && settings.pixel.lpipsSimLambda != 0 && models.lpips == nil {
             throw EditError.invalidSetting("the local-CLIP baseline needs the LPIPS model (or an LPIPS lambda of 0)")
         }
     }
@@ -81,7 +81,7 @@ public struct BlendedDiffusionEditor: Sendable {
             throw EditError.badInput("the mask selects nothing to edit: mark the region to change in white")
         }
         let sampler = Sampler(editor: self, source: image, mask: editMask, text: text,
-                              augment: ClipAugmentations(outputSize: models.clip.config.imageResolution, count: settings.augmentations))
+                              augment: ClipAugmentations(outputSize: models.clip.config.imageResolution, count: settings.pixel.augmentations))
         let samples = try SampleLoop.run(sampler, indices: sampleIndices ?? Array(0..<settings.samples), batchSize: settings.batchSize,
                                          progress: progress, finished: finished)
         return samples.sorted { ($0.distance ?? .infinity, $0.index) < ($1.distance ?? .infinity, $1.index) }
@@ -106,7 +106,7 @@ public struct BlendedDiffusionEditor: Sendable {
         var settings: EditSettings { editor.settings }
         var diffusion: GaussianDiffusion { editor.diffusion }
         /// The first (noisiest) step's timestep.
-        var startStep: Int { diffusion.stepCount - settings.skipTimesteps - 1 }
+        var startStep: Int { diffusion.stepCount - settings.pixel.skipTimesteps - 1 }
         var steps: Int { startStep + 1 }
 
         func begin(samples indices: [Int]) throws -> Batch {
@@ -141,7 +141,7 @@ public struct BlendedDiffusionEditor: Sendable {
                                                  logVariance: try Tensor.concatenate(logVars, axis: 0),
                                                  predXStart: try Tensor.concatenate(preds, axis: 0))
             let noise = try perSample(&batch.rngs) { try $0.gaussian(source.shape) }
-            var x = settings.ddim
+            var x = settings.pixel.ddim
                 ? try diffusion.ddimStep(p, xt: batch.x, t: t, noise: noise)
                 : try diffusion.ddpmStep(p, t: t, noise: noise)
             if settings.method == .blended {
@@ -191,26 +191,26 @@ public struct BlendedDiffusionEditor: Sendable {
         var loss: Tensor?
         func add(_ term: Tensor) throws { loss = try loss.map { try $0 + term } ?? term }
 
-        if settings.clipGuidanceLambda != 0 {
+        if settings.pixel.clipGuidanceLambda != 0 {
             let views = try augment(xIn * mask, using: &rng)
             let embeddings = try models.clip.image(ClipImageEncoder.normalize((views + 1) * 0.5))
-            let term = try GuidanceLosses.sphericalDistance(embeddings, text).mean() * settings.clipGuidanceLambda
+            let term = try GuidanceLosses.sphericalDistance(embeddings, text).mean() * settings.pixel.clipGuidanceLambda
             clipLoss = try term.scalar
             try add(term)
         }
-        if settings.rangeLambda != 0 {
-            let term = try GuidanceLosses.rangeLoss(p.predXStart).sum() * settings.rangeLambda
+        if settings.pixel.rangeLambda != 0 {
+            let term = try GuidanceLosses.rangeLoss(p.predXStart).sum() * settings.pixel.rangeLambda
             rangeLoss = try term.scalar
             try add(term)
         }
         if settings.method == .localClip {
             let background = try xIn * (1 - mask)
-            if settings.l2SimLambda != 0 {
+            if settings.pixel.l2SimLambda != 0 {
                 // mse_loss over the whole batch divides by B·N: each sample carries 1/B of it.
-                try add((background - source).squared().mean() * (settings.l2SimLambda / Float(batch)))
+                try add((background - source).squared().mean() * (settings.pixel.l2SimLambda / Float(batch)))
             }
-            if settings.lpipsSimLambda != 0, let lpips = models.lpips {
-                try add(lpips(background, source).sum() * settings.lpipsSimLambda)
+            if settings.pixel.lpipsSimLambda != 0, let lpips = models.lpips {
+                try add(lpips(background, source).sum() * settings.pixel.lpipsSimLambda)
             }
         }
         let constant = GaussianDiffusion.Prediction(mean: p.mean.detached(), logVariance: p.logVariance,
@@ -218,7 +218,7 @@ public struct BlendedDiffusionEditor: Sendable {
         guard let loss else { return (constant, 0, 0) }
         // cond_fn returns −∂loss/∂x_t.
         let gradient = try -gradients(of: loss, withRespectTo: [leaf])[0]
-        let conditioned = settings.ddim
+        let conditioned = settings.pixel.ddim
             ? try diffusion.conditionScore(constant, gradient: gradient, xt: x, t: t)
             : try diffusion.conditionMean(constant, gradient: gradient)
         return (conditioned, clipLoss, rangeLoss)

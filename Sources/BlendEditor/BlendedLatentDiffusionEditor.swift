@@ -97,7 +97,7 @@ public struct BlendedLatentDiffusionEditor: Sendable {
             do {
                 startIndex = try solver.startIndex(strength: s)
             } catch let error as DiffusionError {
-                throw EditError.invalidSetting(error.description)
+                throw EditError.invalidSetting(SettingMessage(error.description))
             }
         case let .skipFraction(p):
             startIndex = Int(Double(solver.stepCount) * p)

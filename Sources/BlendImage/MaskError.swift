@@ -15,8 +15,6 @@ public enum MaskError: Error, Equatable, CustomStringConvertible {
     case noTransparency(source: String)
     /// A `--region` box that does not lie inside the photo.
     case regionOutsidePhoto(region: PixelBox, image: ImageSize)
-    /// A mask option out of range.
-    case invalidOption(String)
 
     public var description: String {
         switch self {
@@ -48,8 +46,6 @@ public enum MaskError: Error, Equatable, CustomStringConvertible {
         case let .regionOutsidePhoto(region, image):
             return "the region \(region) (x,y,width,height) does not fit inside the \(image) photo; give a box inside it,"
                 + " or --region auto"
-        case let .invalidOption(message):
-            return message
         }
     }
 }

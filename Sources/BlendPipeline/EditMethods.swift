@@ -42,7 +42,7 @@ extension EditPipeline {
             let settings = request.settings
             let unet = try checked.preloadedUNet ?? ModelLoader.unet(path: models.diffusion, config: models.diffusionConfig, note: note)
             let clip = try loadCLIP()
-            let lpips = settings.method == .localClip && settings.lpipsSimLambda != 0
+            let lpips = settings.method == .localClip && settings.pixel.lpipsSimLambda != 0
                 ? try ModelLoader.lpips(vggPath: models.vgg16, linearPath: models.lpipsLinear, note: note) : nil
             // The editor gets the mask already inverted.
             var editorSettings = settings

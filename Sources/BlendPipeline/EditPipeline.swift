@@ -359,7 +359,7 @@ public enum EditPipeline {
             notices.append("the prompt is \(count) tokens long; CLIP reads \(context): only its first \(context - 2) tokens are used")
         } catch ClipTokenizerError.promptTooLong(let count, let context) {
             throw EditError.badInput("the prompt is \(count) tokens long, counting the start and end markers, but CLIP reads at most"
-                + " \(context): shorten it, or pass --truncate-prompt to keep its first \(context - 2) tokens")
+                + " \(context): shorten it, or \(turnOn: "truncatePrompt") to keep its first \(context - 2) tokens")
         }
         if settings.method == .latent {
             return try checkLatent(request, photo: photo, soft: soft, fullMask: fullMask, tokens: tokens, tokenizer: tokenizer,
@@ -392,31 +392,22 @@ public enum EditPipeline {
     /// method's settings and their combinations. Reads nothing; a front end can call it
     /// while parsing its options (`blend edit` does, to report a bad value as a usage error).
     ///
-    /// - Throws: ``MaskError/invalidOption(_:)``, `EditError.invalidSetting` or `EditError.badInput`
+    /// - Throws: `EditError.invalidSetting` or `EditError.badInput`
     ///   naming the option, its range or the method it belongs to.
     public static func validateSettings(_ request: EditRequest) throws {
         let settings = request.settings
         try request.maskOptions.validate()
         if request.maskPath == nil && request.maskOptions.channel != .auto {
-            throw MaskError.invalidOption("--mask-from \(request.maskOptions.channel.rawValue) chooses how a --mask image is read, and"
-                + " there is none: without --mask the photo's transparent area is edited; pass --mask, or leave --mask-from out")
+            throw EditError.invalidSetting("\(setting: "maskFrom", to: request.maskOptions.channel.rawValue) chooses how a mask image is read,"
+                + " and there is none: without a mask the photo's transparent area is edited; give a mask, or leave \(setting: "maskFrom") out")
         }
-        guard settings.samples >= 1, settings.batchSize >= 1 else {
-            throw EditError.invalidSetting("the number of samples and the batch size must be at least 1 (got \(settings.samples) and \(settings.batchSize))")
-        }
+        // The shared settings, and the pixel methods' options for those methods.
+        try settings.validate()
         if settings.method == .latent {
             try request.latent.validate()
             if request.saveIntermediates {
-                throw EditError.invalidSetting("--save-intermediates is for the pixel methods (x0 predictions); the latent method has none to save")
+                throw EditError.invalidSetting("\(setting: "saveIntermediates") is for the pixel methods (x0 predictions); the latent method has none to save")
             }
-        } else {
-            let total: Int
-            do {
-                total = try spacedTimesteps(original: 1000, spec: settings.timestepRespacing).count
-            } catch {
-                throw EditError.invalidSetting("--steps \(settings.timestepRespacing) cannot be used: \(error)")
-            }
-            try settings.validate(totalSteps: total)
         }
     }
 
@@ -432,10 +423,10 @@ public enum EditPipeline {
             // Name the rule that read the mask, and the other one where the image allows it.
             throw MaskError.nothingMarked(source: source, rule: soft.origin, otherRule: soft.otherRuleMarks)
         } catch MaskError.empty where inverted {
-            throw EditError.badInput("\(source): with --invert-mask the black of the mask is edited, and it has none (it is all white):"
-                + " paint the region to change in black, or drop --invert-mask and paint the region to change in white")
+            throw EditError.badInput("\(source): with \(setting: "invertMask") the black of the mask is edited, and it has none (it is all white):"
+                + " paint the region to change in black, or \(turnOff: "invertMask") and paint the region to change in white")
         } catch MaskError.full where inverted {
-            throw EditError.badInput("\(source): with --invert-mask the black of the mask is edited, and it is all black, leaving no"
+            throw EditError.badInput("\(source): with \(setting: "invertMask") the black of the mask is edited, and it is all black, leaving no"
                 + " background to keep: paint the region to keep in white")
         }
     }
@@ -450,7 +441,7 @@ public enum EditPipeline {
             files.append((models.stableDiffusion, .stableDiffusion))
         } else {
             files.append((models.diffusion, .diffusion))
-            if request.settings.method == .localClip && request.settings.lpipsSimLambda != 0 {
+            if request.settings.method == .localClip && request.settings.pixel.lpipsSimLambda != 0 {
                 files += [(models.vgg16, .vgg16), (models.lpipsLinear, .lpipsLinear)]
             }
         }
@@ -469,7 +460,7 @@ public enum EditPipeline {
             notices.append("the negative prompt is \(count) tokens long; only its first \(context - 2) tokens are used")
         } catch ClipTokenizerError.promptTooLong(let count, let context) {
             throw EditError.badInput("the negative prompt is \(count) tokens long, counting the start and end markers, but the text encoder"
-                + " reads at most \(context): shorten it, or pass --truncate-prompt to keep its first \(context - 2) tokens")
+                + " reads at most \(context): shorten it, or \(turnOn: "truncatePrompt") to keep its first \(context - 2) tokens")
         }
         let model = try StableDiffusionLoader.nativeImageSize(path: request.models.stableDiffusion, options: latentLoadOptions(request))
         if request.checksMemory, let estimate = memoryEstimate(request, modelSize: model.size, stableDiffusion: model.info),
@@ -511,10 +502,10 @@ public enum EditPipeline {
             ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? 0
         }
         let settings = request.settings
-        let usesLPIPS = settings.method == .localClip && settings.lpipsSimLambda != 0
+        let usesLPIPS = settings.method == .localClip && settings.pixel.lpipsSimLambda != 0
         return EditMemory.estimate(EditMemory.Workload(
             method: settings.method, modelSize: modelSize, batch: max(1, min(settings.batchSize, settings.samples)),
-            augmentations: settings.augmentations, diffusionFileBytes: size(request.models.diffusion),
+            augmentations: settings.pixel.augmentations, diffusionFileBytes: size(request.models.diffusion),
             clipFileBytes: size(request.models.clip), lpipsFileBytes: usesLPIPS ? size(request.models.vgg16) : 0,
             stableDiffusion: stableDiffusion))
     }

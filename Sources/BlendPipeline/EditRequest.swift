@@ -112,22 +112,22 @@ public struct LatentOptions: Codable, Equatable, Sendable {
     /// - Throws: `EditError.invalidSetting` naming the option and its range.
     public func validate() throws {
         guard (1...1000).contains(steps) else {
-            throw EditError.invalidSetting("--steps must be 1 to 1000 for the latent method, got \(steps)")
+            throw EditError.invalidSetting("\(setting: CodingKeys.steps) must be 1 to 1000 for the latent method, got \(steps)")
         }
         guard strength > 0, strength <= 1 else {
-            throw EditError.invalidSetting("--strength must be greater than 0 and at most 1, got \(strength)")
+            throw EditError.invalidSetting("\(setting: CodingKeys.strength) must be greater than 0 and at most 1, got \(strength)")
         }
         guard Int(Double(steps) * strength) >= 1 else {
-            throw EditError.invalidSetting("--strength \(strength) of \(steps) steps leaves no step to run: raise --strength or --steps")
+            throw EditError.invalidSetting("\(setting: SettingName(CodingKeys.strength), to: "\(strength)") of \(steps) steps leaves no step to run: raise \(setting: CodingKeys.strength) or \(setting: CodingKeys.steps)")
         }
         guard guidanceScale.isFinite, guidanceScale >= 0, guidanceScale <= 100 else {
-            throw EditError.invalidSetting("--guidance-scale must be from 0 to 100, got \(guidanceScale)")
+            throw EditError.invalidSetting("\(setting: CodingKeys.guidanceScale) must be from 0 to 100, got \(guidanceScale)")
         }
         guard (0...64).contains(maskDilations) else {
-            throw EditError.invalidSetting("--mask-dilations must be from 0 to 64, got \(maskDilations)")
+            throw EditError.invalidSetting("\(setting: CodingKeys.maskDilations) must be from 0 to 64, got \(maskDilations)")
         }
         guard (0...10_000).contains(backgroundReconstructionSteps) else {
-            throw EditError.invalidSetting("--reconstruct-background must be from 0 to 10000 steps, got \(backgroundReconstructionSteps)")
+            throw EditError.invalidSetting("\(setting: CodingKeys.backgroundReconstructionSteps) must be from 0 to 10000 steps, got \(backgroundReconstructionSteps)")
         }
     }
 }
@@ -243,16 +243,16 @@ public struct MaskOptions: Codable, Equatable, Sendable {
         channel = try c.decodeIfPresent(MaskChannel.self, forKey: .channel) ?? d.channel
     }
 
-    /// - Throws: ``MaskError/invalidOption(_:)`` for values out of range.
+    /// - Throws: `EditError.invalidSetting` for values out of range.
     public func validate() throws {
         guard threshold >= 0, threshold < 1 else {
-            throw MaskError.invalidOption("the mask threshold must be at least 0 and below 1 (a share of white), got \(threshold)")
+            throw EditError.invalidSetting("\(setting: "maskThreshold") must be at least 0 and below 1 (a share of white), got \(threshold)")
         }
         guard feather >= 0, feather <= 1000 else {
-            throw MaskError.invalidOption("the feather must be 0 to 1000 pixels, got \(feather)")
+            throw EditError.invalidSetting("\(setting: "feather") must be 0 to 1000 pixels, got \(feather)")
         }
         if let regionPadding, regionPadding < 0 {
-            throw MaskError.invalidOption("the region padding must be 0 or more pixels, got \(regionPadding)")
+            throw EditError.invalidSetting("\(setting: "regionPadding") must be 0 or more pixels, got \(regionPadding)")
         }
     }
 }

@@ -80,6 +80,8 @@ enum JobIntake {
                 text = "the mask is \(mask) but the photo is \(image): the mask was made for another image; paint it on this photo"
             default: text = String(describing: error)
             }
+        case let error as EditError:
+            text = error.text(.api)
         case let error as ImageError:
             switch error {
             case let .unsupportedFormat(source, _): text = "\(source) is not a PNG or JPEG image: convert it to PNG or JPEG first"
@@ -159,34 +161,23 @@ enum JobIntake {
             throw ServerError.badRequest("samples must be 1 to \(maxSamples), got \(settings.samples)")
         }
         guard (1...maxBatch).contains(settings.batch) else { throw ServerError.badRequest("batch must be 1 to \(maxBatch), got \(settings.batch)") }
-        guard (1...maxAugmentations).contains(settings.augmentations) else {
-            throw ServerError.badRequest("augmentations must be 1 to \(maxAugmentations), got \(settings.augmentations)")
+        guard (1...maxAugmentations).contains(settings.pixel.augmentations) else {
+            throw ServerError.badRequest("augmentations must be 1 to \(maxAugmentations), got \(settings.pixel.augmentations)")
         }
         do {
             if settings.method == .latent {
-                guard Int(settings.steps) != nil else {
-                    throw ServerError.badRequest("steps must be a whole number of solver steps (1 to 1000) for the latent method, got \"\(settings.steps)\"")
-                }
                 guard settings.latent.negativePrompt.utf8.count <= ClipTokenizer.maximumTextBytes else {
                     throw ServerError.badRequest("the negative prompt is over \(ClipTokenizer.maximumTextBytes) bytes: shorten it")
                 }
-                guard (0...10_000).contains(settings.latent.backgroundReconstructionSteps) else {
-                    throw ServerError.badRequest("reconstructBackground must be 0 (off) to 10000 Adam steps, got \(settings.latent.backgroundReconstructionSteps)")
-                }
                 try settings.latent.validate()
-            } else {
-                let total = try spacedTimesteps(original: 1000, spec: settings.steps).count
-                try settings.editSettings(prompt: "-").validate(totalSteps: total)
             }
+            // The shared settings, and the pixel options for a pixel method.
+            try settings.editSettings(prompt: "-").validate()
             try settings.maskOptions.validate()
         } catch let error as ServerError {
             throw error
         } catch let error as EditError {
-            throw ServerError.badRequest(String(describing: error))
-        } catch let error as MaskError {
-            throw ServerError.badRequest(message(for: error, photoPath: "", photoName: "", maskPath: nil))
-        } catch {
-            throw ServerError.badRequest("steps \"\(settings.steps)\" cannot be used: \(error)")
+            throw ServerError.badRequest(error.text(.api))
         }
         return settings
     }
@@ -194,35 +185,33 @@ enum JobIntake {
     /// Settings given for another method than the job's, which it does not use: one notice
     /// each, naming the methods the setting belongs to (`blend edit` refuses such options; the
     /// API takes them, as the page sends every field, but says so). A setting left at its
-    /// default is not mentioned.
+    /// default is not mentioned. Which method a setting belongs to is its settings type's word
+    /// (``PixelOptions/descriptions``, ``LatentOptions``).
     static func unusedSettings(_ settings: JobSettings) -> [String] {
         let d = JobSettings()
-        let pixel: Set<EditMethod> = [.blended, .localClip], latent: Set<EditMethod> = [.latent]
-        let all: [(name: String, changed: Bool, methods: Set<EditMethod>)] = [
-            ("skip", settings.skip != d.skip, pixel), ("ddim", settings.ddim != d.ddim, pixel),
-            ("clipLambda", settings.clipLambda != d.clipLambda, pixel), ("rangeLambda", settings.rangeLambda != d.rangeLambda, pixel),
-            ("augmentations", settings.augmentations != d.augmentations, pixel),
-            ("lpipsLambda", settings.lpipsLambda != d.lpipsLambda, [.localClip]), ("l2Lambda", settings.l2Lambda != d.l2Lambda, [.localClip]),
-            ("enforceBackground", settings.enforceBackground != d.enforceBackground, [.blended, .latent]),
-        ] + latentChanges(settings.latent).map { ($0, true, latent) }
+        let latent: Set<EditMethod> = [.latent]
+        let pixelMethods = Dictionary(uniqueKeysWithValues: PixelOptions.descriptions.map { ($0.key.rawValue, $0.methods) })
+        let all: [(name: String, methods: Set<EditMethod>)] =
+            changedKeys(settings.pixel, from: PixelOptions(), keys: PixelOptions.CodingKeys.allCases.map(\.rawValue)).filter { $0 != "steps" }.map { ($0, pixelMethods[$0]!) }
+            + (settings.enforceBackground != d.enforceBackground ? [("enforceBackground", [.blended, .latent])] : [])
+            + changedKeys(settings.latent, from: LatentOptions(), keys: LatentOptions.CodingKeys.allCases.map(\.rawValue)).filter { $0 != "steps" }.map { ($0, latent) }
         func name(_ method: EditMethod) -> String { method == .blended ? "pixel (blended)" : method.rawValue }
-        return all.filter { $0.changed && !$0.methods.contains(settings.method) }.map { setting in
+        return all.filter { !$0.methods.contains(settings.method) }.map { setting in
             let owners = EditMethod.allCases.filter(setting.methods.contains).map(name).joined(separator: " and ")
             return "\(setting.name) is a setting of the \(owners) method\(setting.methods.count > 1 ? "s" : ""): not used by the"
                 + " \(name(settings.method)) method"
         }
     }
 
-    /// The latent options (by their API keys, ``LatentOptions/descriptions``' order) that
-    /// differ from their defaults, `steps` aside (it is every method's).
-    static func latentChanges(_ options: LatentOptions) -> [String] {
-        func object(_ value: LatentOptions) -> [String: NSObject] {
+    /// Those of `keys` whose values in `options` differ from `defaults`.
+    static func changedKeys<Options: Encodable>(_ options: Options, from defaults: Options, keys: [String]) -> [String] {
+        func object(_ value: Options) -> [String: NSObject] {
             guard let data = try? JSONEncoder().encode(value),
                   let object = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) as? [String: NSObject] else { return [:] }
             return object
         }
-        let given = object(options), defaults = object(LatentOptions())
-        return LatentOptions.descriptions.map(\.key.rawValue).filter { $0 != "steps" && given[$0] != defaults[$0] }
+        let given = object(options), d = object(defaults)
+        return keys.filter { given[$0] != d[$0] }
     }
 
     /// Checks an upload's header (its format and its size against the pixel limit) without

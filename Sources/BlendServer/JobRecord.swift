@@ -14,26 +14,24 @@ public enum JobState: String, Codable, Sendable, CaseIterable {
     public var isResumable: Bool { self == .interrupted || self == .cancelled || self == .failed }
 }
 
-/// The edit settings of a job, under the CLI's option names (`blend edit --help`). Every
-/// field is optional in a request; a missing one takes the CLI's default, which is
-/// ``EditSettings``'s (the reference implementation's) and ``MaskOptions``'.
+/// The edit settings of a job, under the CLI's option names in camel case (`blend edit --help`).
+/// Every field is optional in a request; a missing one takes the CLI's default. The settings
+/// every method shares are this type's own; each method's options are its settings type,
+/// read from and written into the same flat object: ``PixelOptions`` (`steps`, `skip`, `ddim`,
+/// `clipLambda`, `rangeLambda`, `augmentations`, `lpipsLambda`, `l2Lambda`) and
+/// ``LatentOptions`` (`scheduler`, `strength`, `guidanceScale`, `negativePrompt`,
+/// `predictionType`, `init`, `blendLevel`, `maskDilations`, `reconstructBackground`). `steps`
+/// belongs to the job's method: a respacing for the pixel methods (default "100"), a whole number
+/// of solver steps for the latent method (default 25, which also makes `samples` and `batch`
+/// default to 4 and 1).
 public struct JobSettings: Codable, Sendable, Equatable {
     public var method: EditMethod
     public var samples: Int
     public var batch: Int
-    /// Timestep respacing: a count ("100"), a comma list, or "ddimN".
-    public var steps: String
-    public var skip: Int
-    public var ddim: Bool
     /// The seed used. A request may send `"random"` or -1 for a random one, recorded here.
     public var seed: UInt64
     public var invertMask: Bool
     public var enforceBackground: Bool
-    public var clipLambda: Float
-    public var rangeLambda: Float
-    public var lpipsLambda: Float
-    public var l2Lambda: Float
-    public var augmentations: Int
     /// A mask pixel edits where it is above this share of white (`--mask-threshold`).
     public var maskThreshold: Float
     /// `auto`, `full` or `X,Y,W,H` in photo pixels (`--region`).
@@ -46,38 +44,33 @@ public struct JobSettings: Codable, Sendable, Equatable {
     public var maskFrom: MaskChannel
     /// Keep a long prompt's first 75 tokens instead of refusing it (`--truncate-prompt`).
     public var truncatePrompt: Bool
-    /// The latent method's options, under their own keys in the same object (``LatentOptions``
-    /// is their one description: `scheduler`, `strength`, `guidanceScale`, `negativePrompt`,
-    /// `predictionType`, `init`, `blendLevel`, `maskDilations`, `reconstructBackground`); for a
-    /// latent job `steps` is its whole number of solver steps (default 25), and `samples` and
-    /// `batch` default to 4 and 1.
+    /// The pixel methods' options (used when `method` is `blended` or `local-clip`).
+    public var pixel: PixelOptions
+    /// The latent method's options (used when `method` is `latent`).
     public var latent: LatentOptions
+
+    /// The job's `steps` as the API writes it: the pixel methods' respacing, or the latent
+    /// method's solver steps.
+    public var steps: String { method == .latent ? String(latent.steps) : pixel.timestepRespacing }
 
     /// The CLI's defaults.
     public init() { self.init(EditSettings(prompt: ""), MaskOptions()) }
 
-    public init(_ s: EditSettings, _ mask: MaskOptions = MaskOptions()) {
+    public init(_ s: EditSettings, _ mask: MaskOptions = MaskOptions(), latent: LatentOptions = LatentOptions()) {
         maskThreshold = mask.threshold
         region = mask.region.description
         regionPadding = mask.regionPadding
         feather = mask.feather
         maskFrom = mask.channel
         truncatePrompt = false
-        latent = LatentOptions()
         method = s.method
         samples = s.samples
         batch = s.batchSize
-        steps = s.timestepRespacing
-        skip = s.skipTimesteps
-        ddim = s.ddim
         seed = s.seed
         invertMask = s.invertMask
         enforceBackground = s.enforceBackground
-        clipLambda = s.clipGuidanceLambda
-        rangeLambda = s.rangeLambda
-        lpipsLambda = s.lpipsSimLambda
-        l2Lambda = s.l2SimLambda
-        augmentations = s.augmentations
+        pixel = s.pixel
+        self.latent = latent
     }
 
     /// The pipeline's settings for `prompt` (for a latent job, the pixel methods' at their
@@ -87,17 +80,10 @@ public struct JobSettings: Codable, Sendable, Equatable {
         s.method = method
         s.samples = samples
         s.batchSize = min(batch, samples)
-        s.timestepRespacing = steps
-        s.skipTimesteps = skip
-        s.ddim = ddim
         s.seed = seed
         s.invertMask = invertMask
         s.enforceBackground = enforceBackground
-        s.clipGuidanceLambda = clipLambda
-        s.rangeLambda = rangeLambda
-        s.lpipsSimLambda = lpipsLambda
-        s.l2SimLambda = l2Lambda
-        s.augmentations = augmentations
+        s.pixel = pixel
         return s.withUnusedAtDefaults
     }
 
@@ -118,9 +104,9 @@ public struct JobSettings: Codable, Sendable, Equatable {
                     channel: maskFrom)
     }
 
+    /// The settings every method shares (and `steps`, written by the job's method).
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case method, samples, batch, steps, skip, ddim, seed, invertMask, enforceBackground
-        case clipLambda, rangeLambda, lpipsLambda, l2Lambda, augmentations
+        case method, samples, batch, steps, seed, invertMask, enforceBackground
         case maskThreshold, region, regionPadding, feather, maskFrom, truncatePrompt
     }
 
@@ -134,9 +120,10 @@ public struct JobSettings: Codable, Sendable, Equatable {
         LatentOptions.CodingKeys.blendLevel.rawValue: BlendLevel.allCases.map(\.rawValue),
     ]
 
-    /// Every key a settings object may have: its own and the latent method's.
+    /// Every key a settings object may have: the shared ones and every method's options'.
     static var allKeys: Set<String> {
-        Set(CodingKeys.allCases.map(\.rawValue)).union(LatentOptions.CodingKeys.allCases.map(\.rawValue))
+        Set(CodingKeys.allCases.map(\.rawValue)).union(PixelOptions.CodingKeys.allCases.map(\.rawValue))
+            .union(LatentOptions.CodingKeys.allCases.map(\.rawValue))
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -145,22 +132,16 @@ public struct JobSettings: Codable, Sendable, Equatable {
         try c.encode(samples, forKey: .samples)
         try c.encode(batch, forKey: .batch)
         try c.encode(steps, forKey: .steps)
-        try c.encode(skip, forKey: .skip)
-        try c.encode(ddim, forKey: .ddim)
         try c.encode(seed, forKey: .seed)
         try c.encode(invertMask, forKey: .invertMask)
         try c.encode(enforceBackground, forKey: .enforceBackground)
-        try c.encode(clipLambda, forKey: .clipLambda)
-        try c.encode(rangeLambda, forKey: .rangeLambda)
-        try c.encode(lpipsLambda, forKey: .lpipsLambda)
-        try c.encode(l2Lambda, forKey: .l2Lambda)
-        try c.encode(augmentations, forKey: .augmentations)
         try c.encode(maskThreshold, forKey: .maskThreshold)
         try c.encode(region, forKey: .region)
         try c.encode(regionPadding, forKey: .regionPadding)   // null: the default padding
         try c.encode(feather, forKey: .feather)
         try c.encode(maskFrom, forKey: .maskFrom)
         try c.encode(truncatePrompt, forKey: .truncatePrompt)
+        try pixel.encode(to: encoder, includingSteps: false)
         try latent.encode(to: encoder, includingSteps: false)
     }
 
@@ -171,13 +152,6 @@ public struct JobSettings: Codable, Sendable, Equatable {
         method = try c.decodeIfPresent(EditMethod.self, forKey: .method) ?? method
         samples = try c.decodeIfPresent(Int.self, forKey: .samples) ?? samples
         batch = try c.decodeIfPresent(Int.self, forKey: .batch) ?? batch
-        if let text = try? c.decodeIfPresent(String.self, forKey: .steps) {
-            steps = text
-        } else if let count = try c.decodeIfPresent(Int.self, forKey: .steps) {
-            steps = String(count)
-        }
-        skip = try c.decodeIfPresent(Int.self, forKey: .skip) ?? skip
-        ddim = try c.decodeIfPresent(Bool.self, forKey: .ddim) ?? ddim
         if c.contains(.seed) {
             let text: String
             if let value = try? c.decode(UInt64.self, forKey: .seed) {
@@ -198,11 +172,6 @@ public struct JobSettings: Codable, Sendable, Equatable {
         }
         invertMask = try c.decodeIfPresent(Bool.self, forKey: .invertMask) ?? invertMask
         enforceBackground = try c.decodeIfPresent(Bool.self, forKey: .enforceBackground) ?? enforceBackground
-        clipLambda = try c.decodeIfPresent(Float.self, forKey: .clipLambda) ?? clipLambda
-        rangeLambda = try c.decodeIfPresent(Float.self, forKey: .rangeLambda) ?? rangeLambda
-        lpipsLambda = try c.decodeIfPresent(Float.self, forKey: .lpipsLambda) ?? lpipsLambda
-        l2Lambda = try c.decodeIfPresent(Float.self, forKey: .l2Lambda) ?? l2Lambda
-        augmentations = try c.decodeIfPresent(Int.self, forKey: .augmentations) ?? augmentations
         maskThreshold = try c.decodeIfPresent(Float.self, forKey: .maskThreshold) ?? maskThreshold
         if let text = try c.decodeIfPresent(String.self, forKey: .region) {
             guard EditRegion(text) != nil else {
@@ -215,9 +184,9 @@ public struct JobSettings: Codable, Sendable, Equatable {
         feather = try c.decodeIfPresent(Int.self, forKey: .feather) ?? feather
         maskFrom = try c.decodeIfPresent(MaskChannel.self, forKey: .maskFrom) ?? maskFrom
         truncatePrompt = try c.decodeIfPresent(Bool.self, forKey: .truncatePrompt) ?? truncatePrompt
+        pixel = try PixelOptions(from: decoder, readingSteps: method != .latent)
         latent = try LatentOptions(from: decoder, readingSteps: method == .latent)
         if method == .latent {
-            steps = String(latent.steps)
             if !c.contains(.samples) { samples = 4 }
             if !c.contains(.batch) { batch = 1 }
         }

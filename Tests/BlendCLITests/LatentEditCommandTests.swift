@@ -24,7 +24,7 @@ import BlendPipelineTestSupport
         // pixel is the default method's name; its defaults are unchanged.
         let pixel = try Edit.parse(base + ["--method", "pixel"]).request()
         #expect(pixel.settings == (try Edit.parse(base).request().settings) && pixel.settings.method == .blended)
-        #expect(pixel.settings.samples == 32 && pixel.settings.timestepRespacing == "100")
+        #expect(pixel.settings.samples == 32 && pixel.settings.pixel.timestepRespacing == "100")
     }
 
     @Test func everyLatentFlagParses() throws {

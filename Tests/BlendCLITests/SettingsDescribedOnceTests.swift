@@ -49,8 +49,8 @@ import BlendPipelineTestSupport
         // The shared settings agree too, and list nothing of the pixel methods.
         let cliSettings = try #require(fromCLI["settings"] as? [String: Any]), apiSettings = try #require(fromAPI["settings"] as? [String: Any])
         #expect(try canonical(cliSettings) == canonical(apiSettings))
-        for pixelOnly in ["timestep_respacing", "skip_timesteps", "ddim", "clip_guidance_lambda", "range_lambda",
-                          "lpips_sim_lambda", "l2_sim_lambda", "augmentations"] {
+        for pixelOnly in ["pixel", "timestep_respacing", "skip_timesteps", "ddim", "clip_guidance_lambda", "range_lambda",
+                          "lpips_sim_lambda", "l2_sim_lambda", "augmentations", "skip", "clip_lambda"] {
             #expect(cliSettings[pixelOnly] == nil, "\(pixelOnly)")
         }
         // A pixel run's report keeps them.
@@ -58,8 +58,56 @@ import BlendPipelineTestSupport
                                     "--augmentations", "2", "--out", models.directory.appendingPathComponent("pixel").path]).request()
         pixel.models = models.paths
         pixel.checksMemory = false
-        let pixelSettings = try #require(try reportObject(EditPipeline.run(pixel))["settings"] as? [String: Any])
-        #expect(pixelSettings["skip_timesteps"] as? Int == 7 && pixelSettings["clip_guidance_lambda"] != nil)
+        let pixelSettings = try #require((try reportObject(EditPipeline.run(pixel))["settings"] as? [String: Any])?["pixel"] as? [String: Any])
+        #expect(pixelSettings["skip"] as? Int == 7 && pixelSettings["augmentations"] as? Int == 2 && pixelSettings["steps"] as? String == "10")
+        #expect(Set(pixelSettings.keys) == Set(PixelOptions.CodingKeys.allCases.map { snakeCase($0.rawValue) }))
+    }
+
+    @Test func everyPixelOptionIsAnAPISettingAFlagAndAPageField() throws {
+        let page = String(decoding: PageAssets.assets.first { $0.path == "/app.js" }?.bytes ?? [], as: UTF8.self)
+        let help = Edit.helpMessage()
+        for (key, flag, text, methods) in PixelOptions.descriptions {
+            #expect(SettingName(key).flag == flag, "\(key.rawValue)")
+            #expect(!text.isEmpty && !methods.isEmpty && !methods.contains(.latent))
+            #expect(JobSettings.allKeys.contains(key.rawValue))
+            #expect(help.contains(flag), "blend edit --help has no \(flag)")
+            #expect(page.contains("\(key.rawValue): [\"set-"), "the page has no field for \(key.rawValue)")
+        }
+        // The same values through the flags and through the API's JSON.
+        let cli = try Edit.parse(["p.png", "--prompt", "x", "--method", "local-clip", "--steps", "ddim20", "--skip", "5", "--ddim",
+                                  "--clip-lambda", "3", "--range-lambda", "4", "--augmentations", "2", "--lpips-lambda", "5",
+                                  "--l2-lambda", "6"]).request().settings.pixel
+        let api = try JobIntake.decodeSettings(Array(#"{"method": "local-clip", "steps": "ddim20", "skip": 5, "ddim": true, "clipLambda": 3, "rangeLambda": 4, "augmentations": 2, "lpipsLambda": 5, "l2Lambda": 6}"#.utf8)).pixel
+        #expect(cli == api && cli.skipTimesteps == 5 && cli.l2SimLambda == 6)
+        // Older job.json files (flat pixel settings under their old names) still decode.
+        let old = try EditPipeline.decodeJSON(EditSettings.self, from: Data(#"{"prompt": "x", "skip_timesteps": 9, "clip_guidance_lambda": 2, "timestep_respacing": "50"}"#.utf8))
+        #expect(old.pixel.skipTimesteps == 9 && old.pixel.clipGuidanceLambda == 2 && old.pixel.timestepRespacing == "50")
+    }
+
+    @Test func settingErrorsNameFlagsOnTheCommandLineAndFieldsInTheAPI() throws {
+        var options = PixelOptions()
+        options.skipTimesteps = 200
+        #expect(throws: EditError.self) { try options.validate() }
+        do {
+            try options.validate()
+        } catch let error as EditError {
+            #expect(error.text(.commandLine) == "invalid setting: --skip (200) must be at least 0 and less than the number of steps (100)")
+            #expect(error.text(.api) == "skip (200) must be at least 0 and less than the number of steps (100)")
+        }
+        var latent = LatentOptions()
+        latent.steps = 4
+        latent.strength = 0.1
+        do {
+            try latent.validate()
+            Issue.record("expected an error")
+        } catch let error as EditError {
+            #expect(error.text(.commandLine).hasSuffix("--strength 0.1 of 4 steps leaves no step to run: raise --strength or --steps"))
+            #expect(error.text(.api) == "strength set to 0.1 of 4 steps leaves no step to run: raise strength or steps")
+        }
+        let message: SettingMessage = "\(turnOn: "truncatePrompt"), or \(turnOff: "invertMask")"
+        #expect(message.text(.commandLine) == "pass --truncate-prompt, or drop --invert-mask")
+        #expect(message.text(.api) == "turn on \"truncate prompt\", or turn off \"invert mask\"")
+        #expect(SettingName("l2Lambda").flag == "--l2-lambda" && SettingName("reconstructBackground").flag == "--reconstruct-background")
     }
 
     @Test func everyLatentOptionIsAnAPISettingAndAFlag() throws {
@@ -77,6 +125,27 @@ import BlendPipelineTestSupport
         // Older job.json files (their own key names) still decode.
         let old = try EditPipeline.decodeJSON(LatentOptions.self, from: Data(#"{"initial_latent": "noise", "background_reconstruction_steps": 3}"#.utf8))
         #expect(old.initialLatent == .noise && old.backgroundReconstructionSteps == 3)
+    }
+
+    @Test func theReadmesSettingsTableListsEveryMethodsOptions() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+        let table = try #require(readme.components(separatedBy: "this table is checked").dropFirst().first)
+        let rows = table.split(separator: "\n").drop { !$0.hasPrefix("|") }.prefix { $0.hasPrefix("|") }.dropFirst(2)
+        let keys = JobSettings.allKeys
+        /// The settings a row's first cell names (backticked words that are setting keys).
+        func settings(_ row: Substring) -> Set<String> {
+            let cell = row.split(separator: "|", omittingEmptySubsequences: true).first ?? ""
+            return Set(cell.split(separator: "`").enumerated().filter { $0.offset % 2 == 1 }.map { String($0.element) }.filter(keys.contains))
+        }
+        let listed = rows.map(settings)
+        #expect(listed.count == 4)
+        guard listed.count == 4 else { return }
+        let shared = Set(JobSettings.CodingKeys.allCases.map(\.rawValue)).subtracting(["steps"])
+        #expect(listed[0].union(listed[1]) == shared)
+        #expect(listed[2] == Set(PixelOptions.CodingKeys.allCases.map(\.rawValue)))
+        #expect(listed[3] == Set(LatentOptions.CodingKeys.allCases.map(\.rawValue)))
+        #expect(listed.reduce(Set()) { $0.union($1) } == keys)
     }
 
     /// The object as JSON text with sorted keys, to compare two objects.

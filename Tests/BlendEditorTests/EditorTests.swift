@@ -26,11 +26,11 @@ func tinyModels(seed: UInt64 = 1) throws -> EditorModels {
 
 func fastSettings(_ prompt: String = "a red ball") -> EditSettings {
     var s = EditSettings(prompt: prompt)
-    s.timestepRespacing = "10"
-    s.skipTimesteps = 6
+    s.pixel.timestepRespacing = "10"
+    s.pixel.skipTimesteps = 6
     s.batchSize = 2
     s.samples = 4
-    s.augmentations = 3
+    s.pixel.augmentations = 3
     s.seed = 7
     return s
 }
@@ -86,7 +86,7 @@ let promptTokens = [98] + [5, 17, 42] + [99] + Array(repeating: 0, count: 72)
             }
             checked += 1
         }
-        #expect(checked == settings.iterations * (10 - settings.skipTimesteps))
+        #expect(checked == settings.iterations * (10 - settings.pixel.skipTimesteps))
     }
 
     @Test func aSampleCountNotAMultipleOfTheBatchMakesASmallerLastBatch() throws {
@@ -130,14 +130,14 @@ let promptTokens = [98] + [5, 17, 42] + [99] + Array(repeating: 0, count: 72)
 
     @Test func ddimAndBaselineRun() throws {
         var settings = fastSettings()
-        settings.ddim = true
+        settings.pixel.ddim = true
         settings.samples = 2
         let (image, mask) = try sourceAndMask()
         let ddim = try BlendedDiffusionEditor(models: tinyModels(), settings: settings)
         let text = try ddim.promptEmbedding(tokens: promptTokens)
         #expect(try ddim.edit(image: image, mask: mask, promptEmbedding: text).count == 2)
         settings.method = .localClip
-        settings.lpipsSimLambda = 0
+        settings.pixel.lpipsSimLambda = 0
         let baseline = try BlendedDiffusionEditor(models: tinyModels(), settings: settings)
         let results = try baseline.edit(image: image, mask: mask, promptEmbedding: text)
         // No blending: the background is free to change.
@@ -181,7 +181,7 @@ let promptTokens = [98] + [5, 17, 42] + [99] + Array(repeating: 0, count: 72)
         #expect(throws: EditError.self) { try editor.edit(image: Tensor.zeros([1, 3, 8, 8]), mask: mask, promptEmbedding: text) }
         #expect(throws: EditError.self) { try editor.edit(image: image, mask: Tensor.zeros([1, 1, 8, 8]), promptEmbedding: text) }
         var bad = fastSettings()
-        bad.skipTimesteps = 10
+        bad.pixel.skipTimesteps = 10
         #expect(throws: EditError.self) { try BlendedDiffusionEditor(models: models, settings: bad) }
         bad = fastSettings()
         bad.batchSize = 0
@@ -193,8 +193,8 @@ let promptTokens = [98] + [5, 17, 42] + [99] + Array(repeating: 0, count: 72)
         bad.method = .localClip
         #expect(throws: EditError.self) { try BlendedDiffusionEditor(models: models, settings: bad) }
         bad = fastSettings()
-        bad.timestepRespacing = "ddimx"
-        #expect(throws: DiffusionError.self) { try BlendedDiffusionEditor(models: models, settings: bad) }
+        bad.pixel.timestepRespacing = "ddimx"
+        #expect(throws: EditError.self) { try BlendedDiffusionEditor(models: models, settings: bad) }
         let full = try Tensor.ones([1, 1, 16, 16])
         var inverted = fastSettings()
         inverted.invertMask = true

@@ -37,8 +37,8 @@ import BlendTensor
     @Test(arguments: [false, true], [1, 2, 3, 16])
     func guidedStepMatchesTheReference(ddim: Bool, threads: Int) throws { try EngineThreads.withCount(threads) {
         var settings = EditSettings(prompt: "a prompt")
-        settings.ddim = ddim
-        settings.augmentations = 1
+        settings.pixel.ddim = ddim
+        settings.pixel.augmentations = 1
         let editor = try BlendedDiffusionEditor(models: models, settings: settings)
         let tokens = io["tokens"]!.scalars.map { Int($0) }
         let text = try editor.promptEmbedding(tokens: tokens)

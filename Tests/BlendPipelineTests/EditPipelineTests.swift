@@ -9,11 +9,11 @@ import BlendTensor
 
 func quickSettings(_ prompt: String = "a red ball") -> EditSettings {
     var s = EditSettings(prompt: prompt)
-    s.timestepRespacing = "10"
-    s.skipTimesteps = 7
+    s.pixel.timestepRespacing = "10"
+    s.pixel.skipTimesteps = 7
     s.samples = 3
     s.batchSize = 2
-    s.augmentations = 2
+    s.pixel.augmentations = 2
     return s
 }
 
@@ -163,14 +163,14 @@ func quickSettings(_ prompt: String = "a red ball") -> EditSettings {
         } catch let error as EditError {
             #expect(String(describing: error).contains("--truncate-prompt"))
         }
-        #expect(throws: EditError.self) { try run { $0.settings.skipTimesteps = 10 } }
+        #expect(throws: EditError.self) { try run { $0.settings.pixel.skipTimesteps = 10 } }
         #expect(throws: ModelLoadingError.self) { try run { $0.settings.method = .localClip } }
         // The output location: a file where the directory should be.
         let blocker = models.directory.appendingPathComponent("blocker")
         try Data().write(to: blocker)
         #expect(throws: OutputError.self) { try run { $0.outputDirectory = blocker.appendingPathComponent("out").path } }
-        #expect(throws: MaskError.self) { try run { $0.maskOptions.threshold = 1 } }
-        #expect(throws: MaskError.self) { try run { $0.maskOptions.feather = -1 } }
+        #expect(throws: EditError.self) { try run { $0.maskOptions.threshold = 1 } }
+        #expect(throws: EditError.self) { try run { $0.maskOptions.feather = -1 } }
         #expect(throws: MaskError.self) { try run { $0.maskOptions.region = .box(PixelBox(x: 30, y: 0, width: 20, height: 10)) } }
         #expect(throws: MaskError.self) { try run { $0.maskPath = nil } }   // an opaque photo and no mask
         #expect(throws: OutputError.self) { try run { $0.resume = true } }

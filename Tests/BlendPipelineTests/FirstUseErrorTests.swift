@@ -41,10 +41,10 @@ import Testing
             return CancellationError()
         }
         #expect(try error { _ in } is ModelLoadingError)
-        #expect(try error { $0.settings.timestepRespacing = "0" } is EditError)
-        #expect(try error { $0.settings.skipTimesteps = 100 } is EditError)
+        #expect(try error { $0.settings.pixel.timestepRespacing = "0" } is EditError)
+        #expect(try error { $0.settings.pixel.skipTimesteps = 100 } is EditError)
         #expect(try error { $0.settings.samples = 0 } is EditError)
-        #expect(try error { $0.maskOptions.threshold = 2 } is MaskError)
+        #expect(try error { $0.maskOptions.threshold = 2 } is EditError)
         #expect(try error { $0.settings.method = .latent; $0.latent.strength = 2 } is EditError)
         #expect(try error { $0.settings.method = .latent; $0.latent.steps = 0 } is EditError)
         #expect(try error { $0.settings.method = .latent; $0.saveIntermediates = true } is EditError)

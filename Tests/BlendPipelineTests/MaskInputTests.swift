@@ -167,8 +167,10 @@ import BlendPipelineTestSupport
         do {
             try EditPipeline.validateSettings(request)
             Issue.record("expected an error")
-        } catch let error as MaskError {
-            #expect(String(describing: error).contains("--mask-from brightness chooses how a --mask image is read, and there is none"))
+        } catch let error as EditError {
+            #expect(error.text(.commandLine).contains("--mask-from brightness chooses how a mask image is read, and there is none"))
+            #expect(error.text(.api).contains("maskFrom set to brightness chooses how a mask image is read"))
+            #expect(!error.text(.api).contains("--"))
         }
         request.maskOptions.channel = .auto
         try EditPipeline.validateSettings(request)

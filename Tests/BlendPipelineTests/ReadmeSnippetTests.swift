@@ -42,9 +42,9 @@ import BlendPipelineTestSupport
 
         var settings = EditSettings(prompt: "a red ball")
         settings.samples = 4
-        settings.timestepRespacing = "10"
-        settings.skipTimesteps = 8
-        settings.augmentations = 1
+        settings.pixel.timestepRespacing = "10"
+        settings.pixel.skipTimesteps = 8
+        settings.pixel.augmentations = 1
         let request = EditRequest(imagePath: photo, maskPath: mask, outputDirectory: out,
                                   settings: settings, models: models.paths)
         let report = try EditPipeline.run(request) { event in

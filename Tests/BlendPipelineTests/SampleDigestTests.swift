@@ -49,13 +49,13 @@ import BlendTensor
         switch edit {
         case .blended: break
         case .blendedDDIM:
-            settings.ddim = true
-            settings.timestepRespacing = "ddim10"
-            settings.skipTimesteps = 6
+            settings.pixel.ddim = true
+            settings.pixel.timestepRespacing = "ddim10"
+            settings.pixel.skipTimesteps = 6
         case .localClip:
             settings.method = .localClip
-            settings.lpipsSimLambda = 0
-            settings.l2SimLambda = 1000
+            settings.pixel.lpipsSimLambda = 0
+            settings.pixel.l2SimLambda = 1000
         case .latent, .latentDDIM:
             settings.method = .latent
             paths = sharedTinySD.editPaths("sd1", .compVis, clip: models.paths)

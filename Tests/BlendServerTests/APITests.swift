@@ -261,7 +261,7 @@ import Testing
             try await expect(.job(photo: fixture.photo, mask: fixture.mask, settings: #"{"region": "diagonal"}"#), .badRequest,
                              "region must be auto, full or X,Y,W,H")
             try await expect(.job(photo: fixture.photo, mask: fixture.mask, settings: #"{"maskThreshold": 1.5}"#), .badRequest,
-                             "the mask threshold must be at least 0 and below 1")
+                             "maskThreshold must be at least 0 and below 1")
             try await expect(.job(photo: fixture.photo, mask: fixture.mask, settings: #"{"region": "30,20,40,40"}"#), .badRequest,
                              "30,20,40,40")
             // None of them created a job, and the server still answers.

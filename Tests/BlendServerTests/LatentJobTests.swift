@@ -62,8 +62,8 @@ import Testing
         #expect(try JobIntake.decodeSettings(Array(#"{"method": "latent"}"#.utf8)).latent.backgroundReconstructionSteps == 0)
         let given = try JobIntake.decodeSettings(Array(#"{"method": "latent", "reconstructBackground": 12}"#.utf8))
         #expect(given.latent.backgroundReconstructionSteps == 12)
-        for (bad, words) in [(#"{"method": "latent", "reconstructBackground": -1}"#, "reconstructBackground must be 0 (off) to 10000"),
-                             (#"{"method": "latent", "reconstructBackground": 10001}"#, "reconstructBackground must be 0 (off) to 10000"),
+        for (bad, words) in [(#"{"method": "latent", "reconstructBackground": -1}"#, "reconstructBackground must be from 0 to 10000"),
+                             (#"{"method": "latent", "reconstructBackground": 10001}"#, "reconstructBackground must be from 0 to 10000"),
                              (#"{"method": "latent", "reconstructBackground": 2.5}"#, "reconstructBackground must be a whole number, got 2.5"),
                              (#"{"method": "latent", "reconstructBackground": "many"}"#, "reconstructBackground has the wrong type")] {
             do {
@@ -77,7 +77,7 @@ import Testing
             try await client.waitForModels()
             let refused = try await client.post(.job(photo: fixture.photo, mask: fixture.mask,
                                                      settings: #"{"method": "latent", "reconstructBackground": -3}"#))
-            #expect(refused.status == .badRequest && refused.message.contains("reconstructBackground must be 0 (off) to 10000"),
+            #expect(refused.status == .badRequest && refused.message.contains("reconstructBackground must be from 0 to 10000"),
                     "\(refused.message)")
             let settings = #"{"method": "latent", "steps": 4, "samples": 1, "reconstructBackground": 2}"#
             let created = try await client.post(.job(photo: fixture.photo, mask: fixture.mask, settings: settings))
