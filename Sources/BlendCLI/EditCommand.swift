@@ -148,13 +148,13 @@ struct Edit: ParsableCommand {
     /// Refuses an option that does not apply to the chosen method, naming the methods it
     /// belongs to (one line: the first such option).
     func checkMethodOptions() throws {
-        let pixelMethods: Set<EditMethod> = [.blended, .localClip], latentMethod: Set<EditMethod> = [.latent]
+        let pixelMethods = EditMethod.pixelMethods, latentMethod: Set<EditMethod> = [.latent]
         // Which method each option belongs to: the option groups (the settings types) say.
         let options: [(name: String, given: Bool, methods: Set<EditMethod>)] =
             pixel.givenFlags.map { ($0.flag, true, $0.methods) } + latent.givenFlags.map { ($0, true, latentMethod) } + [
             ("--diffusion-model", modelFiles.diffusionModel != nil, pixelMethods),
             ("--diffusion-config", modelFiles.diffusionConfig != nil, pixelMethods),
-            (enforceBackground == false ? "--no-enforce-background" : "--enforce-background", enforceBackground != nil, [.blended, .latent]),
+            (enforceBackground == false ? "--no-enforce-background" : "--enforce-background", enforceBackground != nil, EditMethod.enforceBackgroundMethods),
             ("--sd-model", modelFiles.sdModel != nil, latentMethod), ("--sd-config", modelFiles.sdConfig != nil, latentMethod),
         ]
         if let option = options.first(where: { $0.given && !$0.methods.contains(method) }) {

@@ -113,7 +113,7 @@ struct PixelOptionGroup: ParsableArguments {
             (.augmentations, augmentations != nil), (.lpipsSimLambda, lpipsLambda != nil), (.l2SimLambda, l2Lambda != nil),
         ]
         let options = given.filter(\.1).map { (PixelOptions.description($0.0).flag, PixelOptions.description($0.0).methods) }
-        return options + (saveIntermediates ? [("--save-intermediates", PixelOptions.description(.ddim).methods)] : [])
+        return options + (saveIntermediates ? [("--save-intermediates", EditMethod.pixelMethods)] : [])
     }
 
     /// The options with what was given (`steps`: the command's `--steps`, a respacing).

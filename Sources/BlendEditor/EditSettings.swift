@@ -11,6 +11,12 @@ public enum EditMethod: String, Codable, Sendable, CaseIterable {
     /// Blended Latent Diffusion (Avrahami, Fried & Lischinski, SIGGRAPH 2023): blending in
     /// Stable Diffusion's latent space, without gradients (``BlendedLatentDiffusionEditor``).
     case latent
+
+    /// The methods on guided-diffusion's pixel UNet, which ``PixelOptions`` configures.
+    public static let pixelMethods: Set<EditMethod> = [.blended, .localClip]
+    /// The methods that paste the clean background back (``EditSettings/enforceBackground``);
+    /// the local-CLIP baseline holds it by its losses instead.
+    public static let enforceBackgroundMethods: Set<EditMethod> = [.blended, .latent]
 }
 
 /// The options of the pixel methods (Blended Diffusion and the local-CLIP baseline), described
@@ -56,14 +62,15 @@ public struct PixelOptions: Codable, Equatable, Sendable {
     /// unused settings are made from these.
     public static let descriptions: [(key: CodingKeys, flag: String, help: String, methods: Set<EditMethod>)] = [
         (.timestepRespacing, "--steps", "Timestep respacing of the 1000-step process, a count, a comma list or ddimN (default: 100).",
-         [.blended, .localClip]),
+         EditMethod.pixelMethods),
         (.skipTimesteps, "--skip", "Steps skipped at the start: higher keeps more of the source's layout (default: 25).",
-         [.blended, .localClip]),
-        (.ddim, "--ddim", "Sample with DDIM (score conditioning) instead of DDPM.", [.blended, .localClip]),
-        (.clipGuidanceLambda, "--clip-lambda", "Weight of the CLIP guidance (default: 1000).", [.blended, .localClip]),
-        (.rangeLambda, "--range-lambda", "Weight of the range loss that keeps values in [-1, 1] (default: 50).", [.blended, .localClip]),
+         EditMethod.pixelMethods),
+        (.ddim, "--ddim", "Sample with DDIM (score conditioning) instead of DDPM.", EditMethod.pixelMethods),
+        (.clipGuidanceLambda, "--clip-lambda", "Weight of the CLIP guidance (default: 1000).", EditMethod.pixelMethods),
+        (.rangeLambda, "--range-lambda", "Weight of the range loss that keeps values in [-1, 1] (default: 50).",
+         EditMethod.pixelMethods),
         (.augmentations, "--augmentations", "Images CLIP sees per sample and step: one plain resize plus N-1 random warps (default: 8).",
-         [.blended, .localClip]),
+         EditMethod.pixelMethods),
         (.lpipsSimLambda, "--lpips-lambda", "local-clip only: weight of the LPIPS background loss (default: 1000).", [.localClip]),
         (.l2SimLambda, "--l2-lambda", "local-clip only: weight of the L2 background loss (default: 10000).", [.localClip]),
     ]

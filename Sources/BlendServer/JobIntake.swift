@@ -188,13 +188,14 @@ enum JobIntake {
     /// default is not mentioned. Which method a setting belongs to is its settings type's word
     /// (``PixelOptions/descriptions``, ``LatentOptions``).
     static func unusedSettings(_ settings: JobSettings) -> [String] {
-        let d = JobSettings()
-        let latent: Set<EditMethod> = [.latent]
-        let pixelMethods = Dictionary(uniqueKeysWithValues: PixelOptions.descriptions.map { ($0.key.rawValue, $0.methods) })
-        let all: [(name: String, methods: Set<EditMethod>)] =
-            changedKeys(settings.pixel, from: PixelOptions(), keys: PixelOptions.CodingKeys.allCases.map(\.rawValue)).filter { $0 != "steps" }.map { ($0, pixelMethods[$0]!) }
-            + (settings.enforceBackground != d.enforceBackground ? [("enforceBackground", [.blended, .latent])] : [])
-            + changedKeys(settings.latent, from: LatentOptions(), keys: LatentOptions.CodingKeys.allCases.map(\.rawValue)).filter { $0 != "steps" }.map { ($0, latent) }
+        // `steps` is every method's, so never another method's setting.
+        let pixel = PixelOptions.descriptions.filter { $0.key != .timestepRespacing }.map { (key: $0.key.rawValue, methods: $0.methods) }
+        let latent = LatentOptions.CodingKeys.allCases.filter { $0 != .steps }.map { (key: $0.rawValue, methods: Set([EditMethod.latent])) }
+        let changedPixel = Set(changedKeys(settings.pixel, from: PixelOptions(), keys: pixel.map(\.key)))
+        let changedLatent = Set(changedKeys(settings.latent, from: LatentOptions(), keys: latent.map(\.key)))
+        let all: [(name: String, methods: Set<EditMethod>)] = pixel.filter { changedPixel.contains($0.key) }.map { ($0.key, $0.methods) }
+            + (settings.enforceBackground != JobSettings().enforceBackground ? [("enforceBackground", EditMethod.enforceBackgroundMethods)] : [])
+            + latent.filter { changedLatent.contains($0.key) }.map { ($0.key, $0.methods) }
         func name(_ method: EditMethod) -> String { method == .blended ? "pixel (blended)" : method.rawValue }
         return all.filter { !$0.methods.contains(settings.method) }.map { setting in
             let owners = EditMethod.allCases.filter(setting.methods.contains).map(name).joined(separator: " and ")

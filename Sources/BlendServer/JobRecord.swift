@@ -56,7 +56,7 @@ public struct JobSettings: Codable, Sendable, Equatable {
     /// The CLI's defaults.
     public init() { self.init(EditSettings(prompt: ""), MaskOptions()) }
 
-    public init(_ s: EditSettings, _ mask: MaskOptions = MaskOptions(), latent: LatentOptions = LatentOptions()) {
+    public init(_ s: EditSettings, _ mask: MaskOptions = MaskOptions()) {
         maskThreshold = mask.threshold
         region = mask.region.description
         regionPadding = mask.regionPadding
@@ -70,7 +70,7 @@ public struct JobSettings: Codable, Sendable, Equatable {
         invertMask = s.invertMask
         enforceBackground = s.enforceBackground
         pixel = s.pixel
-        self.latent = latent
+        latent = LatentOptions()
     }
 
     /// The pipeline's settings for `prompt` (for a latent job, the pixel methods' at their
