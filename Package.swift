@@ -11,6 +11,7 @@ let package = Package(
     products: [
         .executable(name: "blend", targets: ["BlendCLI"]),
         .executable(name: "blend-bench", targets: ["BlendBench"]),
+        .executable(name: "blend-tiny-models", targets: ["BlendTinyModels"]),
         .library(name: "BlendConcurrency", targets: ["BlendConcurrency"]),
         .library(name: "BlendTensor", targets: ["BlendTensor"]),
         .library(name: "BlendModels", targets: ["BlendModels"]),
@@ -177,6 +178,12 @@ let package = Package(
             name: "BlendBench",
             dependencies: ["BlendTensor", "BlendModels", "BlendDiffusion", "BlendEditor"],
             swiftSettings: engineSettings
+        ),
+        // Development tool: the suites' tiny random-weight models written to a folder, for
+        // manual runs without the real weights (DEVELOPERS.md).
+        .executableTarget(
+            name: "BlendTinyModels",
+            dependencies: ["BlendPipelineTestSupport"]
         ),
         .testTarget(
             name: "BlendConcurrencyTests",

@@ -7,6 +7,9 @@ public enum MaskError: Error, Equatable, CustomStringConvertible {
     case nothingMarked(source: String, rule: SoftMask.Origin, otherRule: Bool)
     /// Every pixel is marked for editing, but the caller needs some background to keep.
     case full(source: String)
+    /// Read by brightness, every pixel is marked, `transparentPixels` of them only by the
+    /// white an image editor hides under their transparency (a drawing on a transparent layer).
+    case fullUnderTransparency(source: String, transparentPixels: Int)
     /// The mask's shape is not the photo's: it was drawn for another image (or rotated).
     case aspectMismatch(mask: ImageSize, image: ImageSize)
     /// The mask is not at the size an operation needs.
@@ -15,6 +18,8 @@ public enum MaskError: Error, Equatable, CustomStringConvertible {
     case noTransparency(source: String)
     /// A `--region` box that does not lie inside the photo.
     case regionOutsidePhoto(region: PixelBox, image: ImageSize)
+    /// A `--region` box that holds none of the mask's marked pixels (`marked`: their box).
+    case nothingMarkedInRegion(source: String, region: PixelBox, marked: PixelBox)
 
     public var description: String {
         switch self {
@@ -35,6 +40,11 @@ public enum MaskError: Error, Equatable, CustomStringConvertible {
         case let .full(source):
             return "\(source): the mask marks every pixel for editing, leaving no background to keep; paint the region"
                 + " to keep in black"
+        case let .fullUnderTransparency(source, transparentPixels):
+            return "\(source): read by its brightness (white = edit), the mask marks every pixel for editing, leaving no background"
+                + " to keep: its \(transparentPixels) transparent pixels are white underneath, a colour image editors hide (a drawing"
+                + " on a transparent layer?); flatten it onto black so that only the region to change is white, or leave --mask-from"
+                + " out (or pass --mask-from alpha) to edit its transparent area instead"
         case let .aspectMismatch(mask, image):
             return "the mask is \(mask) but the image is \(image): their shapes differ, so the mask was made for another"
                 + " image (or one of them is rotated); make the mask from this image, at its size or scaled uniformly"
@@ -43,6 +53,9 @@ public enum MaskError: Error, Equatable, CustomStringConvertible {
         case let .noTransparency(source):
             return "\(source): no mask was given and the photo has no transparent pixels to edit; pass --mask with a mask"
                 + " image (white = edit), or erase the region to change to transparency"
+        case let .nothingMarkedInRegion(source, region, marked):
+            return "\(source): no marked pixel lies inside the region \(region) (x,y,width,height); the marked pixels lie in"
+                + " \(marked): give a --region box that holds them, or --region auto"
         case let .regionOutsidePhoto(region, image):
             return "the region \(region) (x,y,width,height) does not fit inside the \(image) photo; give a box inside it,"
                 + " or --region auto"

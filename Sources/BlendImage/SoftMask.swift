@@ -37,6 +37,10 @@ public struct SoftMask: Sendable, Hashable {
     /// some pixel of the mask image at the threshold it was read with: worth suggesting when
     /// this one marks nothing.
     public private(set) var otherRuleMarks = false
+    /// Read by brightness: how many pixels of the mask image are transparent (alpha below
+    /// half) yet marked by the colour an image editor hides under them — a drawing on a
+    /// transparent layer whose empty pixels are white. 0 for the other rules.
+    public private(set) var hiddenColourMarks = 0
 
     public init(width: Int, height: Int, values: [UInt8], origin: Origin = .brightness, source: String = "mask",
                 note: String? = nil) throws {
@@ -84,6 +88,9 @@ public struct SoftMask: Sendable, Hashable {
             otherRuleMarks = (0..<maskImage.size.pixelCount).contains { Float(maskImage.image.pixels[3 * $0]) > cut }
         default:
             otherRuleMarks = maskImage.alpha?.contains { Float(255 - $0) > cut } ?? false
+            if let alpha = maskImage.alpha {
+                hiddenColourMarks = alpha.indices.filter { alpha[$0] < 128 && Float(maskImage.image.pixels[3 * $0]) > cut }.count
+            }
         }
     }
 
@@ -159,6 +166,7 @@ public struct SoftMask: Sendable, Hashable {
         var mask = try SoftMask(width: size.width, height: size.height,
                                 values: (0..<size.pixelCount).map { resized.pixels[3 * $0] }, origin: origin, source: source, note: note)
         mask.otherRuleMarks = otherRuleMarks
+        mask.hiddenColourMarks = hiddenColourMarks
         return mask
     }
 
@@ -167,6 +175,7 @@ public struct SoftMask: Sendable, Hashable {
         // Cannot fail: same size and count.
         var mask = try! SoftMask(width: width, height: height, values: values.map { 255 - $0 }, origin: origin, source: source, note: note)
         mask.otherRuleMarks = otherRuleMarks
+        mask.hiddenColourMarks = hiddenColourMarks
         return mask
     }
 

@@ -5,9 +5,12 @@ import Foundation
 
 /// The mask and region of an edit, resolved at the photo's and the model's resolutions.
 ///
-/// Invariant: every connected marked area of `mask` marks at least one pixel of `modelMask`
-/// and, for the latent method, one cell of the latent grid as ``LatentMasks/downsample(_:height:width:)``
-/// samples `modelMask` — so no part of what the user painted is silently left unedited.
+/// Invariant: every marked pixel of `mask` lies in the footprint of a marked cell of the
+/// model's grid (model pixels, or for the latent method the cells of the latent grid as
+/// ``LatentMasks/downsample(_:height:width:)`` samples `modelMask`) or of one next to it that
+/// its own marked area marks — so no part of what the user painted, however thin, is
+/// silently left unedited, while the edges of a mark the resize keeps stay as the references
+/// resize them.
 struct EditGeometry {
     /// Edited pixels at the photo's size (only inside `region`).
     var mask: EditMask
@@ -17,10 +20,12 @@ struct EditGeometry {
     var modelSize: Int
     /// The region was shrunk below the model's size around a mark too small to edit at it.
     var zoomed = false
-    /// Marked areas that the nearest-neighbour resize would miss (thinner than one model
-    /// pixel, or one latent cell, once scaled), marked in `modelMask` by every pixel or cell
-    /// they touch instead.
+    /// Marked areas that the nearest-neighbour resize would miss in whole or in part (thinner
+    /// than one model pixel, or one latent cell, once scaled), whose missed pixels mark in
+    /// `modelMask` every pixel or cell they touch instead.
     var coveredAreas = 0
+    /// Of the covered areas, those the resize keeps in part (the rest are covered whole).
+    var partlyCoveredAreas = 0
     /// The marked areas of `mask`.
     var areas = 0
     /// The side in model pixels of the unit a covered area is marked by: 1 for the pixel
@@ -39,10 +44,14 @@ extension EditPipeline {
     /// - a mark lost whole under an `auto` region: the region shrinks to the mark's box and
     ///   margin (halved until it works), which the model's size scales up (``EditGeometry/zoomed``);
     /// - otherwise (a long stroke thinner than a cell, a speck beside a larger mark, a fixed
-    ///   region): each lost area marks every model pixel or latent cell it touches
-    ///   (``EditGeometry/coveredAreas``), so it is edited, in a band up to a cell wide.
+    ///   region), and for the part of an area the resize keeps only elsewhere (an L whose arm
+    ///   falls between sampled columns): each marked pixel that no cell of its area reaches
+    ///   (see ``ModelSampling/unreached(_:)``) marks every model pixel or latent cell it
+    ///   touches (``EditGeometry/coveredAreas``), so it is edited, in a band up to a cell wide.
     /// - Throws: the errors of ``EditRegion/resolve(mask:photo:padding:minimumSide:)``,
-    ///   ``MaskError/empty(source:)`` when no marked pixel lies inside a given region.
+    ///   ``MaskError/nothingMarkedInRegion(source:region:marked:)`` when no marked pixel lies
+    ///   inside a given region (checked by ``requireMarksInRegion(_:photo:options:)`` before
+    ///   any model file is read).
     static func resolveGeometry(mask: EditMask, photo: ImageSize, options: MaskOptions, modelSize: Int,
                                 latentScale: Int? = nil) throws -> EditGeometry {
         let cellSide = max(1, latentScale ?? 1)
@@ -50,7 +59,8 @@ extension EditPipeline {
             let region = try options.region.resolve(mask: mask, photo: photo, padding: padding, minimumSide: minimumSide)
             let inside = mask.restricted(to: region)
             guard inside.editedPixelCount > 0 else {
-                throw MaskError.empty(source: "\(mask.source) inside the region \(region)")
+                guard let marked = mask.boundingBox else { throw MaskError.empty(source: mask.source) }
+                throw MaskError.nothingMarkedInRegion(source: mask.source, region: region, marked: marked)
             }
             let crop = try inside.cropped(to: region)
             let sampling = ModelSampling(region: crop.size, modelSize: modelSize, cellSide: cellSide)
@@ -63,19 +73,22 @@ extension EditPipeline {
                     if label >= 0 { kept[Int(label)] = true }
                 }
             }
-            let lost = kept.indices.filter { !kept[$0] }
             var result = EditGeometry(mask: inside, region: region, modelMask: nearest, modelSize: modelSize,
                                       areas: marked.count, cellSide: cellSide)
-            if !lost.isEmpty {
-                let lostSet = Set(lost.map(Int32.init))
-                let lostMask = try EditMask(width: crop.width, height: crop.height,
-                                            isEdited: marked.labels.map { lostSet.contains($0) }, source: crop.source)
+            // The marked pixels no cell of their own area reaches — a whole area the sampling
+            // skips, or the part of one (the arm of an L thinner than a cell) far from the
+            // cells it keeps — mark every model pixel or cell they touch.
+            let unreached = sampling.unreached(marked)
+            if unreached.contains(true) {
+                let lostMask = try EditMask(width: crop.width, height: crop.height, isEdited: unreached, source: crop.source)
                 let covering = sampling.covering(lostMask)
                 result.modelMask = try EditMask(width: modelSize, height: modelSize,
                                                 isEdited: zip(nearest.isEdited, covering).map { $0 || $1 }, source: nearest.source)
-                result.coveredAreas = lost.count
+                let coveredLabels = Set(zip(unreached, marked.labels).compactMap { $0 ? $1 : nil })
+                result.coveredAreas = coveredLabels.count
+                result.partlyCoveredAreas = coveredLabels.filter { kept[Int($0)] }.count
             }
-            return (result, marked.count - lost.count)
+            return (result, kept.filter { $0 }.count)
         }
         let first = try geometry(minimumSide: modelSize, padding: options.regionPadding)
         if first.kept == 0, options.region == .auto, let bounds = mask.boundingBox {
@@ -95,6 +108,19 @@ extension EditPipeline {
         return first.geometry
     }
 
+    /// The checks of the region that need no model size: a `--region` box inside the photo
+    /// and holding some of the marked pixels of `mask` (the photo-sized mask, after
+    /// `invertMask`). ``check(_:)`` runs them before it looks for the model files.
+    /// - Throws: ``MaskError/regionOutsidePhoto(region:image:)``,
+    ///   ``MaskError/nothingMarkedInRegion(source:region:marked:)``.
+    static func requireMarksInRegion(_ mask: EditMask, photo: ImageSize, options: MaskOptions) throws {
+        guard case .box = options.region else { return }
+        let region = try options.region.resolve(mask: mask, photo: photo)
+        if mask.restricted(to: region).editedPixelCount == 0, let marked = mask.boundingBox {
+            throw MaskError.nothingMarkedInRegion(source: mask.source, region: region, marked: marked)
+        }
+    }
+
     /// What the user should know about `geometry`: a region scaled up for a small mark, thin
     /// areas marked by the cells they touch, and a feather shortened to fit narrow marked
     /// areas (when the edit is pasted with it).
@@ -111,9 +137,10 @@ extension EditPipeline {
             let areas = geometry.coveredAreas == geometry.areas ? (geometry.areas == 1 ? "the marked area is" : "every marked area is")
                 : "\(geometry.coveredAreas) of the \(geometry.areas) marked areas are"
             let unit = geometry.cellSide == 1 ? "pixel" : "\(geometry.cellSide)x\(geometry.cellSide)-pixel cell of the latent grid"
-            notices.append("\(areas) thinner than one \(unit) of the model's \(geometry.modelSize)x\(geometry.modelSize) image once the"
+            let inPlaces = geometry.partlyCoveredAreas > 0 ? ", in places," : ""
+            notices.append("\(areas)\(inPlaces) thinner than one \(unit) of the model's \(geometry.modelSize)x\(geometry.modelSize) image once the"
                 + " \(region.width)x\(region.height) edit region is scaled to it: the model edits every \(geometry.cellSide == 1 ? "pixel" : "cell")"
-                + " \(geometry.coveredAreas == 1 ? "it touches" : "they touch") (a band wider than the mark); the photo changes only where marked")
+                + " \(inPlaces.isEmpty ? (geometry.coveredAreas == 1 ? "it touches" : "they touch") : "those places touch") (a band wider than the mark); the photo changes only where marked")
         }
         if enforcesBackground && options.feather > 0 {
             let fit = FeatherFit(mask: geometry.mask, feather: options.feather)
@@ -139,12 +166,16 @@ struct ModelSampling {
     /// Per grid cell along each axis: the model pixels it spans (its deciding pixel among them).
     private let rowSpans: [Range<Int>]
     private let columnSpans: [Range<Int>]
+    /// Per grid cell along each axis: the region's pixels under its span (its footprint).
+    /// Together they cover the region.
+    private let rowFootprints: [Range<Int>]
+    private let columnFootprints: [Range<Int>]
 
     /// `cellSide`: model pixels per grid cell (1: the grid is the model's image).
     init(region: ImageSize, modelSize: Int, cellSide: Int) {
         self.modelSize = modelSize
         let cells = max(1, modelSize / cellSide)
-        func axis(_ length: Int) -> (spans: [Range<Int>], sampled: [Int]) {
+        func axis(_ length: Int) -> (spans: [Range<Int>], footprints: [Range<Int>], sampled: [Int]) {
             let toModel = pillowNearestIndices(input: length, output: modelSize)
             // With one pixel per cell this is the identity.
             let toGrid = pillowNearestIndices(input: modelSize, output: cells)
@@ -154,16 +185,60 @@ struct ModelSampling {
                 let start = g * modelSize / cells, end = (g + 1) * modelSize / cells
                 return min(start, toGrid[g])..<max(end, toGrid[g] + 1)
             }
-            return (spans, toGrid.map { toModel[$0] })
+            let footprints = spans.map { span -> Range<Int> in
+                let start = span.lowerBound * length / modelSize
+                let end = min(length, (span.upperBound * length + modelSize - 1) / modelSize)
+                return start..<max(end, start + 1)
+            }
+            return (spans, footprints, toGrid.map { toModel[$0] })
         }
-        (rowSpans, sampledRows) = axis(region.height)
-        (columnSpans, sampledColumns) = axis(region.width)
+        (rowSpans, rowFootprints, sampledRows) = axis(region.height)
+        (columnSpans, columnFootprints, sampledColumns) = axis(region.width)
     }
 
-    /// The model-size mask marking the whole span of every grid cell whose pixels' footprint
-    /// in the region holds a marked pixel of `mask` (region-sized). Every marked pixel lies
-    /// in some cell's footprint (the spans tile the model's image), and the cell's deciding
-    /// pixel is in its span, so every marked area marks a cell of the grid.
+    /// The marked pixels of `areas` (region-sized) that the grid misses: those for which no
+    /// cell whose footprint holds them, nor a cell next to one, is decided by a pixel of their
+    /// own area. A pixel at the edge of a mark the sampling keeps has such a neighbour (the
+    /// sampled cell just inside the edge), so only what lies a cell or more from everything
+    /// the sampling kept of its area is returned.
+    func unreached(_ areas: MarkedAreas) -> [Bool] {
+        let width = areas.width, height = areas.height
+        let gridRows = sampledRows.count, gridColumns = sampledColumns.count
+        var cellLabel = [Int32](repeating: -1, count: gridRows * gridColumns)
+        for (r, row) in sampledRows.enumerated() {
+            for (c, column) in sampledColumns.enumerated() { cellLabel[r * gridColumns + c] = areas.labels[row * width + column] }
+        }
+        // Per region row (column): the cells whose footprint holds it, widened by one each side.
+        func near(_ footprints: [Range<Int>], length: Int) -> [ClosedRange<Int>] {
+            var low = [Int](repeating: Int.max, count: length), high = [Int](repeating: -1, count: length)
+            for (g, footprint) in footprints.enumerated() {
+                for i in footprint { low[i] = min(low[i], g); high[i] = max(high[i], g) }
+            }
+            return (0..<length).map { max(0, low[$0] - 1)...min(footprints.count - 1, high[$0] + 1) }
+        }
+        let nearRows = near(rowFootprints, length: height), nearColumns = near(columnFootprints, length: width)
+        var out = [Bool](repeating: false, count: width * height)
+        for y in 0..<height {
+            for x in 0..<width {
+                let label = areas.labels[y * width + x]
+                guard label >= 0 else { continue }
+                var reached = false
+                search: for r in nearRows[y] {
+                    for c in nearColumns[x] where cellLabel[r * gridColumns + c] == label {
+                        reached = true
+                        break search
+                    }
+                }
+                out[y * width + x] = !reached
+            }
+        }
+        return out
+    }
+
+    /// The model-size mask marking the whole span of every grid cell whose footprint in the
+    /// region holds a marked pixel of `mask` (region-sized). Every marked pixel lies in some
+    /// cell's footprint (the spans tile the model's image), and the cell's deciding pixel is
+    /// in its span, so every marked area marks a cell of the grid.
     func covering(_ mask: EditMask) -> [Bool] {
         let width = mask.width, height = mask.height
         // Summed-area table of the marked pixels, for a count over any rectangle.
@@ -175,16 +250,9 @@ struct ModelSampling {
                 table[(y + 1) * (width + 1) + x + 1] = table[y * (width + 1) + x + 1] + rowSum
             }
         }
-        func footprint(_ span: Range<Int>, length: Int) -> Range<Int> {
-            let start = span.lowerBound * length / modelSize
-            let end = min(length, (span.upperBound * length + modelSize - 1) / modelSize)
-            return start..<max(end, start + 1)
-        }
         var out = [Bool](repeating: false, count: modelSize * modelSize)
-        for rowSpan in rowSpans {
-            let rows = footprint(rowSpan, length: height)
-            for columnSpan in columnSpans {
-                let columns = footprint(columnSpan, length: width)
+        for (rowSpan, rows) in zip(rowSpans, rowFootprints) {
+            for (columnSpan, columns) in zip(columnSpans, columnFootprints) {
                 let count = table[rows.upperBound * (width + 1) + columns.upperBound] - table[rows.lowerBound * (width + 1) + columns.upperBound]
                     - table[rows.upperBound * (width + 1) + columns.lowerBound] + table[rows.lowerBound * (width + 1) + columns.lowerBound]
                 guard count > 0 else { continue }

@@ -319,13 +319,16 @@ public enum EditPipeline {
         if settings.invertMask { soft = soft.inverted() }
         let fullMask = soft.thresholded(request.maskOptions.threshold)
         try requireRegions(fullMask, soft: soft, request: request)
+        try requireMarksInRegion(fullMask, photo: photo.size, options: request.maskOptions)
         let editedFraction = Double(fullMask.editedPixelCount) / Double(fullMask.size.pixelCount)
         if editedFraction > 0.9 {
+            // Rounded down, so that a mask that keeps a pixel never reads "100.0 %".
+            let kept = fullMask.size.pixelCount - fullMask.editedPixelCount
+            let share = String(format: "%.1f %%", (editedFraction * 1000).rounded(.down) / 10)
+                + (kept <= 100 ? " (all but \(kept) pixel\(kept == 1 ? "" : "s"))" : "")
             notices.append(settings.invertMask
-                ? String(format: "warning: with --invert-mask the mask marks %.1f %% of the photo for editing; did you mean to leave --invert-mask out?",
-                         editedFraction * 100)
-                : String(format: "warning: the mask marks %.1f %% of the photo for editing; is it inverted (--invert-mask), or not a mask?",
-                         editedFraction * 100))
+                ? "warning: with --invert-mask the mask marks \(share) of the photo for editing; did you mean to leave --invert-mask out?"
+                : "warning: the mask marks \(share) of the photo for editing; is it inverted (--invert-mask), or not a mask?")
         }
         if soft.midToneFraction > 0.2 {
             notices.append(String(format: "warning: %.0f %% of the mask is neither black nor white: is it really a mask? It is cut at %g %% (--mask-threshold)",
@@ -422,6 +425,8 @@ public enum EditPipeline {
         } catch MaskError.empty where !inverted {
             // Name the rule that read the mask, and the other one where the image allows it.
             throw MaskError.nothingMarked(source: source, rule: soft.origin, otherRule: soft.otherRuleMarks)
+        } catch MaskError.full where !inverted && soft.origin == .brightness && soft.hiddenColourMarks > 0 {
+            throw MaskError.fullUnderTransparency(source: source, transparentPixels: soft.hiddenColourMarks)
         } catch MaskError.empty where inverted {
             throw EditError.badInput("\(source): with \(setting: "invertMask") the black of the mask is edited, and it has none (it is all white):"
                 + " paint the region to change in black, or \(turnOff: "invertMask") and paint the region to change in white")

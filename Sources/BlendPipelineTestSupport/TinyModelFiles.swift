@@ -41,9 +41,11 @@ public struct TinyModelFiles: Sendable {
         self.paths = paths
     }
 
-    /// New model files; with `sharingClipWith`, only a new UNet (CLIP and its vocabulary are that one's).
-    public init(unetConfig: UNetConfig = TinyModelFiles.unetConfig, sharingClipWith shared: TinyModelFiles? = nil) throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("blend-tiny-\(UUID().uuidString)")
+    /// New model files in `folder` (by default a new temporary folder); with
+    /// `sharingClipWith`, only a new UNet (CLIP and its vocabulary are that one's).
+    public init(unetConfig: UNetConfig = TinyModelFiles.unetConfig, sharingClipWith shared: TinyModelFiles? = nil,
+                in folder: URL? = nil) throws {
+        directory = folder ?? FileManager.default.temporaryDirectory.appendingPathComponent("blend-tiny-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var seed: UInt64 = 11
         func collect(_ build: (ModelWeights) throws -> Void) throws -> [SafetensorsTensor] {

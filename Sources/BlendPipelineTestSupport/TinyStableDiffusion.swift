@@ -23,8 +23,9 @@ public struct TinyStableDiffusion: Sendable {
 
     public let directory: URL
 
-    public init() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("blend-tiny-sd-\(UUID().uuidString)")
+    /// The models in `folder` (by default a new temporary folder).
+    public init(in folder: URL? = nil) throws {
+        directory = folder ?? FileManager.default.temporaryDirectory.appendingPathComponent("blend-tiny-sd-\(UUID().uuidString)")
         let fm = FileManager.default
         try fm.createDirectory(at: directory, withIntermediateDirectories: true)
         for v in ["sd1", "sd2"] {

@@ -76,6 +76,13 @@ enum JobIntake {
                     text = "no mask was painted and no pixel of the photo is transparent enough to edit: paint the region to change"
                 }
             case .full: text = "the mask marks the whole photo: leave some of it unpainted to keep"
+            case let .fullUnderTransparency(_, transparentPixels):
+                text = "the mask marks the whole photo: read by its brightness every pixel is white, its \(transparentPixels)"
+                    + " transparent pixels underneath (a drawing on a transparent layer?); flatten it onto black, or set \"mask from\""
+                    + " to auto or alpha to edit its transparent area instead"
+            case let .nothingMarkedInRegion(_, region, marked):
+                text = "the mask marks nothing inside the region \(region) (x,y,width,height); the painted pixels lie in \(marked):"
+                    + " set the region to a box that holds them, or to auto"
             case let .aspectMismatch(mask, image):
                 text = "the mask is \(mask) but the photo is \(image): the mask was made for another image; paint it on this photo"
             default: text = String(describing: error)

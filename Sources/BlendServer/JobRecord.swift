@@ -263,6 +263,41 @@ public struct JobProgress: Codable, Sendable, Equatable {
     public var reconstructionSteps: Int? = nil
 }
 
+extension JobProgress {
+    /// Writes every field, the empty ones as `null` (as documented), not left out.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(job, forKey: .job)
+        try c.encode(iteration, forKey: .iteration)
+        try c.encode(iterations, forKey: .iterations)
+        try c.encode(step, forKey: .step)
+        try c.encode(steps, forKey: .steps)
+        try c.encode(completedSteps, forKey: .completedSteps)
+        try c.encode(totalSteps, forKey: .totalSteps)
+        try c.encode(elapsedSeconds, forKey: .elapsedSeconds)
+        try c.encode(etaSeconds, forKey: .etaSeconds)
+        try c.encode(etaExcludesReconstruction, forKey: .etaExcludesReconstruction)
+        try c.encode(secondsPerStep, forKey: .secondsPerStep)
+        try c.encode(clipLoss, forKey: .clipLoss)
+        try c.encode(rangeLoss, forKey: .rangeLoss)
+        try c.encode(reconstructionSample, forKey: .reconstructionSample)
+        try c.encode(reconstructionStep, forKey: .reconstructionStep)
+        try c.encode(reconstructionSteps, forKey: .reconstructionSteps)
+    }
+}
+
+extension JobResult {
+    /// Writes every field; `distance` is `null` for a diverged sample, not left out.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(index, forKey: .index)
+        try c.encode(rank, forKey: .rank)
+        try c.encode(distance, forKey: .distance)
+        try c.encode(file, forKey: .file)
+        try c.encode(url, forKey: .url)
+    }
+}
+
 /// A job as the API returns it and as `job.json` stores it.
 public struct JobRecord: Codable, Sendable, Equatable {
     public var id: String
@@ -299,6 +334,36 @@ public struct JobRecord: Codable, Sendable, Equatable {
 }
 
 extension JobRecord {
+    enum CodingKeys: String, CodingKey {
+        case id, state, prompt, settings, photo, mask, maskFraction, region, modelSize, notices, createdAt, startedAt, finishedAt
+        case results, runDirectory, error, progress, runs, revision
+    }
+
+    /// Writes every field, the empty ones as `null` (not left out), so that a client sees the
+    /// same keys for every job: `error` is null until the job fails.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(state, forKey: .state)
+        try c.encode(prompt, forKey: .prompt)
+        try c.encode(settings, forKey: .settings)
+        try c.encode(photo, forKey: .photo)
+        try c.encode(mask, forKey: .mask)
+        try c.encode(maskFraction, forKey: .maskFraction)
+        try c.encode(region, forKey: .region)
+        try c.encode(modelSize, forKey: .modelSize)
+        try c.encode(notices, forKey: .notices)
+        try c.encode(createdAt, forKey: .createdAt)
+        try c.encode(startedAt, forKey: .startedAt)
+        try c.encode(finishedAt, forKey: .finishedAt)
+        try c.encode(results, forKey: .results)
+        try c.encode(runDirectory, forKey: .runDirectory)
+        try c.encode(error, forKey: .error)
+        try c.encode(progress, forKey: .progress)
+        try c.encode(runs, forKey: .runs)
+        try c.encode(revision, forKey: .revision)
+    }
+
     /// Reads `job.json`; the fields added after the first release (`notices`, `runs`,
     /// `revision`) may be missing from records written before them.
     public init(from decoder: any Decoder) throws {

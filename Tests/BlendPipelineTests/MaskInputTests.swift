@@ -147,6 +147,100 @@ import BlendPipelineTestSupport
         #expect(changed > 200, "the stroke changed at \(changed) of 400 pixels")
     }
 
+    @Test(arguments: [false, true])
+    func theArmOfAnLThatTheSamplingSkipsIsEditedToo(latent: Bool) throws {
+        // The newcomer's L on a 64x48 photo under --region full: resized to 16x16 by nearest,
+        // rows 1, 4, 7, ... and columns 2, 6, ..., 34 are sampled (the latent grid takes every
+        // second of those from the first, row 4 still but columns 6, 14, ..., 38). Row 4 keeps
+        // the area, but its vertical arm on column 33 was left unedited beyond the first rows.
+        let directory = models.directory.appendingPathComponent("ell-\(latent)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let marked = { (x: Int, y: Int) in y == 4 && (10..<51).contains(x) || x == 33 && (4..<45).contains(y) }
+        let mask = try EditMask(width: 64, height: 48, isEdited: (0..<3072).map { marked($0 % 64, $0 / 64) })
+        var options = MaskOptions()
+        options.region = .full
+        let geometry = try EditPipeline.resolveGeometry(mask: mask, photo: mask.size, options: options, modelSize: 16,
+                                                        latentScale: latent ? 2 : nil)
+        #expect(geometry.areas == 1 && geometry.coveredAreas == 1 && geometry.partlyCoveredAreas == 1)
+        // The cells over the arm's far end are marked; the horizontal arm's are as nearest made them.
+        let grid = try LatentMasks.downsample(geometry.modelMask.tensor(), height: latent ? 8 : 16, width: latent ? 8 : 16).scalars
+        let side = latent ? 8 : 16
+        #expect(grid[(latent ? 6 : 13) * side + (latent ? 4 : 8)] == 1, "the cell over pixel 33,40")
+        let notices = EditPipeline.geometryNotices(geometry, options: options, enforcesBackground: true)
+        #expect(notices.contains { $0.contains("the marked area is, in places, thinner than one") && $0.contains("those places touch") }, "\(notices)")
+
+        // Through the pipeline: the far part of the arm changes, and nothing unmarked does.
+        var photoPixels: [UInt8] = []
+        for y in 0..<48 { for x in 0..<64 { photoPixels += [UInt8((x * 4) % 256), UInt8((y * 5) % 256), 120] } }
+        let photoPath = directory.appendingPathComponent("photo.png").path
+        try RGBImage(width: 64, height: 48, pixels: photoPixels).write(to: photoPath)
+        let maskPath = directory.appendingPathComponent("mask.png").path
+        try RGBImage(width: 64, height: 48, pixels: (0..<3072).flatMap { marked($0 % 64, $0 / 64) ? [255, 255, 255] : [0, 0, 0] as [UInt8] })
+            .write(to: maskPath)
+        var request = try request("ell-run-\(latent)", marked: PixelBox(x: 0, y: 0, width: 1, height: 1), latent: latent)
+        request.imagePath = photoPath
+        request.maskPath = maskPath
+        request.maskOptions.region = .full
+        let (_, runNotices, sample) = try run(request)
+        #expect(runNotices.contains { $0.contains("in places, thinner than one") })
+        let photo = try RGBImage(contentsOf: photoPath)
+        var changed = 0
+        for i in 0..<3072 {
+            if !marked(i % 64, i / 64) { #expect(sample.image.pixels[3 * i..<3 * i + 3] == photo.pixels[3 * i..<3 * i + 3], "pixel \(i)") }
+            else if i % 64 == 33 && i / 64 >= 15 && change(sample.image, photo, i) > 0 { changed += 1 }
+        }
+        #expect(changed >= 25, "rows 15-44 of the arm changed at \(changed) of 30 pixels")
+    }
+
+    @Test(arguments: [false, true])
+    func everyPixelOfAThinLineLiesBesideACellOfTheGrid(latent: Bool) throws {
+        // 1-pixel lines of several slopes across a 64x48 photo (diagonals among them): each
+        // marked pixel's cell of the model's grid (16x16 pixels, or the 8x8 latent grid), or
+        // a cell next to it, is marked once the mask reaches the grid.
+        var options = MaskOptions()
+        options.region = .full
+        let side = latent ? 8 : 16
+        for (dx, dy) in [(1, 1), (2, 1), (1, 2), (3, 1), (5, 4), (1, -1), (7, -3)] {
+            var marked = [Bool](repeating: false, count: 3072)
+            for t in 0..<200 {
+                let x = 3 + t * dx / max(abs(dx), abs(dy)), y = (dy > 0 ? 2 : 45) + t * dy / max(abs(dx), abs(dy))
+                guard (0..<64).contains(x), (0..<48).contains(y) else { break }
+                marked[y * 64 + x] = true
+            }
+            let mask = try EditMask(width: 64, height: 48, isEdited: marked)
+            let geometry = try EditPipeline.resolveGeometry(mask: mask, photo: mask.size, options: options, modelSize: 16,
+                                                            latentScale: latent ? 2 : nil)
+            let grid = try LatentMasks.downsample(geometry.modelMask.tensor(), height: side, width: side).scalars
+            for i in marked.indices where marked[i] {
+                let row = (i / 64) * side / 48, column = (i % 64) * side / 64
+                let near = (max(0, row - 1)...min(side - 1, row + 1)).contains { r in
+                    (max(0, column - 1)...min(side - 1, column + 1)).contains { grid[r * side + $0] == 1 }
+                }
+                #expect(near, "line \(dx),\(dy): pixel \(i % 64),\(i / 64)")
+            }
+        }
+    }
+
+    @Test(arguments: [false, true])
+    func aMarkAtLeastACellAcrossIsResizedAsTheReferencesDo(latent: Bool) throws {
+        // Boxes at least one cell's footprint across (4x3 photo pixels per model pixel for
+        // 64x48 -> 16, twice that per latent cell), at every offset: the sampling keeps each
+        // and reaches its edges from inside, so the model's mask is plain nearest, unwidened.
+        let (minimumWidth, minimumHeight) = latent ? (8, 6) : (4, 3)
+        var options = MaskOptions()
+        options.region = .full
+        for (width, height) in [(minimumWidth, minimumHeight), (minimumWidth + 3, minimumHeight + 5), (23, 17)] {
+            for (x0, y0) in [(0, 0), (1, 2), (5, 7), (30, 29), (64 - width, 48 - height)] {
+                let box = PixelBox(x: x0, y: y0, width: width, height: height)
+                let mask = try EditMask(width: 64, height: 48, isEdited: (0..<3072).map { box.contains(x: $0 % 64, y: $0 / 64) })
+                let geometry = try EditPipeline.resolveGeometry(mask: mask, photo: mask.size, options: options, modelSize: 16,
+                                                                latentScale: latent ? 2 : nil)
+                #expect(geometry.coveredAreas == 0, "\(box)")
+                #expect(geometry.modelMask.isEdited == (try mask.resized(to: ImageSize(width: 16, height: 16))).isEdited, "\(box)")
+            }
+        }
+    }
+
     @Test func theMaskIsCheckedBeforeTheModelFilesWhenTheirNamesGiveTheModelsSize() throws {
         // The official UNet's name says 256x256: a region outside the photo is named before
         // the missing model files are.
@@ -158,6 +252,44 @@ import BlendPipelineTestSupport
         }
         request.maskOptions.region = .auto
         #expect(throws: ModelLoadingError.self) { _ = try EditPipeline.check(request) }
+    }
+
+    @Test(arguments: [false, true])
+    func aRegionBoxWithoutAMarkIsRefusedBeforeTheModelFiles(latent: Bool) throws {
+        var request = try request("empty-box-\(latent)", marked: PixelBox(x: 20, y: 15, width: 3, height: 2), latent: latent)
+        request.models.stableDiffusion = models.directory.appendingPathComponent("absent-sd").path
+        request.models.diffusion = models.directory.appendingPathComponent("absent-unet.safetensors").path
+        request.maskOptions.region = .box(PixelBox(x: 0, y: 0, width: 12, height: 10))
+        let expected = MaskError.nothingMarkedInRegion(source: request.maskPath!, region: PixelBox(x: 0, y: 0, width: 12, height: 10),
+                                                       marked: PixelBox(x: 20, y: 15, width: 3, height: 2))
+        #expect(throws: expected) { try EditPipeline.check(request) }
+        #expect(expected.description.contains("the marked pixels lie in 20,15,3,2: give a --region box that holds them, or --region auto"))
+        // With the mark inside, the missing model files are what is wrong.
+        request.maskOptions.region = .box(PixelBox(x: 10, y: 10, width: 20, height: 20))
+        #expect(throws: ModelLoadingError.self) { try EditPipeline.check(request) }
+    }
+
+    @Test func aMaskThatKeepsOnePixelIsNotCalledAHundredPercent() throws {
+        // A 1-pixel dot, inverted: 1199 of the 1200 pixels marked.
+        var request = try request("dot-inverted", marked: PixelBox(x: 20, y: 15, width: 1, height: 1))
+        request.settings.invertMask = true
+        let checked = try EditPipeline.check(request)
+        #expect(checked.notices.contains { $0.contains("with --invert-mask the mask marks 99.9 % (all but 1 pixel) of the photo") },
+                "\(checked.notices)")
+    }
+
+    @Test func aDrawingOnATransparentLayerReadByBrightnessSaysWhyEveryPixelIsMarked() throws {
+        // White everywhere, opaque only on the stroke: the transparent pixels' hidden colour is white too.
+        var request = try request("hidden-white", marked: PixelBox(x: 0, y: 0, width: 1, height: 1))
+        let stroke = PixelBox(x: 12, y: 8, width: 16, height: 14)
+        try Photo(image: RGBImage(width: 40, height: 30, pixels: [UInt8](repeating: 255, count: 3600)),
+                  alpha: (0..<1200).map { stroke.contains(x: $0 % 40, y: $0 / 40) ? 255 : 0 }).writePNG(to: request.maskPath!)
+        request.maskOptions.channel = .brightness
+        #expect(throws: MaskError.fullUnderTransparency(source: request.maskPath!, transparentPixels: 976)) { try EditPipeline.check(request) }
+        // Read by its transparency (auto picks it: the colours are uniform), its empty area is edited.
+        request.maskOptions.channel = .auto
+        let checked = try EditPipeline.check(request)
+        #expect(checked.softMask.origin == .maskTransparency && abs(checked.editedFraction - 976.0 / 1200) < 1e-9)
     }
 
     @Test func aMaskChannelWithoutAMaskIsRefused() throws {

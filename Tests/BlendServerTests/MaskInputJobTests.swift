@@ -63,6 +63,8 @@ import Testing
             #expect(alpha.status == .created, "\(alpha.text)")
             let job = try JSONSerialization.jsonObject(with: Data(buffer: alpha.body)) as? [String: Any]
             #expect(abs((job?["maskFraction"] as? Double ?? 0) - 4.0 / 30) < 1e-9)
+            // Every field is there, the empty ones as null.
+            #expect(job?["error"] is NSNull && job?["finishedAt"] is NSNull, "\(job ?? [:])")
             // A bad value names the setting.
             let bad = try await client.post(.job(photo: fixture.photo, mask: strip, settings: #"{"maskFrom": "green"}"#))
             #expect(bad.status == .badRequest && bad.message == #"maskFrom must be one of auto, brightness, alpha; got "green""#, "\(bad.message)")
@@ -89,6 +91,18 @@ import Testing
                                                     settings: #"{"maskFrom": "brightness"}"#))
             #expect(forced.status.code / 100 == 4)
             #expect(forced.message.contains("read by its brightness") && forced.message.contains("\"mask from\" to alpha"), "\(forced.message)")
+            // A region box that holds none of the white: the box and where the white is.
+            let outside = try await client.post(.job(photo: fixture.photo, mask: strip, settings: #"{"region": "0,20,10,10"}"#))
+            #expect(outside.status.code / 100 == 4)
+            #expect(outside.message.contains("marks nothing inside the region 0,20,10,10") && outside.message.contains("lie in 12,8,16,14")
+                    && outside.message.contains("or to auto") && !outside.message.contains("--"), "\(outside.message)")
+            // A white drawing on a transparent layer whose empty pixels are white too, read by brightness.
+            var layer = try Photo(encoded: stripMask(white: PixelBox(x: 0, y: 0, width: 40, height: 30)))
+            layer.alpha = (0..<1200).map { PixelBox(x: 12, y: 8, width: 16, height: 14).contains(x: $0 % 40, y: $0 / 40) ? 255 : 0 }
+            let hidden = try await client.post(.job(photo: fixture.photo, mask: layer.encodedPNG(), settings: #"{"maskFrom": "brightness"}"#))
+            #expect(hidden.status.code / 100 == 4)
+            #expect(hidden.message.contains("its 976 transparent pixels underneath") && hidden.message.contains("flatten it onto black")
+                    && !hidden.message.contains("--"), "\(hidden.message)")
         }
     }
 }
