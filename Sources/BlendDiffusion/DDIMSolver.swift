@@ -2,7 +2,7 @@ import BlendTensor
 
 /// Deterministic DDIM (Song, Meng & Ermon 2021, eq. 12 with η = 0), as diffusers'
 /// `DDIMScheduler.step` computes it: from the model output, x0 and ε at ᾱ_t, then
-/// `x_prev = √ᾱ_prev·x0 + √(1−ᾱ_prev)·ε` with `prev = t − T/steps` (integer division, whatever
+/// ``DDIMUpdate`` (`x_prev = √ᾱ_prev·x0 + √(1−ᾱ_prev)·ε`) with `prev = t − T/steps` (integer division, whatever
 /// the spacing, as diffusers does) and, past timestep 0, ᾱ_prev = 1 when `setAlphaToOne`
 /// else ᾱ_0 (SD's configs: `set_alpha_to_one` false). No clipping of x0 (SD: `clip_sample` false).
 public struct DDIMSolver: DiffusionSolver {
@@ -38,6 +38,6 @@ public struct DDIMSolver: DiffusionSolver {
         let alphaBar = try inputAlphaBar(at: index), alphaBarPrev = try outputAlphaBar(at: index)
         let p = try NoiseSchedule.predictions(modelOutput: modelOutput, sample: sample, alphaBar: alphaBar,
                                               predictionType: predictionType)
-        return try p.x0 * Float(alphaBarPrev.squareRoot()) + p.eps * Float((1 - alphaBarPrev).squareRoot())
+        return try DDIMUpdate.step(predXStart: p.x0, eps: p.eps, alphaBarPrev: alphaBarPrev)
     }
 }

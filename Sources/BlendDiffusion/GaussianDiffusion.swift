@@ -172,13 +172,13 @@ public struct GaussianDiffusion: Sendable {
         t == 0 ? p.mean : try p.mean + (p.logVariance * 0.5).exp() * noise
     }
 
-    /// One DDIM step (Song et al., eq. 12) with stochasticity `eta` (0: deterministic).
+    /// One DDIM step (Song et al., eq. 12; guided-diffusion's `ddim_sample`) with stochasticity
+    /// `eta` (0: deterministic): ε from the (guided, clipped) x0 of `p`, then ``DDIMUpdate``.
     public func ddimStep(_ p: Prediction, xt: Tensor, t: Int, eta: Float = 0, noise: Tensor) throws -> Tensor {
         let eps = try predictEps(fromXStart: p.predXStart, xt: xt, t: t)
-        let alphaBar = alphasCumprod[t], alphaBarPrev = alphasCumprodPrev[t]
-        let sigma = Double(eta) * ((1 - alphaBarPrev) / (1 - alphaBar)).squareRoot() * (1 - alphaBar / alphaBarPrev).squareRoot()
-        let mean = try p.predXStart * Float(alphaBarPrev.squareRoot()) + eps * Float((1 - alphaBarPrev - sigma * sigma).squareRoot())
-        return t == 0 ? mean : try mean + noise * Float(sigma)
+        let alphaBarPrev = alphasCumprodPrev[t]
+        let sigma = DDIMUpdate.sigma(alphaBar: alphasCumprod[t], alphaBarPrev: alphaBarPrev, eta: Double(eta))
+        return try DDIMUpdate.step(predXStart: p.predXStart, eps: eps, alphaBarPrev: alphaBarPrev, sigma: sigma, noise: t == 0 ? nil : noise)
     }
 }
 

@@ -165,7 +165,16 @@ public struct EditSettings: Codable, Equatable, Sendable {
     public var batchSize: Int = 4
     /// Diffusion runs: the last one may be smaller than `batchSize`.
     public var iterations: Int { (samples + batchSize - 1) / max(batchSize, 1) }
+    /// Any UInt64; the noise of sample i depends only on it and i.
     public var seed: UInt64 = 404
+
+    /// Seeds at and above this, 2^53, are written as strings in the web API's JSON: JavaScript
+    /// numbers (the page's) hold whole numbers exactly only below it.
+    public static let exactJavaScriptSeedLimit: UInt64 = 1 << 53
+
+    /// A random seed, below ``exactJavaScriptSeedLimit``, so that a seed `blend edit` picks can
+    /// be typed into the page and one the page picks into `blend edit` alike.
+    public static func randomSeed() -> UInt64 { UInt64.random(in: 0..<exactJavaScriptSeedLimit) }
     /// Edit outside the mask instead of inside (background replacement).
     public var invertMask: Bool = false
     /// Paste the clean source background back at the end (Blended Diffusion and the latent method).

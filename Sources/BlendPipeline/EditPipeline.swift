@@ -150,7 +150,7 @@ public enum EditPipeline {
             }
             settings.seed = recorded.settings.seed
         } else if request.randomSeed {
-            settings.seed = UInt64.random(in: 0...UInt64(Int64.max))
+            settings.seed = EditSettings.randomSeed()
         }
         if request.randomSeed { try notice("random seed: \(settings.seed)") }
         let kept = try folder.removeStale(keeping: resumed)
@@ -398,17 +398,27 @@ public enum EditPipeline {
     /// - Throws: `EditError.invalidSetting` or `EditError.badInput`
     ///   naming the option, its range or the method it belongs to.
     public static func validateSettings(_ request: EditRequest) throws {
-        let settings = request.settings
-        try request.maskOptions.validate()
+        try validateOptions(request.settings, latent: request.latent, mask: request.maskOptions,
+                            savingIntermediates: request.saveIntermediates)
         if request.maskPath == nil && request.maskOptions.channel != .auto {
             throw EditError.invalidSetting("\(setting: "maskFrom", to: request.maskOptions.channel.rawValue) chooses how a mask image is read,"
                 + " and there is none: without a mask the photo's transparent area is edited; give a mask, or leave \(setting: "maskFrom") out")
         }
+    }
+
+    /// The part of ``validateSettings(_:)`` that needs only the settings, not the request's
+    /// files: the mask options, the shared settings, the method's own options and their
+    /// combinations. The web API checks a job's settings with it as it reads them.
+    ///
+    /// - Throws: `EditError.invalidSetting` or `EditError.badInput` naming the option.
+    public static func validateOptions(_ settings: EditSettings, latent: LatentOptions, mask: MaskOptions,
+                                       savingIntermediates: Bool = false) throws {
+        try mask.validate()
         // The shared settings, and the pixel methods' options for those methods.
         try settings.validate()
         if settings.method == .latent {
-            try request.latent.validate()
-            if request.saveIntermediates {
+            try latent.validate()
+            if savingIntermediates {
                 throw EditError.invalidSetting("\(setting: "saveIntermediates") is for the pixel methods (x0 predictions); the latent method has none to save")
             }
         }

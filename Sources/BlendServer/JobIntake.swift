@@ -176,11 +176,8 @@ enum JobIntake {
                 guard settings.latent.negativePrompt.utf8.count <= ClipTokenizer.maximumTextBytes else {
                     throw ServerError.badRequest("the negative prompt is over \(ClipTokenizer.maximumTextBytes) bytes: shorten it")
                 }
-                try settings.latent.validate()
             }
-            // The shared settings, and the pixel options for a pixel method.
-            try settings.editSettings(prompt: "-").validate()
-            try settings.maskOptions.validate()
+            try EditPipeline.validateOptions(settings.editSettings(prompt: "-"), latent: settings.latent, mask: settings.maskOptions)
         } catch let error as ServerError {
             throw error
         } catch let error as EditError {

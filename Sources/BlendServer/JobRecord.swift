@@ -28,7 +28,9 @@ public struct JobSettings: Codable, Sendable, Equatable {
     public var method: EditMethod
     public var samples: Int
     public var batch: Int
-    /// The seed used. A request may send `"random"` or -1 for a random one, recorded here.
+    /// The seed used. A request may send `"random"` or -1 for a random one, recorded here, and
+    /// any seed as a string of digits; from 2^53 up it is written as one (JavaScript numbers
+    /// would round it).
     public var seed: UInt64
     public var invertMask: Bool
     public var enforceBackground: Bool
@@ -132,7 +134,8 @@ public struct JobSettings: Codable, Sendable, Equatable {
         try c.encode(samples, forKey: .samples)
         try c.encode(batch, forKey: .batch)
         try c.encode(steps, forKey: .steps)
-        try c.encode(seed, forKey: .seed)
+        // As a string from 2^53 up, where the page's JavaScript numbers would round it.
+        if seed < EditSettings.exactJavaScriptSeedLimit { try c.encode(seed, forKey: .seed) } else { try c.encode(String(seed), forKey: .seed) }
         try c.encode(invertMask, forKey: .invertMask)
         try c.encode(enforceBackground, forKey: .enforceBackground)
         try c.encode(maskThreshold, forKey: .maskThreshold)
@@ -162,7 +165,7 @@ public struct JobSettings: Codable, Sendable, Equatable {
                 text = (try? c.decode(String.self, forKey: .seed)) ?? ""
             }
             if text == "random" || text == "-1" {
-                seed = Self.randomSeed()
+                seed = EditSettings.randomSeed()
             } else if let value = UInt64(text) {
                 seed = value
             } else {
@@ -191,9 +194,6 @@ public struct JobSettings: Codable, Sendable, Equatable {
             if !c.contains(.batch) { batch = 1 }
         }
     }
-
-    /// A seed that fits the page's JavaScript numbers exactly (below 2^53).
-    static func randomSeed() -> UInt64 { UInt64.random(in: 0..<(1 << 53)) }
 }
 
 /// The photo of a job, as uploaded.

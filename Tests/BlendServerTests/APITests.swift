@@ -390,4 +390,20 @@ import Testing
         #expect(partial.samples == 2 && partial.seed == 7 && partial.steps == "100" && partial.batch == 4)
         #expect(partial.maskOptions == MaskOptions(threshold: 0.5, region: .full, regionPadding: nil, feather: 0))
     }
+
+    @Test func aSeedTooLargeForJavaScriptNumbersTravelsAsDigits() throws {
+        // 2^64 − 59 sent as digits (a JSON number that large would reach a JavaScript client rounded).
+        let big = try JobIntake.decodeSettings(Array(#"{"seed": "18446744073709551557"}"#.utf8))
+        #expect(big.seed == 18_446_744_073_709_551_557)
+        func encodedSeed(_ settings: JobSettings) throws -> Any? {
+            (try JSONSerialization.jsonObject(with: JSONEncoder().encode(settings)) as? [String: Any])?["seed"]
+        }
+        #expect(try encodedSeed(big) as? String == "18446744073709551557")
+        #expect(try JSONDecoder().decode(JobSettings.self, from: JSONEncoder().encode(big)).seed == big.seed)
+        // Below 2^53 it stays a number, as every seed the page or blend edit draws is.
+        var small = JobSettings()
+        small.seed = (1 << 53) - 1
+        #expect(try encodedSeed(small) as? Int == (1 << 53) - 1)
+        #expect((0..<1000).allSatisfy { _ in EditSettings.randomSeed() < EditSettings.exactJavaScriptSeedLimit })
+    }
 }

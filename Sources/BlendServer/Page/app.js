@@ -190,7 +190,8 @@ function readSettings() {
     else if (kind === "optional-text") { if (el.value.trim() !== "") settings[key] = el.value.trim(); }
     else settings[key] = el.value.trim();
   }
-  settings.seed = $("set-seed-random").checked ? "random" : parseInt($("set-seed").value, 10);
+  // Sent as the digits typed: a number above 2^53 would reach the server rounded.
+  settings.seed = $("set-seed-random").checked ? "random" : $("set-seed").value.trim();
   return settings;
 }
 
