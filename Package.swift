@@ -96,7 +96,7 @@ let package = Package(
         // the diffusion process and CLIP. Knows nothing of files or the CLI.
         .target(
             name: "BlendEditor",
-            dependencies: ["BlendTensor", "BlendModels", "BlendDiffusion"]
+            dependencies: ["BlendMessages", "BlendTensor", "BlendModels", "BlendDiffusion"]
         ),
         // Reading (and writing) weight files: torch.save zip and legacy archives,
         // TorchScript archives, safetensors; plus the model registry and downloader.
@@ -119,8 +119,12 @@ let package = Package(
         // and conversion to and from engine tensors. Knows nothing of the models.
         .target(
             name: "BlendImage",
-            dependencies: ["BlendTensor", "CPNG", "CPNG16", "CJPEG", "CZlib"]
+            dependencies: ["BlendMessages", "BlendTensor", "CPNG", "CPNG16", "CJPEG", "CZlib"]
         ),
+        // Sentences about the user's settings that each front end words its own way (blend
+        // edit's flags, the web API's fields): errors and notices are phrased once, where they
+        // are found. Depends on nothing.
+        .target(name: "BlendMessages"),
         // `blend serve`: the local web app (Hummingbird 2): a JSON API over the pipeline, a job
         // queue with a data directory, progress as server-sent events, and the one page
         // (vanilla HTML/CSS/JS, compiled into the binary).

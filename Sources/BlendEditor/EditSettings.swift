@@ -1,3 +1,5 @@
+// Errors and notices carry SettingMessage values, so a library user has the type with this module.
+@_exported import BlendMessages
 import BlendDiffusion
 
 /// Which editing method to run.

@@ -1,3 +1,6 @@
+// Mask errors and notes name settings as SettingMessage parts, worded by each front end.
+@_exported import BlendMessages
+
 /// Errors about an edit mask, each saying how to fix the mask.
 public enum MaskError: Error, Equatable, CustomStringConvertible {
     /// No pixel is marked for editing.
@@ -21,7 +24,11 @@ public enum MaskError: Error, Equatable, CustomStringConvertible {
     /// A `--region` box that holds none of the mask's marked pixels (`marked`: their box).
     case nothingMarkedInRegion(source: String, region: PixelBox, marked: PixelBox)
 
-    public var description: String {
+    /// The command line's words (`--mask-from alpha`); ``message`` for another front end's.
+    public var description: String { message.text(.commandLine) }
+
+    /// The error with its settings as ``SettingName`` parts, for ``SettingMessage/text(_:)``.
+    public var message: SettingMessage {
         switch self {
         case let .empty(source):
             return "\(source): the mask marks no pixel for editing (it is all black); paint the region to change in white"
@@ -29,13 +36,13 @@ public enum MaskError: Error, Equatable, CustomStringConvertible {
             switch rule {
             case .brightness:
                 return "\(source): the mask marks no pixel for editing: read by its brightness (white = edit), it is all black;"
-                    + " paint the region to change in white" + (otherRule ? ", or pass --mask-from alpha to read its transparency" : "")
+                    + " paint the region to change in white" + (otherRule ? ", or read its transparency with \(setting: "maskFrom", to: "alpha")" as SettingMessage : "")
             case .maskTransparency:
                 return "\(source): the mask marks no pixel for editing: read by its transparency (transparent = edit), it has no"
-                    + " transparent pixel; erase the region to change" + (otherRule ? ", or pass --mask-from brightness to read its white" : "")
+                    + " transparent pixel; erase the region to change" + (otherRule ? ", or read its white with \(setting: "maskFrom", to: "brightness")" as SettingMessage : "")
             case .photoTransparency:
                 return "\(source): no mask was given and no pixel of the photo is transparent enough to edit (past the mask"
-                    + " threshold): pass --mask with a mask image (white = edit), or erase the region to change to transparency"
+                    + " threshold): pass a mask image (white = edit) as \(setting: "mask"), or erase the region to change to transparency"
             }
         case let .full(source):
             return "\(source): the mask marks every pixel for editing, leaving no background to keep; paint the region"
@@ -43,22 +50,22 @@ public enum MaskError: Error, Equatable, CustomStringConvertible {
         case let .fullUnderTransparency(source, transparentPixels):
             return "\(source): read by its brightness (white = edit), the mask marks every pixel for editing, leaving no background"
                 + " to keep: its \(transparentPixels) transparent pixels are white underneath, a colour image editors hide (a drawing"
-                + " on a transparent layer?); flatten it onto black so that only the region to change is white, or leave --mask-from"
-                + " out (or pass --mask-from alpha) to edit its transparent area instead"
+                + " on a transparent layer?); flatten it onto black so that only the region to change is white, or edit its"
+                + " transparent area instead (\(setting: "maskFrom", to: "auto") or alpha)"
         case let .aspectMismatch(mask, image):
             return "the mask is \(mask) but the image is \(image): their shapes differ, so the mask was made for another"
                 + " image (or one of them is rotated); make the mask from this image, at its size or scaled uniformly"
         case let .sizeMismatch(mask, expected, operation):
             return "\(operation): the mask is \(mask) but must be \(expected); load it with EditMask(image:size:) at that size"
         case let .noTransparency(source):
-            return "\(source): no mask was given and the photo has no transparent pixels to edit; pass --mask with a mask"
-                + " image (white = edit), or erase the region to change to transparency"
+            return "\(source): no mask was given and the photo has no transparent pixels to edit; pass a mask image"
+                + " (white = edit) as \(setting: "mask"), or erase the region to change to transparency"
         case let .nothingMarkedInRegion(source, region, marked):
             return "\(source): no marked pixel lies inside the region \(region) (x,y,width,height); the marked pixels lie in"
-                + " \(marked): give a --region box that holds them, or --region auto"
+                + " \(marked): give \(setting: "region") a box that holds them, or \(setting: "region", to: "auto")"
         case let .regionOutsidePhoto(region, image):
-            return "the region \(region) (x,y,width,height) does not fit inside the \(image) photo; give a box inside it,"
-                + " or --region auto"
+            return "the region \(region) (x,y,width,height) does not fit inside the \(image) photo; give \(setting: "region") a box inside"
+                + " it, or \(setting: "region", to: "auto")"
         }
     }
 }

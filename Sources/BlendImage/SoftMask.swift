@@ -32,7 +32,7 @@ public struct SoftMask: Sendable, Hashable {
     public let source: String
     /// Why ``origin``'s rule was applied to a mask image with transparency, and how to choose
     /// the other (`--mask-from`); nil when there was no choice to make.
-    public let note: String?
+    public let note: SettingMessage?
     /// The other rule (brightness for transparency, transparency for brightness) would mark
     /// some pixel of the mask image at the threshold it was read with: worth suggesting when
     /// this one marks nothing.
@@ -43,7 +43,7 @@ public struct SoftMask: Sendable, Hashable {
     public private(set) var hiddenColourMarks = 0
 
     public init(width: Int, height: Int, values: [UInt8], origin: Origin = .brightness, source: String = "mask",
-                note: String? = nil) throws {
+                note: SettingMessage? = nil) throws {
         try ImageSize(width: width, height: height).validate("SoftMask")
         guard values.count == width * height else {
             throw ImageError.pixelCountMismatch(width: width, height: height, byteCount: values.count)
@@ -95,14 +95,14 @@ public struct SoftMask: Sendable, Hashable {
     }
 
     /// Which channel of `image` is the mask, and why (nil: no choice to make).
-    static func rule(for image: Photo, source: String, channel: MaskChannel, threshold: Float) -> (Origin, String?) {
+    static func rule(for image: Photo, source: String, channel: MaskChannel, threshold: Float) -> (Origin, SettingMessage?) {
         switch channel {
         case .brightness:
             guard let lowest = image.alpha?.min(), lowest < 255 else { return (.brightness, nil) }
             return (.brightness, "\(source) is partly transparent (lowest alpha \(lowest) of 255); its transparency is ignored and its"
-                + " brightness is the mask (white = edit), as --mask-from brightness asks")
+                + " brightness is the mask (white = edit), as \(setting: "maskFrom", to: "brightness") asks")
         case .alpha:
-            return (.maskTransparency, "\(source) is read by its transparency (transparent = edit, opaque = keep), as --mask-from alpha asks")
+            return (.maskTransparency, "\(source) is read by its transparency (transparent = edit, opaque = keep), as \(setting: "maskFrom", to: "alpha") asks")
         case .auto:
             break
         }
@@ -113,7 +113,7 @@ public struct SoftMask: Sendable, Hashable {
         guard transparent > 0 else {
             return (.brightness, "\(source) is partly transparent (lowest alpha \(alpha.min()!) of 255), but no pixel is transparent"
                 + " enough to mark anything at the \(percent(threshold)) threshold, so its brightness is the mask (white = edit);"
-                + " --mask-from alpha reads its transparency instead")
+                + " \(setting: "maskFrom", to: "alpha") reads its transparency instead")
         }
         // The colours the user sees: those of the pixels the alpha keeps.
         var low: [UInt8] = [255, 255, 255], high: [UInt8] = [0, 0, 0]
@@ -131,16 +131,16 @@ public struct SoftMask: Sendable, Hashable {
         let uniform = (0..<3).allSatisfy { Int(high[$0]) - Int(low[$0]) <= 8 }
         let alphaRule = "its transparent pixels mark the region to edit (transparent = edit, opaque = keep)"
         if visible == 0 || uniform {
-            return (.maskTransparency, "\(source): \(alphaRule), since its colours are uniform; --mask-from brightness reads its"
+            return (.maskTransparency, "\(source): \(alphaRule), since its colours are uniform; \(setting: "maskFrom", to: "brightness") reads its"
                 + " brightness instead")
         }
         if Double(midTones) < 0.1 * Double(visible) && white > 0 {
             return (.brightness, "\(source) is a black-and-white drawing with \(transparent) transparent pixel\(transparent == 1 ? "" : "s"):"
-                + " its white is the mask (white = edit) and the transparency is ignored; --mask-from alpha reads the"
+                + " its white is the mask (white = edit) and the transparency is ignored; \(setting: "maskFrom", to: "alpha") reads the"
                 + " transparency instead")
         }
         return (.maskTransparency, "\(source): \(alphaRule), since its colours are not a black-and-white drawing;"
-            + " --mask-from brightness reads its brightness instead")
+            + " \(setting: "maskFrom", to: "brightness") reads its brightness instead")
     }
 
     private static func percent(_ threshold: Float) -> String {

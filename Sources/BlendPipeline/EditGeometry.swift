@@ -124,7 +124,9 @@ extension EditPipeline {
     /// What the user should know about `geometry`: a region scaled up for a small mark, thin
     /// areas marked by the cells they touch, and a feather shortened to fit narrow marked
     /// areas (when the edit is pasted with it).
-    static func geometryNotices(_ geometry: EditGeometry, options: MaskOptions, enforcesBackground: Bool) -> [String] {
+    /// The settings they name are in `wording`'s words.
+    static func geometryNotices(_ geometry: EditGeometry, options: MaskOptions, enforcesBackground: Bool,
+                                wording: SettingMessage.Wording = .commandLine) -> [String] {
         var notices: [String] = []
         let region = geometry.region
         if geometry.zoomed, let marked = geometry.mask.boundingBox {
@@ -147,8 +149,10 @@ extension EditPipeline {
             if fit.narrowAreas > 0, let narrowest = fit.narrowestWidth {
                 let areas = fit.narrowAreas == fit.areas ? (fit.areas == 1 ? "the marked area is" : "every marked area is")
                     : "\(fit.narrowAreas) of the \(fit.areas) marked areas are"
-                notices.append("\(areas) narrower than twice the feather of \(options.feather) pixels (--feather; the narrowest \(narrowest)"
-                    + " pixel\(narrowest == 1 ? "" : "s") across): the fade there is shortened to fit, so that its middle takes the whole edit")
+                let notice: SettingMessage = "\(areas) narrower than twice the feather of \(options.feather) pixels (\(setting: "feather");"
+                    + " the narrowest \(narrowest) pixel\(narrowest == 1 ? "" : "s") across): the fade there is shortened to fit, so that its"
+                    + " middle takes the whole edit"
+                notices.append(notice.text(wording))
             }
         }
         return notices

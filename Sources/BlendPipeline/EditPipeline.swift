@@ -304,7 +304,7 @@ public enum EditPipeline {
         if let maskPath = request.maskPath {
             soft = try SoftMask(contentsOf: maskPath, photoSize: photo.size, channel: request.maskOptions.channel,
                                 threshold: request.maskOptions.threshold, maximumPixels: request.maximumPixels)
-            if let note = soft.note { notices.append(note) }
+            if let note = soft.note { notices.append(note.text(request.wording)) }
             if photo.alpha != nil {
                 notices.append("the photo has transparent pixels: the mask decides what is edited; outside it the photo keeps its transparency")
             }
@@ -326,13 +326,16 @@ public enum EditPipeline {
             let kept = fullMask.size.pixelCount - fullMask.editedPixelCount
             let share = String(format: "%.1f %%", (editedFraction * 1000).rounded(.down) / 10)
                 + (kept <= 100 ? " (all but \(kept) pixel\(kept == 1 ? "" : "s"))" : "")
-            notices.append(settings.invertMask
-                ? "warning: with --invert-mask the mask marks \(share) of the photo for editing; did you mean to leave --invert-mask out?"
-                : "warning: the mask marks \(share) of the photo for editing; is it inverted (--invert-mask), or not a mask?")
+            let warning: SettingMessage = settings.invertMask
+                ? "warning: with \(setting: "invertMask") the mask marks \(share) of the photo for editing; did you mean to \(turnOff: "invertMask")?"
+                : "warning: the mask marks \(share) of the photo for editing; is it inverted (\(setting: "invertMask")), or not a mask?"
+            notices.append(warning.text(request.wording))
         }
         if soft.midToneFraction > 0.2 {
-            notices.append(String(format: "warning: %.0f %% of the mask is neither black nor white: is it really a mask? It is cut at %g %% (--mask-threshold)",
-                                  soft.midToneFraction * 100, request.maskOptions.threshold * 100))
+            let share = String(format: "%.0f", soft.midToneFraction * 100), cut = String(format: "%g", request.maskOptions.threshold * 100)
+            let warning: SettingMessage = "warning: \(share) % of the mask is neither black nor white: is it really a mask? It is cut at"
+                + " \(cut) % (\(setting: "maskThreshold"))"
+            notices.append(warning.text(request.wording))
         }
         if settings.method == .latent, let folder = request.models.stableDiffusionConfig {
             var isDirectory: ObjCBool = false
@@ -385,7 +388,8 @@ public enum EditPipeline {
             try EditMemory.check(estimate, available: available)
         }
         let geometry = try knownGeometry ?? resolveGeometry(mask: fullMask, photo: photo.size, options: request.maskOptions, modelSize: modelSize!)
-        notices += geometryNotices(geometry, options: request.maskOptions, enforcesBackground: settings.method != .localClip && settings.enforceBackground)
+        notices += geometryNotices(geometry, options: request.maskOptions, enforcesBackground: settings.method != .localClip && settings.enforceBackground,
+                                   wording: request.wording)
         return CheckedEdit(photo: photo, softMask: soft, tokens: tokens, editedFraction: editedFraction, notices: notices,
                            geometry: geometry, preloadedUNet: preloadedUNet, loadSeconds: loadSeconds, latentModel: nil,
                            vocabularySize: tokenizer.vocabularySize)
@@ -484,7 +488,7 @@ public enum EditPipeline {
         }
         let geometry = try resolveGeometry(mask: fullMask, photo: photo.size, options: request.maskOptions, modelSize: model.size,
                                            latentScale: model.latentScale)
-        notices += geometryNotices(geometry, options: request.maskOptions, enforcesBackground: true)
+        notices += geometryNotices(geometry, options: request.maskOptions, enforcesBackground: true, wording: request.wording)
         return CheckedEdit(photo: photo, softMask: soft, tokens: tokens, editedFraction: editedFraction, notices: notices,
                            geometry: geometry, preloadedUNet: nil, loadSeconds: 0,
                            latentModel: (model.info, model.predictionType), vocabularySize: tokenizer.vocabularySize)

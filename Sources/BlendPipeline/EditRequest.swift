@@ -294,6 +294,10 @@ public struct EditRequest: Sendable {
     /// The arithmetic of the diffusion model's convolutions: fp32 (the reference) or bf16 (on
     /// CPUs without AVX512_BF16 or AMX the edit runs in fp32, with a notice saying so).
     public var precision: ComputePrecision = .fp32
+    /// Whose words the notices name settings in: `blend edit`'s flags (`--mask-from alpha`)
+    /// or the web API's fields (`maskFrom set to alpha`). Errors carry their
+    /// ``SettingMessage`` and are worded by the front end that shows them.
+    public var wording: SettingMessage.Wording = .commandLine
     /// For tests: called with a name before every file operation of the output folder.
     var fileOperationHook: (@Sendable (String) throws -> Void)? = nil
 

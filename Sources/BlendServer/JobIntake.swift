@@ -76,6 +76,8 @@ enum JobIntake {
                     text = "no mask was painted and no pixel of the photo is transparent enough to edit: paint the region to change"
                 }
             case .full: text = "the mask marks the whole photo: leave some of it unpainted to keep"
+            case let .noTransparency(source):
+                text = "\(source): no mask was given and the photo has no transparent pixels to edit; paint the region to change or load a mask"
             case let .fullUnderTransparency(_, transparentPixels):
                 text = "the mask marks the whole photo: read by its brightness every pixel is white, its \(transparentPixels)"
                     + " transparent pixels underneath (a drawing on a transparent layer?); flatten it onto black, or set \"mask from\""
@@ -85,7 +87,7 @@ enum JobIntake {
                     + " set the region to a box that holds them, or to auto"
             case let .aspectMismatch(mask, image):
                 text = "the mask is \(mask) but the photo is \(image): the mask was made for another image; paint it on this photo"
-            default: text = String(describing: error)
+            default: text = error.message.text(.api)
             }
         case let error as EditError:
             text = error.text(.api)
@@ -102,26 +104,12 @@ enum JobIntake {
         return inPageWords(text, photoPath: photoPath, photoName: photoName, maskPath: maskPath)
     }
 
-    /// A pipeline message (an error or a notice) in the page's words: settings for command-line
-    /// flags, "the photo" and "the mask" for the files' paths on the server.
+    /// A pipeline message (an error or a notice, its settings already in the API's words) in
+    /// the page's words for the files: "the photo" and "the mask" for their paths on the server.
     static func inPageWords(_ text: String, photoPath: String, photoName: String, maskPath: String?) -> String {
         var text = text
         if !photoPath.isEmpty { text = text.replacingOccurrences(of: photoPath, with: "the photo (\(photoName))") }
         if let maskPath, !maskPath.isEmpty { text = text.replacingOccurrences(of: maskPath, with: "the mask") }
-        for (phrase, words) in [("pass --truncate-prompt", "turn on \"truncate prompt\""), ("drop --invert-mask", "turn off \"invert mask\""),
-                                ("use --invert-mask", "turn on \"invert mask\""),
-                                ("pass --mask with a mask image (white = edit)", "paint the region to change or load a mask"),
-                                ("pass --mask, or", "paint or load a mask, or"), ("a --mask image", "a mask image"),
-                                ("without --mask", "without a mask")] {
-            text = text.replacingOccurrences(of: phrase, with: words)
-        }
-        for (flag, setting) in [("--invert-mask", "\"invert mask\""), ("--truncate-prompt", "\"truncate prompt\""),
-                                ("--mask-threshold", "the mask threshold setting"), ("--region-padding", "the region padding setting"),
-                                ("--region", "the region setting"), ("--feather", "the feather setting"),
-                                ("--mask-from alpha", "\"mask from\" set to alpha"), ("--mask-from brightness", "\"mask from\" set to brightness"),
-                                ("--mask-from", "the \"mask from\" setting")] {
-            text = text.replacingOccurrences(of: flag, with: setting)
-        }
         return text
     }
 

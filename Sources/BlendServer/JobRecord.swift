@@ -97,6 +97,8 @@ public struct JobSettings: Codable, Sendable, Equatable {
         request.maskOptions = maskOptions
         request.truncatePrompt = truncatePrompt
         if method == .latent { request.latent = latent }
+        // Notices name the settings as the API and the page do.
+        request.wording = .api
         return request
     }
 

@@ -110,15 +110,17 @@ import BlendTestSupport
         let soft = try SoftMask(maskImage: strip, photoSize: size, source: "m.png")
         #expect(soft.origin == .brightness)
         #expect(soft.thresholded(0.5).boundingBox == PixelBox(x: 16, y: 20, width: 32, height: 24))
-        let note = try #require(soft.note)
+        let note = try #require(soft.note).text(.commandLine)
         #expect(note.contains("256 transparent pixels") && note.contains("ignored") && note.contains("--mask-from alpha"))
+        // Worded for the API, the same note names the field, not the flag.
+        #expect(try #require(soft.note).text(.api).contains("maskFrom set to alpha reads the transparency"))
         // Asked for, the transparency is read instead.
         let forced = try SoftMask(maskImage: strip, photoSize: size, source: "m.png", channel: .alpha)
         #expect(forced.origin == .maskTransparency && forced.thresholded(0.5).boundingBox == PixelBox(x: 0, y: 0, width: 64, height: 4))
         // Alpha 250 everywhere marks nothing: the brightness is the mask, and the note says why.
         let faint = try SoftMask(maskImage: twoToneMask(transparentRows: 0..<0, alpha: 250), photoSize: size, source: "m.png")
         #expect(faint.origin == .brightness && faint.thresholded(0.5).editedPixelCount == 32 * 24)
-        #expect(faint.note?.contains("lowest alpha 250") == true)
+        #expect(faint.note?.description.contains("lowest alpha 250") == true)
     }
 
     @Test func transparencyIsTheMaskWhereItIsTheDrawing() throws {
@@ -129,7 +131,7 @@ import BlendTestSupport
             let layer = try Photo(encoded: rgbaPNG(width: 32, height: 24, color: { x, y in hole(x, y) == 0 ? hidden : [255, 255, 255] }, alpha: hole))
             let soft = try SoftMask(maskImage: layer, photoSize: size, source: "layer.png")
             #expect(soft.origin == .maskTransparency && soft.thresholded(0.5).editedPixelCount == 144)
-            #expect(soft.note?.contains("uniform") == true)
+            #expect(soft.note?.description.contains("uniform") == true)
         }
         // A photo with the region erased (the hosted-API convention).
         let photo = patternImage(width: 32, height: 24)
@@ -137,7 +139,7 @@ import BlendTestSupport
                                                 alpha: hole))
         let soft = try SoftMask(maskImage: erased, photoSize: size, source: "erased.png")
         #expect(soft.origin == .maskTransparency && soft.thresholded(0.5).editedPixelCount == 144)
-        #expect(soft.note?.contains("--mask-from brightness") == true)
+        #expect(soft.note?.description.contains("--mask-from brightness") == true)
         // Asked for brightness, the colours are read.
         #expect(try SoftMask(maskImage: erased, photoSize: size, channel: .brightness).origin == .brightness)
     }

@@ -195,6 +195,6 @@ import Testing
                 && !allBlack.contains("use --invert-mask"), "\(allBlack)")
         // A mask that marks nearly everything once inverted: the warning asks about leaving it out.
         let inverted = message(mask: most, inverted: true)
-        #expect(inverted.contains("did you mean to leave --invert-mask out"), "\(inverted)")
+        #expect(inverted.contains("did you mean to drop --invert-mask?"), "\(inverted)")
     }
 }

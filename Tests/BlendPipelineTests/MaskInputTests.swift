@@ -263,7 +263,8 @@ import BlendPipelineTestSupport
         let expected = MaskError.nothingMarkedInRegion(source: request.maskPath!, region: PixelBox(x: 0, y: 0, width: 12, height: 10),
                                                        marked: PixelBox(x: 20, y: 15, width: 3, height: 2))
         #expect(throws: expected) { try EditPipeline.check(request) }
-        #expect(expected.description.contains("the marked pixels lie in 20,15,3,2: give a --region box that holds them, or --region auto"))
+        #expect(expected.description.contains("the marked pixels lie in 20,15,3,2: give --region a box that holds them, or --region auto"))
+        #expect(expected.message.text(.api).contains("give region a box that holds them, or region set to auto"))
         // With the mark inside, the missing model files are what is wrong.
         request.maskOptions.region = .box(PixelBox(x: 10, y: 10, width: 20, height: 20))
         #expect(throws: ModelLoadingError.self) { try EditPipeline.check(request) }

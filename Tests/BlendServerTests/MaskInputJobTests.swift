@@ -39,7 +39,7 @@ import Testing
             let finished = try await client.waitForJob(id)
             #expect(finished["state"] as? String == "finished", "\(finished)")
             let notices = finished["notices"] as? [String] ?? []
-            #expect(notices.contains { $0.contains("transparency is ignored") && $0.contains("\"mask from\" set to alpha") }, "\(notices)")
+            #expect(notices.contains { $0.contains("transparency is ignored") && $0.contains("maskFrom set to alpha") }, "\(notices)")
             #expect(!notices.contains { $0.contains("--") }, "\(notices)")
             let report = try await client.json("/api/jobs/\(id)/report")
             #expect(report.object["mask_rule"] as? String == "brightness" && report.object["bits_per_channel"] as? Int == 16, "\(report.object)")
