@@ -143,7 +143,7 @@ struct Edit: ParsableCommand {
     }
 
     /// `--method`'s name for `method` as the help spells it (Blended Diffusion is `pixel`).
-    static func name(of method: EditMethod) -> String { method == .blended ? "pixel" : method.rawValue }
+    static func name(of method: EditMethod) -> String { method.name(in: .commandLine) }
 
     /// Refuses an option that does not apply to the chosen method, naming the methods it
     /// belongs to (one line: the first such option).

@@ -18,7 +18,20 @@ public enum EditMethod: String, Codable, Sendable, CaseIterable {
     public static let pixelMethods: Set<EditMethod> = [.blended, .localClip]
     /// The methods that paste the clean background back (``EditSettings/enforceBackground``);
     /// the local-CLIP baseline holds it by its losses instead.
+    /// They need a mask that leaves some background to paste; the baseline edits the whole
+    /// region and takes a mask that marks every pixel.
     public static let enforceBackgroundMethods: Set<EditMethod> = [.blended, .latent]
+
+    /// The method's name in messages: `pixel` for Blended Diffusion on the command line (its
+    /// `--method` value; `blended` is taken too), `pixel (blended)` for the API, whose value is
+    /// `blended`; the others by their value.
+    public func name(in wording: SettingMessage.Wording) -> String {
+        switch (self, wording) {
+        case (.blended, .commandLine): return "pixel"
+        case (.blended, .api): return "pixel (blended)"
+        default: return rawValue
+        }
+    }
 }
 
 /// The options of the pixel methods (Blended Diffusion and the local-CLIP baseline), described
@@ -181,6 +194,8 @@ public struct EditSettings: Codable, Equatable, Sendable {
     public var invertMask: Bool = false
     /// Paste the clean source background back at the end (Blended Diffusion and the latent method).
     public var enforceBackground: Bool = true
+    /// The clean background is pasted back: `enforceBackground`, for a method that does so.
+    public var pastesBackground: Bool { enforceBackground && EditMethod.enforceBackgroundMethods.contains(method) }
     /// The pixel methods' options (unused by the latent method, and then not written).
     public var pixel = PixelOptions()
 

@@ -196,7 +196,7 @@ public enum EditPipeline {
                                                       distance: distance, finished: done.count, total: settings.samples)))
         }
         if !remaining.isEmpty {
-            weights = settings.method != .localClip && settings.enforceBackground
+            weights = settings.pastesBackground
                 ? pasteWeights(mask: geometry.mask, soft: soft, threshold: request.maskOptions.threshold, feather: request.maskOptions.feather)
                 : regionWeights(geometry.region, photo: photo.size)
             try events(.loadingModels)
@@ -337,20 +337,9 @@ public enum EditPipeline {
                 + " \(cut) % (\(setting: "maskThreshold"))"
             notices.append(warning.text(request.wording))
         }
-        if settings.method == .latent, let folder = request.models.stableDiffusionConfig {
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
-                throw EditError.badInput("--sd-config \(folder) is not a folder: pass a diffusers model folder whose unet/, vae/ and"
-                    + " text_encoder/ hold config.json")
-            }
-        }
-        // The pixel model's size, where its config or an official file name gives it: then the
-        // mask's geometry is checked before the model files are looked for.
-        let stem = URL(fileURLWithPath: request.models.diffusion).deletingPathExtension().lastPathComponent
-        let knownModelSize = settings.method == .latent ? nil : (request.models.diffusionConfig ?? UNetConfig.presets[stem])?.imageSize
-        let knownGeometry = try knownModelSize.map {
-            try resolveGeometry(mask: fullMask, photo: photo.size, options: request.maskOptions, modelSize: $0)
-        }
+        // The method's checks that need no model file (the geometry, where the model's size is known).
+        let method = settings.method.definition
+        let knownGeometry = try method.checkBeforeModelFiles(request, mask: fullMask, photo: photo.size)
         // The model files: every one the method needs, named at once.
         try ModelLoader.requireFiles(requiredModelFiles(request))
         if let cache = request.models.cacheDirectory {
@@ -367,32 +356,9 @@ public enum EditPipeline {
             throw EditError.badInput("the prompt is \(count) tokens long, counting the start and end markers, but CLIP reads at most"
                 + " \(context): shorten it, or \(turnOn: "truncatePrompt") to keep its first \(context - 2) tokens")
         }
-        if settings.method == .latent {
-            return try checkLatent(request, photo: photo, soft: soft, fullMask: fullMask, tokens: tokens, tokenizer: tokenizer,
-                                   editedFraction: editedFraction, notices: notices)
-        }
-        // The region needs the model's size: known already for a given config or an official
-        // file name; otherwise the UNet is loaded here (its weights are mapped, not read) to learn it.
-        var loadSeconds = 0.0
-        var preloadedUNet: UNetModel?
-        var modelSize = knownModelSize
-        if modelSize == nil {
-            let loadStart = Date()
-            let unet = try ModelLoader.unet(path: request.models.diffusion, config: nil, note: { notices.append($0) })
-            loadSeconds = Date().timeIntervalSince(loadStart)
-            preloadedUNet = unet
-            modelSize = unet.config.imageSize
-        }
-        if request.checksMemory, let estimate = memoryEstimate(request, modelSize: modelSize!),
-           let available = request.availableMemoryBytes ?? EditMemory.availableBytes() {
-            try EditMemory.check(estimate, available: available)
-        }
-        let geometry = try knownGeometry ?? resolveGeometry(mask: fullMask, photo: photo.size, options: request.maskOptions, modelSize: modelSize!)
-        notices += geometryNotices(geometry, options: request.maskOptions, enforcesBackground: settings.method != .localClip && settings.enforceBackground,
-                                   wording: request.wording)
-        return CheckedEdit(photo: photo, softMask: soft, tokens: tokens, editedFraction: editedFraction, notices: notices,
-                           geometry: geometry, preloadedUNet: preloadedUNet, loadSeconds: loadSeconds, latentModel: nil,
-                           vocabularySize: tokenizer.vocabularySize)
+        let shared = SharedCheck(photo: photo, softMask: soft, fullMask: fullMask, tokens: tokens, tokenizer: tokenizer,
+                                 editedFraction: editedFraction, notices: notices)
+        return try method.checkWithModelFiles(request, shared: shared, geometry: knownGeometry)
     }
 
     /// Checks the settings and options of `request` that need no file: the mask options, the
@@ -435,7 +401,7 @@ public enum EditPipeline {
         let source = request.maskPath ?? request.imagePath
         do {
             try mask.requireEditedRegion()
-            if request.settings.method != .localClip { try mask.requireBackground() }
+            if EditMethod.enforceBackgroundMethods.contains(request.settings.method) { try mask.requireBackground() }
         } catch MaskError.empty where !inverted {
             // Name the rule that read the mask, and the other one where the image allows it.
             throw MaskError.nothingMarked(source: source, rule: soft.origin, otherRule: soft.otherRuleMarks)
@@ -454,48 +420,8 @@ public enum EditPipeline {
     /// ranks with it), then the pixel methods' UNet or the latent method's Stable Diffusion
     /// model, and LPIPS's two files for the local-CLIP baseline with an LPIPS loss.
     public static func requiredModelFiles(_ request: EditRequest) -> [(path: String, role: ModelRole)] {
-        let models = request.models
-        var files: [(path: String, role: ModelRole)] = [(models.clipVocabulary, .clipVocabulary), (models.clip, .clip)]
-        if request.settings.method == .latent {
-            files.append((models.stableDiffusion, .stableDiffusion))
-        } else {
-            files.append((models.diffusion, .diffusion))
-            if request.settings.method == .localClip && request.settings.pixel.lpipsSimLambda != 0 {
-                files += [(models.vgg16, .vgg16), (models.lpipsLinear, .lpipsLinear)]
-            }
-        }
-        return files
-    }
-
-    /// The latent method's part of ``check(_:)``: the negative prompt, the Stable Diffusion
-    /// model's headers and configs (read, not its weights, to learn its size and prediction
-    /// type), the geometry at that size. Its options were checked by ``validateSettings(_:)``.
-    static func checkLatent(_ request: EditRequest, photo: Photo, soft: SoftMask, fullMask: EditMask, tokens: [Int],
-                            tokenizer: ClipTokenizer, editedFraction: Double, notices: [String]) throws -> CheckedEdit {
-        var notices = notices
-        do {
-            _ = try tokenizer.tokenize(request.latent.negativePrompt)
-        } catch ClipTokenizerError.promptTooLong(let count, let context) where request.truncatePrompt {
-            notices.append("the negative prompt is \(count) tokens long; only its first \(context - 2) tokens are used")
-        } catch ClipTokenizerError.promptTooLong(let count, let context) {
-            throw EditError.badInput("the negative prompt is \(count) tokens long, counting the start and end markers, but the text encoder"
-                + " reads at most \(context): shorten it, or \(turnOn: "truncatePrompt") to keep its first \(context - 2) tokens")
-        }
-        let model = try StableDiffusionLoader.nativeImageSize(path: request.models.stableDiffusion, options: latentLoadOptions(request))
-        if request.checksMemory, let estimate = memoryEstimate(request, modelSize: model.size, stableDiffusion: model.info),
-           let available = request.availableMemoryBytes ?? EditMemory.availableBytes() {
-            try EditMemory.check(estimate, available: available)
-        }
-        let geometry = try resolveGeometry(mask: fullMask, photo: photo.size, options: request.maskOptions, modelSize: model.size,
-                                           latentScale: model.latentScale)
-        notices += geometryNotices(geometry, options: request.maskOptions, enforcesBackground: true, wording: request.wording)
-        return CheckedEdit(photo: photo, softMask: soft, tokens: tokens, editedFraction: editedFraction, notices: notices,
-                           geometry: geometry, preloadedUNet: nil, loadSeconds: 0,
-                           latentModel: (model.info, model.predictionType), vocabularySize: tokenizer.vocabularySize)
-    }
-
-    static func latentLoadOptions(_ request: EditRequest) -> StableDiffusionLoadOptions {
-        StableDiffusionLoadOptions(predictionType: request.latent.predictionType, configFolder: request.models.stableDiffusionConfig)
+        [(request.models.clipVocabulary, .clipVocabulary), (request.models.clip, .clip)]
+            + request.settings.method.definition.modelFiles(request)
     }
 
     /// The latent editor's settings for `options` and the shared `settings` (samples, batch, seed).
@@ -521,7 +447,7 @@ public enum EditPipeline {
             ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? 0
         }
         let settings = request.settings
-        let usesLPIPS = settings.method == .localClip && settings.pixel.lpipsSimLambda != 0
+        let usesLPIPS = PixelMethodDefinition.usesLPIPS(settings)
         return EditMemory.estimate(EditMemory.Workload(
             method: settings.method, modelSize: modelSize, batch: max(1, min(settings.batchSize, settings.samples)),
             augmentations: settings.pixel.augmentations, diffusionFileBytes: size(request.models.diffusion),

@@ -188,7 +188,7 @@ enum JobIntake {
         let all: [(name: String, methods: Set<EditMethod>)] = pixel.filter { changedPixel.contains($0.key) }.map { ($0.key, $0.methods) }
             + (settings.enforceBackground != JobSettings().enforceBackground ? [("enforceBackground", EditMethod.enforceBackgroundMethods)] : [])
             + latent.filter { changedLatent.contains($0.key) }.map { ($0.key, $0.methods) }
-        func name(_ method: EditMethod) -> String { method == .blended ? "pixel (blended)" : method.rawValue }
+        func name(_ method: EditMethod) -> String { method.name(in: .api) }
         return all.filter { !$0.methods.contains(settings.method) }.map { setting in
             let owners = EditMethod.allCases.filter(setting.methods.contains).map(name).joined(separator: " and ")
             return "\(setting.name) is a setting of the \(owners) method\(setting.methods.count > 1 ? "s" : ""): not used by the"

@@ -187,7 +187,7 @@ struct JobsController: Sendable {
     /// method when it can run.
     static func unavailableMessage(_ error: ModelLoadingError, method: EditMethod, models: ModelsStatus) -> String {
         guard case let .missingFiles(files) = error else { return String(describing: error) }
-        let name = method == .blended ? "pixel" : method.rawValue
+        let name = method.name(in: .api)
         var text = "the \(name) method needs model files that are missing: "
             + files.map { MissingModelFile($0).line }.joined(separator: "; ")
         if models.missing.isEmpty {
