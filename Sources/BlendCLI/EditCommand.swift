@@ -257,7 +257,7 @@ struct Edit: ParsableCommand {
         }
         guard !quiet else { return }
         let latest = URL(fileURLWithPath: request.outputDirectory).appendingPathComponent("latest").path
-        print("wrote \(report.samples.count) edits to \(latest)/ranked (best: \(report.samples.first.map { String(format: "%.4f", $0.distance) } ?? "-"))")
+        print("wrote \(report.samples.count) edit\(report.samples.count == 1 ? "" : "s") to \(latest)/ranked (best: \(report.samples.first.map { String(format: "%.4f", $0.distance) } ?? "-"))")
         print("contact sheet: \(latest)/contact_sheet.png, report: \(latest)/report.json (run \(report.runId))")
     }
 }

@@ -10,6 +10,9 @@ public enum MaskError: Error, Equatable, CustomStringConvertible {
     case nothingMarked(source: String, rule: SoftMask.Origin, otherRule: Bool)
     /// Every pixel is marked for editing, but the caller needs some background to keep.
     case full(source: String)
+    /// Read by brightness, no pixel is brighter than the threshold (0 to 1), though some are
+    /// not black: the brightest is `brightest` of 255.
+    case belowThreshold(source: String, brightest: UInt8, threshold: Float)
     /// Read by brightness, every pixel is marked, `transparentPixels` of them only by the
     /// white an image editor hides under their transparency (a drawing on a transparent layer).
     case fullUnderTransparency(source: String, transparentPixels: Int)
@@ -44,14 +47,21 @@ public enum MaskError: Error, Equatable, CustomStringConvertible {
                 return "\(source): no mask was given and no pixel of the photo is transparent enough to edit (past the mask"
                     + " threshold): pass a mask image (white = edit) as \(setting: "mask"), or erase the region to change to transparency"
             }
+        case let .belowThreshold(source, brightest, threshold):
+            let percent = Double(threshold) * 100
+            let cut = percent == percent.rounded() ? "\(Int(percent)) %" : "\(percent) %"
+            return "\(source): the mask marks no pixel for editing: read by its brightness (white = edit), none is brighter than"
+                + " the threshold of \(cut) (\(setting: "maskThreshold")); the brightest is \(Int(brightest)) of 255: paint the region to"
+                + " change in white, or lower \(setting: "maskThreshold")"
         case let .full(source):
             return "\(source): the mask marks every pixel for editing, leaving no background to keep; paint the region"
                 + " to keep in black"
         case let .fullUnderTransparency(source, transparentPixels):
             return "\(source): read by its brightness (white = edit), the mask marks every pixel for editing, leaving no background"
                 + " to keep: its \(transparentPixels) transparent pixels are white underneath, a colour image editors hide (a drawing"
-                + " on a transparent layer?); flatten it onto black so that only the region to change is white, or edit its"
-                + " transparent area instead (\(setting: "maskFrom", to: "auto") or alpha)"
+                + " on a transparent layer?); flatten it onto black so that only the region to change is white, or read its"
+                + " transparency (\(setting: "maskFrom", to: "alpha")): with \(setting: "invertMask") too the drawing's opaque pixels are"
+                + " edited, without it its transparent ones"
         case let .aspectMismatch(mask, image):
             return "the mask is \(mask) but the image is \(image): their shapes differ, so the mask was made for another"
                 + " image (or one of them is rotated); make the mask from this image, at its size or scaled uniformly"

@@ -72,11 +72,19 @@ public struct FeatherFit: Sendable, Equatable {
     /// shorter of the row and the column of marked pixels through each, the least of those
     /// (a 6-pixel-wide mark is 6, a 5-pixel one 5, a 1-pixel stroke 1); nil without areas.
     public var narrowestWidth: Int?
+    /// The other areas with a part narrower than `2·feather + 1` pixels (a thin arm of a broad
+    /// mark), whose fade is shortened there only.
+    public var narrowInPlaces = 0
+    /// The width of the thinnest such part, measured as ``narrowestWidth`` is, through its
+    /// deepest pixels; nil without one.
+    public var thinnestPartWidth: Int?
 
-    public init(areas: Int, narrowAreas: Int, narrowestWidth: Int?) {
+    public init(areas: Int, narrowAreas: Int, narrowestWidth: Int?, narrowInPlaces: Int = 0, thinnestPartWidth: Int? = nil) {
         self.areas = areas
         self.narrowAreas = narrowAreas
         self.narrowestWidth = narrowestWidth
+        self.narrowInPlaces = narrowInPlaces
+        self.thinnestPartWidth = thinnestPartWidth
     }
 
     /// The fit of `feather` (pixels) to `mask`.
@@ -124,6 +132,20 @@ public struct FeatherFit: Sendable, Equatable {
         areas = marked.count
         narrowAreas = feather > 0 ? deepest.filter { $0 < feather + 1 }.count : 0
         narrowestWidth = across.min().map(Int.init)
+        // Parts of the broad areas where the fade is shortened: the pixels whose window (the
+        // paste's `reach`) holds no pixel `feather + 1` deep, measured through their deepest.
+        guard feather > 0 else { return }
+        var reach = depth
+        maxFilter(&reach, width: width, height: height, radius: feather)
+        let thin = (0..<marked.labels.count).filter {
+            marked.labels[$0] >= 0 && deepest[Int(marked.labels[$0])] >= feather + 1 && reach[$0] < feather + 1
+        }
+        narrowInPlaces = Set(thin.map { marked.labels[$0] }).count
+        // Measured through the deepest of those pixels, as an area's width is (not across a
+        // ragged edge, whose runs are short).
+        if let deepestThin = thin.map({ depth[$0] }).max() {
+            thinnestPartWidth = Int(thin.filter { depth[$0] == deepestThin }.map { min(rowRun[$0], columnRun[$0]) }.min()!)
+        }
     }
 }
 

@@ -9,9 +9,11 @@
 ///   convention of hosted image-edit APIs) only where the alpha is the drawing
 ///   (``MaskChannel/auto``): its visible colours are uniform (a layer erased where it should
 ///   change) or are not black and white (a photo with the region erased). A black-and-white
-///   drawing that also has transparent pixels (a stray transparent strip) is read by its
-///   brightness, and transparency that marks nothing at the threshold (alpha 250 everywhere)
-///   is ignored; ``note`` says which rule applied and how to choose the other.
+///   drawing that also has transparent pixels (a stray transparent strip), or whose
+///   transparency marks nothing at the threshold (alpha 250 everywhere), is read by its
+///   brightness as it shows on black: a transparent pixel keeps, whatever colour it hides.
+///   ``note`` says which rule applied and how to choose the other. `--mask-from brightness`
+///   reads the colour channel as it is, hidden colours included.
 /// - No mask image, a photo with transparency: the photo's transparent area is edited.
 /// - A mask of another pixel size with the photo's aspect ratio is resized to the photo
 ///   (Lanczos on the soft values), so that everything after works at the photo's size.
@@ -37,9 +39,10 @@ public struct SoftMask: Sendable, Hashable {
     /// some pixel of the mask image at the threshold it was read with: worth suggesting when
     /// this one marks nothing.
     public private(set) var otherRuleMarks = false
-    /// Read by brightness: how many pixels of the mask image are transparent (alpha below
-    /// half) yet marked by the colour an image editor hides under them — a drawing on a
-    /// transparent layer whose empty pixels are white. 0 for the other rules.
+    /// Read by brightness as asked (`--mask-from brightness`, which reads hidden colours too):
+    /// how many pixels of the mask image are transparent (alpha below half) yet marked by the
+    /// colour an image editor hides under them — a drawing on a transparent layer whose empty
+    /// pixels are white. 0 otherwise.
     public private(set) var hiddenColourMarks = 0
 
     public init(width: Int, height: Int, values: [UInt8], origin: Origin = .brightness, source: String = "mask",
@@ -77,7 +80,15 @@ public struct SoftMask: Sendable, Hashable {
         case .maskTransparency:
             values = maskImage.alpha.map { $0.map { 255 - $0 } } ?? [UInt8](repeating: 0, count: maskImage.size.pixelCount)
         default:
-            values = (0..<maskImage.size.pixelCount).map { maskImage.image.pixels[3 * $0] }
+            if channel == .auto, let alpha = maskImage.alpha {
+                // The drawing as it shows on black: a transparent pixel keeps, whatever colour
+                // it hides (an editor shows none), a half-transparent one counts half.
+                values = (0..<maskImage.size.pixelCount).map {
+                    UInt8((Int(maskImage.image.pixels[3 * $0]) * Int(alpha[$0]) + 127) / 255)
+                }
+            } else {
+                values = (0..<maskImage.size.pixelCount).map { maskImage.image.pixels[3 * $0] }
+            }
         }
         let native = try SoftMask(width: maskImage.size.width, height: maskImage.size.height, values: values,
                                   origin: origin, source: source, note: note)
@@ -88,7 +99,7 @@ public struct SoftMask: Sendable, Hashable {
             otherRuleMarks = (0..<maskImage.size.pixelCount).contains { Float(maskImage.image.pixels[3 * $0]) > cut }
         default:
             otherRuleMarks = maskImage.alpha?.contains { Float(255 - $0) > cut } ?? false
-            if let alpha = maskImage.alpha {
+            if channel == .brightness, let alpha = maskImage.alpha {
                 hiddenColourMarks = alpha.indices.filter { alpha[$0] < 128 && Float(maskImage.image.pixels[3 * $0]) > cut }.count
             }
         }
@@ -136,8 +147,8 @@ public struct SoftMask: Sendable, Hashable {
         }
         if Double(midTones) < 0.1 * Double(visible) && white > 0 {
             return (.brightness, "\(source) is a black-and-white drawing with \(transparent) transparent pixel\(transparent == 1 ? "" : "s"):"
-                + " its white is the mask (white = edit) and the transparency is ignored; \(setting: "maskFrom", to: "alpha") reads the"
-                + " transparency instead")
+                + " its white is the mask (white = edit) as it shows on black, so its transparent pixels are kept, whatever colour they"
+                + " hide; \(setting: "maskFrom", to: "alpha") reads the transparency instead")
         }
         return (.maskTransparency, "\(source): \(alphaRule), since its colours are not a black-and-white drawing;"
             + " \(setting: "maskFrom", to: "brightness") reads its brightness instead")

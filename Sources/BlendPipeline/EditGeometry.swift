@@ -5,12 +5,12 @@ import Foundation
 
 /// The mask and region of an edit, resolved at the photo's and the model's resolutions.
 ///
-/// Invariant: every marked pixel of `mask` lies in the footprint of a marked cell of the
-/// model's grid (model pixels, or for the latent method the cells of the latent grid as
-/// ``LatentMasks/downsample(_:height:width:)`` samples `modelMask`) or of one next to it that
-/// its own marked area marks — so no part of what the user painted, however thin, is
-/// silently left unedited, while the edges of a mark the resize keeps stay as the references
-/// resize them.
+/// Invariant: every marked pixel of `mask` lies in the footprint of a cell of the model's
+/// grid (model pixels, or for the latent method the cells of the latent grid as
+/// ``LatentMasks/downsample(_:height:width:)`` samples `modelMask`) that is marked, or next to
+/// a marked cell that its own area fills at least half of (the edge of a broad mark) — so no
+/// part of what the user painted, however thin, is silently left unedited, while the edges of
+/// a mark two cells across or more stay as the references resize them.
 struct EditGeometry {
     /// Edited pixels at the photo's size (only inside `region`).
     var mask: EditMask
@@ -26,6 +26,8 @@ struct EditGeometry {
     var coveredAreas = 0
     /// Of the covered areas, those the resize keeps in part (the rest are covered whole).
     var partlyCoveredAreas = 0
+    /// Marked pixels of the photo's mask outside `region` (a `--region` box), which are kept.
+    var markedOutsideRegion = 0
     /// The marked areas of `mask`.
     var areas = 0
     /// The side in model pixels of the unit a covered area is marked by: 1 for the pixel
@@ -74,6 +76,7 @@ extension EditPipeline {
                 }
             }
             var result = EditGeometry(mask: inside, region: region, modelMask: nearest, modelSize: modelSize,
+                                      markedOutsideRegion: mask.editedPixelCount - inside.editedPixelCount,
                                       areas: marked.count, cellSide: cellSide)
             // The marked pixels no cell of their own area reaches — a whole area the sampling
             // skips, or the part of one (the arm of an L thinner than a cell) far from the
@@ -130,10 +133,18 @@ extension EditPipeline {
         var notices: [String] = []
         let region = geometry.region
         if geometry.zoomed, let marked = geometry.mask.boundingBox {
-            notices.append(String(format: "the marked region (%dx%d pixels) is too small to edit at the model's scale: the edit region is"
-                + " the %dx%d pixels around it, scaled up %.1f times to the model's %dx%d (the edit there is softer than the photo)",
-                marked.width, marked.height, region.width, region.height,
-                Double(geometry.modelSize) / Double(max(region.width, region.height)), geometry.modelSize, geometry.modelSize))
+            // Scaled up, but for a model smaller than the region even so (the tiny test models).
+            let scale = Double(geometry.modelSize) / Double(max(region.width, region.height))
+            let scaling = scale >= 1 ? String(format: "scaled up %.1f times", scale) : String(format: "scaled down %.1f times", 1 / scale)
+            notices.append("the marked region (\(marked.width)x\(marked.height) pixels) is too small to edit at the model's scale: the"
+                + " edit region is the \(region.width)x\(region.height) pixels around it, \(scaling) to the model's"
+                + " \(geometry.modelSize)x\(geometry.modelSize)" + (scale > 1 ? " (the edit there is softer than the photo)" : ""))
+        }
+        if geometry.markedOutsideRegion > 0 {
+            let total = geometry.markedOutsideRegion + geometry.mask.editedPixelCount
+            let notice: SettingMessage = "\(geometry.markedOutsideRegion) of the \(total) marked pixels lie outside the region \(region)"
+                + " (\(setting: "region")) and are kept as they are"
+            notices.append(notice.text(wording))
         }
         if geometry.coveredAreas > 0 {
             let areas = geometry.coveredAreas == geometry.areas ? (geometry.areas == 1 ? "the marked area is" : "every marked area is")
@@ -152,6 +163,14 @@ extension EditPipeline {
                 let notice: SettingMessage = "\(areas) narrower than twice the feather of \(options.feather) pixels (\(setting: "feather");"
                     + " the narrowest \(narrowest) pixel\(narrowest == 1 ? "" : "s") across): the fade there is shortened to fit, so that its"
                     + " middle takes the whole edit"
+                notices.append(notice.text(wording))
+            }
+            if fit.narrowInPlaces > 0, let thinnest = fit.thinnestPartWidth {
+                let areas = fit.narrowInPlaces == fit.areas ? (fit.areas == 1 ? "the marked area is" : "every marked area is")
+                    : "\(fit.narrowInPlaces) of the \(fit.areas) marked areas are"
+                let notice: SettingMessage = "\(areas), in places, narrower than twice the feather of \(options.feather) pixels"
+                    + " (\(setting: "feather"); the thinnest part \(thinnest) pixel\(thinnest == 1 ? "" : "s") across): the fade there is"
+                    + " shortened to fit, so that its middle takes the whole edit"
                 notices.append(notice.text(wording))
             }
         }
@@ -200,37 +219,61 @@ struct ModelSampling {
         (columnSpans, columnFootprints, sampledColumns) = axis(region.width)
     }
 
-    /// The marked pixels of `areas` (region-sized) that the grid misses: those for which no
-    /// cell whose footprint holds them, nor a cell next to one, is decided by a pixel of their
-    /// own area. A pixel at the edge of a mark the sampling keeps has such a neighbour (the
-    /// sampled cell just inside the edge), so only what lies a cell or more from everything
-    /// the sampling kept of its area is returned.
+    /// The marked pixels of `areas` (region-sized) that the grid misses: those whose own
+    /// cells (the ones whose footprint holds them) are not decided by a pixel of their area,
+    /// unless a cell next to one is and is solid — at least half its footprint that area's.
+    ///
+    /// A pixel at the edge of a mark at least two cells across has such a solid neighbour
+    /// (the cells just inside the edge), so the marks the references resize well keep their
+    /// nearest-neighbour mask. A thin stroke has no solid cell (a 1-pixel line fills a third
+    /// of a 4x3 footprint at most): every pixel of it needs its own cell, since the model's
+    /// output comes back to the photo from the cell under each pixel (Lanczos, whose weight
+    /// at the next cell's centre is 0), not from the cells beside it.
     func unreached(_ areas: MarkedAreas) -> [Bool] {
         let width = areas.width, height = areas.height
         let gridRows = sampledRows.count, gridColumns = sampledColumns.count
         var cellLabel = [Int32](repeating: -1, count: gridRows * gridColumns)
+        var solid = [Bool](repeating: false, count: gridRows * gridColumns)
         for (r, row) in sampledRows.enumerated() {
-            for (c, column) in sampledColumns.enumerated() { cellLabel[r * gridColumns + c] = areas.labels[row * width + column] }
+            for (c, column) in sampledColumns.enumerated() {
+                let label = areas.labels[row * width + column]
+                cellLabel[r * gridColumns + c] = label
+                guard label >= 0 else { continue }
+                let rows = rowFootprints[r], columns = columnFootprints[c]
+                var own = 0
+                for y in rows { for x in columns where areas.labels[y * width + x] == label { own += 1 } }
+                solid[r * gridColumns + c] = 2 * own >= rows.count * columns.count
+            }
         }
-        // Per region row (column): the cells whose footprint holds it, widened by one each side.
-        func near(_ footprints: [Range<Int>], length: Int) -> [ClosedRange<Int>] {
+        // Per region row (column): the cells whose footprint holds it.
+        func owners(_ footprints: [Range<Int>], length: Int) -> [ClosedRange<Int>] {
             var low = [Int](repeating: Int.max, count: length), high = [Int](repeating: -1, count: length)
             for (g, footprint) in footprints.enumerated() {
                 for i in footprint { low[i] = min(low[i], g); high[i] = max(high[i], g) }
             }
-            return (0..<length).map { max(0, low[$0] - 1)...min(footprints.count - 1, high[$0] + 1) }
+            return (0..<length).map { low[$0]...high[$0] }
         }
-        let nearRows = near(rowFootprints, length: height), nearColumns = near(columnFootprints, length: width)
+        let rowOwners = owners(rowFootprints, length: height), columnOwners = owners(columnFootprints, length: width)
         var out = [Bool](repeating: false, count: width * height)
         for y in 0..<height {
             for x in 0..<width {
                 let label = areas.labels[y * width + x]
                 guard label >= 0 else { continue }
+                let rows = rowOwners[y], columns = columnOwners[x]
                 var reached = false
-                search: for r in nearRows[y] {
-                    for c in nearColumns[x] where cellLabel[r * gridColumns + c] == label {
+                own: for r in rows {
+                    for c in columns where cellLabel[r * gridColumns + c] == label {
                         reached = true
-                        break search
+                        break own
+                    }
+                }
+                if !reached {
+                    beside: for r in max(0, rows.lowerBound - 1)...min(gridRows - 1, rows.upperBound + 1) {
+                        for c in max(0, columns.lowerBound - 1)...min(gridColumns - 1, columns.upperBound + 1)
+                        where solid[r * gridColumns + c] && cellLabel[r * gridColumns + c] == label {
+                            reached = true
+                            break beside
+                        }
                     }
                 }
                 out[y * width + x] = !reached

@@ -402,6 +402,9 @@ public enum EditPipeline {
         do {
             try mask.requireEditedRegion()
             if EditMethod.enforceBackgroundMethods.contains(request.settings.method) { try mask.requireBackground() }
+        } catch MaskError.empty where !inverted && soft.origin == .brightness && (soft.values.max() ?? 0) > 0 {
+            // Not black, only darker than the cut: say so, and which setting moves it.
+            throw MaskError.belowThreshold(source: source, brightest: soft.values.max() ?? 0, threshold: request.maskOptions.threshold)
         } catch MaskError.empty where !inverted {
             // Name the rule that read the mask, and the other one where the image allows it.
             throw MaskError.nothingMarked(source: source, rule: soft.origin, otherRule: soft.otherRuleMarks)

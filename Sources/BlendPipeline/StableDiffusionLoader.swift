@@ -101,8 +101,20 @@ public enum StableDiffusionLoader {
             try Self.config(component, files: files, options: options)
         }
 
-        let unet = try UNet2DConditionModel.load(weights: weights(.unet, "SD UNet"), layout: layout, configJSON: config(.unet))
-        let vae = try AutoencoderKL.load(weights: weights(.vae, "SD VAE"), layout: layout, configJSON: config(.vae))
+        // A single file's configs are read off its shapes with SD's usual settings (32 groups per
+        // norm, ...); where those do not fit, the fix is a folder of configs.
+        func withConfigHint<T>(_ component: StableDiffusionComponent, _ make: (Data?) throws -> T) throws -> T {
+            let json = try config(component)
+            do {
+                return try make(json)
+            } catch ModelError.invalidConfig(let detail) where json == nil {
+                throw ModelError.invalidConfig("\(detail) (the \(component.rawValue)'s config was read off the shapes of \(path)"
+                    + " with Stable Diffusion's usual settings): pass --sd-config with a diffusers folder whose unet/, vae/ and"
+                    + " text_encoder/ hold the model's config.json")
+            }
+        }
+        let unet = try withConfigHint(.unet) { try UNet2DConditionModel.load(weights: weights(.unet, "SD UNet"), layout: layout, configJSON: $0) }
+        let vae = try withConfigHint(.vae) { try AutoencoderKL.load(weights: weights(.vae, "SD VAE"), layout: layout, configJSON: $0) }
 
         let textGroup = try files.tensors(for: .textEncoder)
         let textLayout: SDTextEncoderKeyLayout

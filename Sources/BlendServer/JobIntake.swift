@@ -71,7 +71,7 @@ enum JobIntake {
                         + " to change" + (otherRule ? ", or set \"mask from\" to alpha to read its transparency" : "")
                 case .maskTransparency:
                     text = "the mask marks nothing to edit: read by its transparency (transparent = edit) it has no transparent"
-                        + " pixel; paint the region to change" + (otherRule ? ", or set \"mask from\" to brightness to read its white" : "")
+                        + " pixel; make the region to change transparent" + (otherRule ? ", or set \"mask from\" to brightness to read its white" : "")
                 case .photoTransparency:
                     text = "no mask was painted and no pixel of the photo is transparent enough to edit: paint the region to change"
                 }
@@ -80,8 +80,8 @@ enum JobIntake {
                 text = "\(source): no mask was given and the photo has no transparent pixels to edit; paint the region to change or load a mask"
             case let .fullUnderTransparency(_, transparentPixels):
                 text = "the mask marks the whole photo: read by its brightness every pixel is white, its \(transparentPixels)"
-                    + " transparent pixels underneath (a drawing on a transparent layer?); flatten it onto black, or set \"mask from\""
-                    + " to auto or alpha to edit its transparent area instead"
+                    + " transparent pixels too, whose white an image editor hides (a drawing on a transparent layer?); flatten it onto"
+                    + " black, or set \"mask from\" to alpha, with \"invert mask\" on to edit the drawing's opaque pixels"
             case let .nothingMarkedInRegion(_, region, marked):
                 text = "the mask marks nothing inside the region \(region) (x,y,width,height); the painted pixels lie in \(marked):"
                     + " set the region to a box that holds them, or to auto"

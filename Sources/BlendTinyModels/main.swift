@@ -41,12 +41,17 @@ do {
             --diffusion-model \(quote(pixel.paths.diffusion)) --diffusion-config \(quote(config.path)) \\
             --clip-model \(quote(pixel.paths.clip)) --clip-vocab \(quote(pixelVocabulary.path))
 
-        latent method (Blended Latent Diffusion, SD 1.x layout):
+        latent method (Blended Latent Diffusion, SD 1.x in the diffusers layout; sd2_diffusers for 2.x):
           blend edit PHOTO --mask MASK --prompt "a red ball" --method latent --steps 4 --skip-memory-check \\
             --sd-model \(quote(latent.folder("sd1"))) \\
             --clip-model \(quote(pixel.paths.clip)) --clip-vocab \(quote(latentVocabulary.path))
+        The single files (\(quote(latent.singleFile("sd1"))), tiny-sd2.safetensors) have tiny shapes no preset knows:
+        add --sd-config \(quote(latent.folder("sd1"))) (or sd2_diffusers) to read their configs from the folder.
 
-        The same --diffusion-model, --diffusion-config, --clip-model and --clip-vocab work for blend serve.
+        the web app, both methods (the latent method's vocabulary fits both text encoders):
+          blend serve --diffusion-model \(quote(pixel.paths.diffusion)) --diffusion-config \(quote(config.path)) \\
+            --sd-model \(quote(latent.folder("sd1"))) \\
+            --clip-model \(quote(pixel.paths.clip)) --clip-vocab \(quote(latentVocabulary.path))
         """)
 } catch {
     FileManager.default.standardError("blend-tiny-models: \(error)")

@@ -111,7 +111,7 @@ import BlendTestSupport
         #expect(soft.origin == .brightness)
         #expect(soft.thresholded(0.5).boundingBox == PixelBox(x: 16, y: 20, width: 32, height: 24))
         let note = try #require(soft.note).text(.commandLine)
-        #expect(note.contains("256 transparent pixels") && note.contains("ignored") && note.contains("--mask-from alpha"))
+        #expect(note.contains("256 transparent pixels") && note.contains("transparent pixels are kept") && note.contains("--mask-from alpha"))
         // Worded for the API, the same note names the field, not the flag.
         #expect(try #require(soft.note).text(.api).contains("maskFrom set to alpha reads the transparency"))
         // Asked for, the transparency is read instead.
@@ -121,6 +121,20 @@ import BlendTestSupport
         let faint = try SoftMask(maskImage: twoToneMask(transparentRows: 0..<0, alpha: 250), photoSize: size, source: "m.png")
         #expect(faint.origin == .brightness && faint.thresholded(0.5).editedPixelCount == 32 * 24)
         #expect(faint.note?.description.contains("lowest alpha 250") == true)
+    }
+
+    @Test func aTransparentStripHidingWhiteIsKeptAsItShowsUnlessBrightnessIsAskedFor() throws {
+        // The strip's hidden colour is white: an editor shows it transparent, so auto keeps it.
+        let size = ImageSize(width: 64, height: 64)
+        let strip = try Photo(encoded: rgbaPNG(width: 64, height: 64, color: { x, y in
+            (16..<48).contains(x) && (20..<44).contains(y) || y < 4 ? [255, 255, 255] : [0, 0, 0]
+        }, alpha: { _, y in y < 4 ? 0 : 255 }))
+        let soft = try SoftMask(maskImage: strip, photoSize: size, source: "m.png")
+        #expect(soft.origin == .brightness && soft.thresholded(0.5).boundingBox == PixelBox(x: 16, y: 20, width: 32, height: 24))
+        // Read by brightness on request, the hidden white is read too, and counted.
+        let raw = try SoftMask(maskImage: strip, photoSize: size, source: "m.png", channel: .brightness)
+        #expect(raw.thresholded(0.5).editedPixelCount == 32 * 24 + 4 * 64 && raw.hiddenColourMarks == 4 * 64)
+        #expect(soft.hiddenColourMarks == 0)
     }
 
     @Test func transparencyIsTheMaskWhereItIsTheDrawing() throws {

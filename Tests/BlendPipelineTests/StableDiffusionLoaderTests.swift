@@ -139,6 +139,15 @@ import BlendTestSupport
         #expect(throws: StableDiffusionLoadingError.mismatchedContext(path: mixed, unet: 16, textEncoder: 24)) {
             try StableDiffusionLoader.load(path: mixed, options: StableDiffusionLoadOptions(configFolder: configs))
         }
+        // A single file whose shapes SD's usual settings do not fit (the tiny models' 8 groups
+        // per norm), without --sd-config: the error says to pass one.
+        do {
+            _ = try StableDiffusionLoader.load(path: tiny.singleFile("sd1"))
+            Issue.record("expected an error")
+        } catch let ModelError.invalidConfig(detail) {
+            #expect(detail.contains("norm_num_groups") && detail.contains("read off the shapes") && detail.contains("pass --sd-config"), "\(detail)")
+        }
+        _ = try StableDiffusionLoader.load(path: tiny.singleFile("sd1"), options: StableDiffusionLoadOptions(configFolder: tiny.folder("sd1")))
         // A UNet and VAE alone.
         let unetVAE = TinyStableDiffusion.unetVAE.appendingPathComponent("unet_vae_sd1_diffusers").path
         #expect(throws: StableDiffusionFileError.missingComponent(path: unetVAE, component: "text encoder")) {

@@ -39,7 +39,7 @@ import Testing
             let finished = try await client.waitForJob(id)
             #expect(finished["state"] as? String == "finished", "\(finished)")
             let notices = finished["notices"] as? [String] ?? []
-            #expect(notices.contains { $0.contains("transparency is ignored") && $0.contains("maskFrom set to alpha") }, "\(notices)")
+            #expect(notices.contains { $0.contains("transparent pixels are kept") && $0.contains("maskFrom set to alpha") }, "\(notices)")
             #expect(!notices.contains { $0.contains("--") }, "\(notices)")
             let report = try await client.json("/api/jobs/\(id)/report")
             #expect(report.object["mask_rule"] as? String == "brightness" && report.object["bits_per_channel"] as? Int == 16, "\(report.object)")
@@ -101,7 +101,7 @@ import Testing
             layer.alpha = (0..<1200).map { PixelBox(x: 12, y: 8, width: 16, height: 14).contains(x: $0 % 40, y: $0 / 40) ? 255 : 0 }
             let hidden = try await client.post(.job(photo: fixture.photo, mask: layer.encodedPNG(), settings: #"{"maskFrom": "brightness"}"#))
             #expect(hidden.status.code / 100 == 4)
-            #expect(hidden.message.contains("its 976 transparent pixels underneath") && hidden.message.contains("flatten it onto black")
+            #expect(hidden.message.contains("its 976 transparent pixels too") && hidden.message.contains("flatten it onto black")
                     && !hidden.message.contains("--"), "\(hidden.message)")
         }
     }
