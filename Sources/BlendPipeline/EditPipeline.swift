@@ -121,34 +121,17 @@ public enum EditPipeline {
         }
         var resumed: RunFolder?
         if request.resume {
-            // A run killed after its report.json but before `latest` was pointed at it is
-            // finished: resuming it publishes it (newest first), with nothing left to make.
-            let unpublished = Set(OutputFolder.unpublishedRunNames(in: request.outputDirectory))
-            func matches(_ run: RunFolder) -> Bool {
-                run.job(EditJob.self).map { $0.matches(job(), ignoringSeed: request.randomSeed) } ?? false
-            }
-            if !folder.runs().contains(where: { !$0.isFinished && matches($0) }),
-               let finished = folder.runs().reversed().first(where: { unpublished.contains($0.id) && matches($0) }),
-               let data = try? Data(contentsOf: finished.reportFile), let report = try? decodeJSON(EditReport.self, from: data) {
+            switch try resumePoint(request, folder: folder, job: job()) {
+            case let .unpublished(finished, report):
                 try folder.publish(finished)
                 keptSomething = true
                 try notice("\(finished.id) had finished but was not yet OUT/latest (interrupted at its end): it is now")
                 try events(.wroteOutputs(directory: finished.directory.path))
                 return report
+            case let .unfinished(run, seed):
+                resumed = run
+                settings.seed = seed
             }
-            let candidates = folder.runs().filter { !$0.isFinished }
-            guard !candidates.isEmpty else {
-                throw OutputError.nothingToResume(path: request.outputDirectory, reason: "it holds no unfinished run")
-            }
-            // Newest first.
-            resumed = candidates.reversed().first { run in
-                run.job(EditJob.self).map { $0.matches(job(), ignoringSeed: request.randomSeed) } ?? false
-            }
-            guard let resumed, let recorded = resumed.job(EditJob.self) else {
-                throw OutputError.nothingToResume(path: request.outputDirectory,
-                                                  reason: "its unfinished runs were made from other inputs or settings")
-            }
-            settings.seed = recorded.settings.seed
         } else if request.randomSeed {
             settings.seed = EditSettings.randomSeed()
         }
@@ -238,21 +221,8 @@ public enum EditPipeline {
         }
 
         // 5. Ranked results, the contact sheet, the report; then `latest`.
-        let ranking = ranked(Array(done.values))
-        var samples: [EditReport.Sample] = []
-        var sheetResults: [(image: RGBImage, score: Float)] = []
-        for (rank, entry) in ranking.enumerated() {
-            let name = String(format: "%02d_distance_%.4f.png", rank + 1, entry.distance)
-            try run.link(sample: entry.file, asRanked: name)
-            samples.append(.init(rank: rank + 1, file: "ranked/\(name)", sampleFile: entry.file, index: entry.index, distance: entry.distance))
-            let image = try thumbnails[entry.index]
-                ?? thumbnail(RGBImage(contentsOf: run.directory.appendingPathComponent(entry.file).path), height: tileHeight)
-            sheetResults.append((image, entry.distance))
-        }
-        let sheet = try ContactSheet(source: thumbnail(photo.flattened(over: .white), height: tileHeight),
-                                     mask: geometry.mask, results: sheetResults, tileHeight: tileHeight).render()
-        try folder.step("write contact_sheet.png")
-        try Photo(image: sheet, colorProfile: photo.colorProfile).writePNG(to: run.directory.appendingPathComponent("contact_sheet.png").path)
+        let samples = try writeRanked(Array(done.values), thumbnails: thumbnails, tileHeight: tileHeight, run: run, folder: folder,
+                                      photo: photo, mask: geometry.mask)
 
         let report = EditReport(
             prompt: settings.prompt, image: request.imagePath, imageSize: [photo.size.width, photo.size.height],
@@ -278,6 +248,63 @@ public enum EditPipeline {
         completed = true
         try events(.wroteOutputs(directory: run.directory.path))
         return report
+    }
+
+    /// Where a resumed run starts, in `folder`: a finished run that a kill kept from becoming
+    /// `OUT/latest` (published as it is: nothing is left to make), else the newest unfinished
+    /// run made from `job`'s inputs and settings, with the seed it drew.
+    enum ResumePoint {
+        case unpublished(RunFolder, EditReport)
+        case unfinished(RunFolder, seed: UInt64)
+    }
+
+    /// The ``ResumePoint`` of `request` (`resume` set) in `folder`, matching runs to `job`
+    /// (its seed ignored for `randomSeed`).
+    /// - Throws: ``OutputError/nothingToResume(path:reason:)`` when no run matches.
+    static func resumePoint(_ request: EditRequest, folder: OutputFolder, job: EditJob) throws -> ResumePoint {
+        func matches(_ run: RunFolder) -> Bool {
+            run.job(EditJob.self).map { $0.matches(job, ignoringSeed: request.randomSeed) } ?? false
+        }
+        // A run killed after its report.json but before `latest` was pointed at it is
+        // finished: resuming it publishes it (newest first), with nothing left to make.
+        let unpublished = Set(OutputFolder.unpublishedRunNames(in: request.outputDirectory))
+        if !folder.runs().contains(where: { !$0.isFinished && matches($0) }),
+           let finished = folder.runs().reversed().first(where: { unpublished.contains($0.id) && matches($0) }),
+           let data = try? Data(contentsOf: finished.reportFile), let report = try? decodeJSON(EditReport.self, from: data) {
+            return .unpublished(finished, report)
+        }
+        let candidates = folder.runs().filter { !$0.isFinished }
+        guard !candidates.isEmpty else {
+            throw OutputError.nothingToResume(path: request.outputDirectory, reason: "it holds no unfinished run")
+        }
+        // Newest first.
+        guard let resumed = candidates.reversed().first(where: matches), let recorded = resumed.job(EditJob.self) else {
+            throw OutputError.nothingToResume(path: request.outputDirectory,
+                                              reason: "its unfinished runs were made from other inputs or settings")
+        }
+        return .unfinished(resumed, seed: recorded.settings.seed)
+    }
+
+    /// Links the finished samples `done` into `ranked/` best first and writes the contact sheet
+    /// (the photo, the mask and each sample's thumbnail: `thumbnails`' where made in this
+    /// process, else read back from the run folder); returns the report's entries.
+    static func writeRanked(_ done: [RunFolder.Progress], thumbnails: [Int: RGBImage], tileHeight: Int, run: RunFolder,
+                            folder: OutputFolder, photo: Photo, mask: EditMask) throws -> [EditReport.Sample] {
+        var samples: [EditReport.Sample] = []
+        var sheetResults: [(image: RGBImage, score: Float)] = []
+        for (rank, entry) in ranked(done).enumerated() {
+            let name = String(format: "%02d_distance_%.4f.png", rank + 1, entry.distance)
+            try run.link(sample: entry.file, asRanked: name)
+            samples.append(.init(rank: rank + 1, file: "ranked/\(name)", sampleFile: entry.file, index: entry.index, distance: entry.distance))
+            let image = try thumbnails[entry.index]
+                ?? thumbnail(RGBImage(contentsOf: run.directory.appendingPathComponent(entry.file).path), height: tileHeight)
+            sheetResults.append((image, entry.distance))
+        }
+        let sheet = try ContactSheet(source: thumbnail(photo.flattened(over: .white), height: tileHeight),
+                                     mask: mask, results: sheetResults, tileHeight: tileHeight).render()
+        try folder.step("write contact_sheet.png")
+        try Photo(image: sheet, colorProfile: photo.colorProfile).writePNG(to: run.directory.appendingPathComponent("contact_sheet.png").path)
+        return samples
     }
 
     /// Reads and checks every input of `request`, cheapest first, so that a typo fails in

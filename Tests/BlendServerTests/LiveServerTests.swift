@@ -14,17 +14,17 @@ import Testing
     @Test func foreignHostsAndOriginsAreRefused() async throws {
         try await withServer(.live, loadModels: false) { fixture, server, client in
             let port = try #require(client.port)
-            func get(host: String, extra: String = "") throws -> (status: Int, text: String) {
-                try rawHTTP(port: port, "GET /api/status HTTP/1.1\nHost: \(host)\n\(extra)Connection: close\n")
+            func get(host: String, extra: String = "") async throws -> (status: Int, text: String) {
+                try await rawHTTP(port: port, "GET /api/status HTTP/1.1\nHost: \(host)\n\(extra)Connection: close\n")
             }
-            #expect(try get(host: "127.0.0.1:\(port)").status == 200)
-            #expect(try get(host: "localhost:\(port)").status == 200)
-            #expect(try get(host: "[::1]:\(port)").status == 200)
+            #expect(try await get(host: "127.0.0.1:\(port)").status == 200)
+            #expect(try await get(host: "localhost:\(port)").status == 200)
+            #expect(try await get(host: "[::1]:\(port)").status == 200)
             // DNS rebinding: a hostile name pointed at 127.0.0.1.
-            let rebound = try get(host: "attacker.example:\(port)")
+            let rebound = try await get(host: "attacker.example:\(port)")
             #expect(rebound.status == 403 && rebound.text.contains("DNS rebinding"))
             // A page of another site (or another local port) may not use the API.
-            let crossSite = try rawHTTP(port: port, """
+            let crossSite = try await rawHTTP(port: port, """
                 POST /api/jobs/20261130-000000-abcdef/cancel HTTP/1.1
                 Host: 127.0.0.1:\(port)
                 Origin: http://attacker.example
@@ -33,9 +33,9 @@ import Testing
 
                 """)
             #expect(crossSite.status == 403 && crossSite.text.contains("only blend serve's own page"))
-            let otherPort = try get(host: "127.0.0.1:\(port)", extra: "Origin: http://127.0.0.1:\(port + 1)\n")
+            let otherPort = try await get(host: "127.0.0.1:\(port)", extra: "Origin: http://127.0.0.1:\(port + 1)\n")
             #expect(otherPort.status == 403)
-            let fetchSite = try rawHTTP(port: port, """
+            let fetchSite = try await rawHTTP(port: port, """
                 POST /api/models/reload HTTP/1.1
                 Host: 127.0.0.1:\(port)
                 Sec-Fetch-Site: cross-site
@@ -45,7 +45,7 @@ import Testing
                 """)
             #expect(fetchSite.status == 403)
             // The page's own origin is fine.
-            let own = try rawHTTP(port: port, """
+            let own = try await rawHTTP(port: port, """
                 POST /api/jobs/20261130-000000-abcdef/cancel HTTP/1.1
                 Host: 127.0.0.1:\(port)
                 Origin: http://127.0.0.1:\(port)
@@ -69,7 +69,7 @@ import Testing
             let created = try await client.post(.job(photo: fixture.photo, mask: fixture.mask))
             let id = try #require((try JSONSerialization.jsonObject(with: Data(buffer: created.body)) as? [String: Any])?["id"] as? String)
             let reader = Task.detached {
-                try rawHTTP(port: port, "GET /api/jobs/\(id)/events HTTP/1.1\nHost: 127.0.0.1:\(port)\nConnection: close\n")
+                try await rawHTTP(port: port, "GET /api/jobs/\(id)/events HTTP/1.1\nHost: 127.0.0.1:\(port)\nConnection: close\n")
             }
             while server.hub.subscriberCount == 0 { try await Task.sleep(for: .milliseconds(5)) }
             _ = try await client.json("/api/jobs/\(blockerID)/cancel", method: .post)
@@ -83,7 +83,7 @@ import Testing
             #expect(stream.text.contains(#""state":"queued""#) && stream.text.contains(#""state":"running""#))
             #expect(stream.text.contains(#""state":"finished""#))
             // A job that finished before the stream opened: its stream is one event and the end.
-            let again = try rawHTTP(port: port, "GET /api/jobs/\(id)/events HTTP/1.1\nHost: 127.0.0.1:\(port)\nConnection: close\n")
+            let again = try await rawHTTP(port: port, "GET /api/jobs/\(id)/events HTTP/1.1\nHost: 127.0.0.1:\(port)\nConnection: close\n")
             #expect(again.text.components(separatedBy: "event: ").count == 2)
         }
     }
@@ -220,7 +220,7 @@ extension LiveServerTests {
             let form = Multipart.job(photo: [UInt8](repeating: 7, count: 10_000), mask: fixture.mask).finished()
             // No Content-Length: the limit must hold while the body arrives.
             let chunk = Array(String(form.count, radix: 16).utf8) + [13, 10] + form + Array("\r\n0\r\n\r\n".utf8)
-            let response = try rawHTTP(port: port, """
+            let response = try await rawHTTP(port: port, """
                 POST /api/jobs HTTP/1.1
                 Host: 127.0.0.1:\(port)
                 Content-Type: \(Multipart().contentType)
@@ -229,7 +229,7 @@ extension LiveServerTests {
 
                 """, body: chunk)
             #expect(response.status == 413 && response.text.contains("over the limit of 4096 bytes"), "\(response.text)")
-            #expect(try rawHTTP(port: port, "GET /api/status HTTP/1.1\nHost: localhost\nConnection: close\n").status == 200)
+            #expect(try await rawHTTP(port: port, "GET /api/status HTTP/1.1\nHost: localhost\nConnection: close\n").status == 200)
         }
     }
 }

@@ -92,13 +92,9 @@ import FoundationNetworking
                                 }
                             case 4 where worker % 5 == 0:
                                 // An event stream opened and dropped (the page does this on every reload).
-                                let (status, _, _) = try await withCheckedThrowingContinuation { continuation in
-                                    DispatchQueue.global().async {
-                                        continuation.resume(with: Result {
-                                            try rawExchange(port: port, "GET /api/events HTTP/1.1\nHost: 127.0.0.1:\(port)\nConnection: close\n",
-                                                            stopAfter: "event: status")
-                                        })
-                                    }
+                                let (status, _, _) = try await offPool {
+                                    try rawExchange(port: port, "GET /api/events HTTP/1.1\nHost: 127.0.0.1:\(port)\nConnection: close\n",
+                                                    stopAfter: "event: status")
                                 }
                                 counts[status, default: 0] += 1
                             default:

@@ -162,9 +162,18 @@ extension TestResponse {
 /// read servers such as chromedriver whose headers FoundationNetworking rejects). Reads
 /// until the server closes (the request should say `Connection: close`) or the body given
 /// by `Content-Length` is complete.
-func rawHTTP(port: Int, _ head: String, body: [UInt8] = [], timeout: Double = 30) throws -> (status: Int, text: String) {
-    let (status, response, _) = try rawExchange(port: port, head, body: body, timeout: timeout)
+func rawHTTP(port: Int, _ head: String, body: [UInt8] = [], timeout: Double = 30) async throws -> (status: Int, text: String) {
+    let (status, response, _) = try await offPool { try rawExchange(port: port, head, body: body, timeout: timeout) }
     return (status, String(decoding: response, as: UTF8.self))
+}
+
+/// Runs the blocking `work` on a thread of its own, never on one of Swift concurrency's pool
+/// threads: the server's handlers run there, and on 2 cores a socket call waiting on the pool
+/// while the suite's synchronous tests hold the other thread starves the server it waits for.
+func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try work() }) }.start()
+    }
 }
 
 /// ``rawHTTP(port:_:body:timeout:)`` with the body apart: (status, the whole response, body).

@@ -27,11 +27,7 @@ struct WebDriver {
         let port = url.port ?? 80
         let head = "\(method) \(url.path) HTTP/1.1\nHost: 127.0.0.1:\(port)\nContent-Type: application/json\n"
             + "Content-Length: \(payload.count)\nConnection: close\n"
-        let (status, _, bytes) = try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
-                continuation.resume(with: Result { try rawExchange(port: port, head, body: Array(payload), timeout: timeout) })
-            }
-        }
+        let (status, _, bytes) = try await offPool { try rawExchange(port: port, head, body: Array(payload), timeout: timeout) }
         let object = try JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])
         let value = (object as? [String: Any])?["value"] ?? NSNull()
         if status >= 400 || status == 0 {
