@@ -41,8 +41,8 @@ public enum MaskError: Error, Equatable, CustomStringConvertible {
                 return "\(source): the mask marks no pixel for editing: read by its brightness (white = edit), it is all black;"
                     + " paint the region to change in white" + (otherRule ? ", or read its transparency with \(setting: "maskFrom", to: "alpha")" as SettingMessage : "")
             case .maskTransparency:
-                return "\(source): the mask marks no pixel for editing: read by its transparency (transparent = edit), it has no"
-                    + " transparent pixel; erase the region to change" + (otherRule ? ", or read its white with \(setting: "maskFrom", to: "brightness")" as SettingMessage : "")
+                return "\(source): the mask marks no pixel for editing: read by its transparency (transparent = edit), no pixel"
+                    + " is transparent enough to pass the threshold; erase the region to change" + (otherRule ? ", or read its white with \(setting: "maskFrom", to: "brightness")" as SettingMessage : "")
             case .photoTransparency:
                 return "\(source): no mask was given and no pixel of the photo is transparent enough to edit (past the mask"
                     + " threshold): pass a mask image (white = edit) as \(setting: "mask"), or erase the region to change to transparency"

@@ -148,7 +148,7 @@ extension EditPipeline {
         }
         if geometry.coveredAreas > 0 {
             let areas = geometry.coveredAreas == geometry.areas ? (geometry.areas == 1 ? "the marked area is" : "every marked area is")
-                : "\(geometry.coveredAreas) of the \(geometry.areas) marked areas are"
+                : "\(geometry.coveredAreas) of the \(geometry.areas) marked areas \(geometry.coveredAreas == 1 ? "is" : "are")"
             let unit = geometry.cellSide == 1 ? "pixel" : "\(geometry.cellSide)x\(geometry.cellSide)-pixel cell of the latent grid"
             let inPlaces = geometry.partlyCoveredAreas > 0 ? ", in places," : ""
             notices.append("\(areas)\(inPlaces) thinner than one \(unit) of the model's \(geometry.modelSize)x\(geometry.modelSize) image once the"
@@ -159,17 +159,17 @@ extension EditPipeline {
             let fit = FeatherFit(mask: geometry.mask, feather: options.feather)
             if fit.narrowAreas > 0, let narrowest = fit.narrowestWidth {
                 let areas = fit.narrowAreas == fit.areas ? (fit.areas == 1 ? "the marked area is" : "every marked area is")
-                    : "\(fit.narrowAreas) of the \(fit.areas) marked areas are"
-                let notice: SettingMessage = "\(areas) narrower than twice the feather of \(options.feather) pixels (\(setting: "feather");"
-                    + " the narrowest \(narrowest) pixel\(narrowest == 1 ? "" : "s") across): the fade there is shortened to fit, so that its"
+                    : "\(fit.narrowAreas) of the \(fit.areas) marked areas \(fit.narrowAreas == 1 ? "is" : "are")"
+                let notice: SettingMessage = "\(areas) narrower than the \(2 * options.feather + 1) pixels a feather of \(options.feather)"
+                    + " needs (\(setting: "feather"); the narrowest \(narrowest) pixel\(narrowest == 1 ? "" : "s") across): the fade there is shortened to fit, so that its"
                     + " middle takes the whole edit"
                 notices.append(notice.text(wording))
             }
             if fit.narrowInPlaces > 0, let thinnest = fit.thinnestPartWidth {
                 let areas = fit.narrowInPlaces == fit.areas ? (fit.areas == 1 ? "the marked area is" : "every marked area is")
-                    : "\(fit.narrowInPlaces) of the \(fit.areas) marked areas are"
-                let notice: SettingMessage = "\(areas), in places, narrower than twice the feather of \(options.feather) pixels"
-                    + " (\(setting: "feather"); the thinnest part \(thinnest) pixel\(thinnest == 1 ? "" : "s") across): the fade there is"
+                    : "\(fit.narrowInPlaces) of the \(fit.areas) marked areas \(fit.narrowInPlaces == 1 ? "is" : "are")"
+                let notice: SettingMessage = "\(areas), in places, narrower than the \(2 * options.feather + 1) pixels a feather of"
+                    + " \(options.feather) needs (\(setting: "feather"); the thinnest part \(thinnest) pixel\(thinnest == 1 ? "" : "s") across): the fade there is"
                     + " shortened to fit, so that its middle takes the whole edit"
                 notices.append(notice.text(wording))
             }
@@ -220,15 +220,16 @@ struct ModelSampling {
     }
 
     /// The marked pixels of `areas` (region-sized) that the grid misses: those whose own
-    /// cells (the ones whose footprint holds them) are not decided by a pixel of their area,
-    /// unless a cell next to one is and is solid — at least half its footprint that area's.
+    /// cells (the ones whose footprint holds them) are not decided by a pixel of their area —
+    /// unless the pixel lies in a broad part of its area (its runs of marked pixels along its
+    /// row and its column both span two cells' footprints or more) and a cell next to its own
+    /// is decided by its area and is solid (half or more of its footprint the area's).
     ///
-    /// A pixel at the edge of a mark at least two cells across has such a solid neighbour
-    /// (the cells just inside the edge), so the marks the references resize well keep their
-    /// nearest-neighbour mask. A thin stroke has no solid cell (a 1-pixel line fills a third
-    /// of a 4x3 footprint at most): every pixel of it needs its own cell, since the model's
-    /// output comes back to the photo from the cell under each pixel (Lanczos, whose weight
-    /// at the next cell's centre is 0), not from the cells beside it.
+    /// So the edges of a mark two cells across keep the references' nearest-neighbour mask (a
+    /// band up to a cell wide that the model leaves as it was, under the feather's fade), while
+    /// a thin part — a stroke, the arm of an L, a narrow diagonal — needs its own cells: the
+    /// model's output comes back to the photo from the cell under each pixel (Lanczos, whose
+    /// weight at the next cell's centre is 0), not from the cells beside it.
     func unreached(_ areas: MarkedAreas) -> [Bool] {
         let width = areas.width, height = areas.height
         let gridRows = sampledRows.count, gridColumns = sampledColumns.count
@@ -254,6 +255,30 @@ struct ModelSampling {
             return (0..<length).map { low[$0]...high[$0] }
         }
         let rowOwners = owners(rowFootprints, length: height), columnOwners = owners(columnFootprints, length: width)
+        // The length of the run of the area's pixels through each pixel, along its row and its column.
+        var rowRun = [Int](repeating: 0, count: width * height), columnRun = rowRun
+        for y in 0..<height {
+            var x = 0
+            while x < width {
+                let label = areas.labels[y * width + x]
+                var end = x + 1
+                while end < width && areas.labels[y * width + end] == label { end += 1 }
+                if label >= 0 { for i in x..<end { rowRun[y * width + i] = end - x } }
+                x = end
+            }
+        }
+        for x in 0..<width {
+            var y = 0
+            while y < height {
+                let label = areas.labels[y * width + x]
+                var end = y + 1
+                while end < height && areas.labels[end * width + x] == label { end += 1 }
+                if label >= 0 { for i in y..<end { columnRun[i * width + x] = end - y } }
+                y = end
+            }
+        }
+        // Two cells' footprints along each axis (photo pixels per cell, times two).
+        let broadRow = 2 * width / max(1, gridColumns), broadColumn = 2 * height / max(1, gridRows)
         var out = [Bool](repeating: false, count: width * height)
         for y in 0..<height {
             for x in 0..<width {
@@ -267,7 +292,7 @@ struct ModelSampling {
                         break own
                     }
                 }
-                if !reached {
+                if !reached && rowRun[y * width + x] >= broadRow && columnRun[y * width + x] >= broadColumn {
                     beside: for r in max(0, rows.lowerBound - 1)...min(gridRows - 1, rows.upperBound + 1) {
                         for c in max(0, columns.lowerBound - 1)...min(gridColumns - 1, columns.upperBound + 1)
                         where solid[r * gridColumns + c] && cellLabel[r * gridColumns + c] == label {

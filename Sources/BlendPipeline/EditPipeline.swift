@@ -358,6 +358,14 @@ public enum EditPipeline {
                 : "warning: the mask marks \(share) of the photo for editing; is it inverted (\(setting: "invertMask")), or not a mask?"
             notices.append(warning.text(request.wording))
         }
+        if (0.5...0.9).contains(editedFraction), soft.origin == .maskTransparency, request.maskOptions.channel == .auto, !settings.invertMask {
+            // A drawing on a transparent layer reads as "edit the transparent area" (the hosted
+            // APIs' convention): most of the photo. Likely meant the other way round.
+            let warning: SettingMessage = "warning: read by its transparency (transparent = edit), the mask marks \(Int(editedFraction * 100)) %"
+                + " of the photo, its transparent area; if you drew the region to change on a transparent layer, \(turnOn: "invertMask")"
+                + " to edit the drawing instead"
+            notices.append(warning.text(request.wording))
+        }
         if soft.midToneFraction > 0.2 {
             let share = String(format: "%.0f", soft.midToneFraction * 100), cut = String(format: "%g", request.maskOptions.threshold * 100)
             let warning: SettingMessage = "warning: \(share) % of the mask is neither black nor white: is it really a mask? It is cut at"

@@ -62,33 +62,8 @@ enum JobIntake {
         var text: String
         switch error {
         case let error as MaskError:
-            switch error {
-            case .empty: text = "the mask marks nothing to edit: paint the region to change"
-            case let .nothingMarked(_, rule, otherRule):
-                switch rule {
-                case .brightness:
-                    text = "the mask marks nothing to edit: read by its brightness (white = edit) it is all black; paint the region"
-                        + " to change" + (otherRule ? ", or set \"mask from\" to alpha to read its transparency" : "")
-                case .maskTransparency:
-                    text = "the mask marks nothing to edit: read by its transparency (transparent = edit) it has no transparent"
-                        + " pixel; make the region to change transparent" + (otherRule ? ", or set \"mask from\" to brightness to read its white" : "")
-                case .photoTransparency:
-                    text = "no mask was painted and no pixel of the photo is transparent enough to edit: paint the region to change"
-                }
-            case .full: text = "the mask marks the whole photo: leave some of it unpainted to keep"
-            case let .noTransparency(source):
-                text = "\(source): no mask was given and the photo has no transparent pixels to edit; paint the region to change or load a mask"
-            case let .fullUnderTransparency(_, transparentPixels):
-                text = "the mask marks the whole photo: read by its brightness every pixel is white, its \(transparentPixels)"
-                    + " transparent pixels too, whose white an image editor hides (a drawing on a transparent layer?); flatten it onto"
-                    + " black, or set \"mask from\" to alpha, with \"invert mask\" on to edit the drawing's opaque pixels"
-            case let .nothingMarkedInRegion(_, region, marked):
-                text = "the mask marks nothing inside the region \(region) (x,y,width,height); the painted pixels lie in \(marked):"
-                    + " set the region to a box that holds them, or to auto"
-            case let .aspectMismatch(mask, image):
-                text = "the mask is \(mask) but the photo is \(image): the mask was made for another image; paint it on this photo"
-            default: text = error.message.text(.api)
-            }
+            // The same sentence as blend edit's, with the API's names for the settings.
+            text = error.message.text(.api)
         case let error as EditError:
             text = error.text(.api)
         case let error as ImageError:
@@ -109,7 +84,12 @@ enum JobIntake {
     static func inPageWords(_ text: String, photoPath: String, photoName: String, maskPath: String?) -> String {
         var text = text
         if !photoPath.isEmpty { text = text.replacingOccurrences(of: photoPath, with: "the photo (\(photoName))") }
-        if let maskPath, !maskPath.isEmpty { text = text.replacingOccurrences(of: maskPath, with: "the mask") }
+        if let maskPath, !maskPath.isEmpty {
+            // "PATH: the mask marks ..." would read "the mask: the mask marks ...".
+            text = text.replacingOccurrences(of: maskPath + ": the mask ", with: "the mask ")
+                .replacingOccurrences(of: maskPath + ": ", with: "the mask: ")
+                .replacingOccurrences(of: maskPath, with: "the mask")
+        }
         return text
     }
 

@@ -13,6 +13,15 @@ public struct MissingModelFile: Codable, Sendable, Equatable {
     /// from the model cache (`--models-dir`).
     public var option: String?
 
+    /// Every field, `null` where empty (as README lists them), not left out.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(path, forKey: .path)
+        try c.encode(expected, forKey: .expected)
+        try c.encode(command, forKey: .command)
+        try c.encode(option, forKey: .option)
+    }
+
     public init(_ missing: MissingModel) {
         path = missing.path
         expected = missing.expected

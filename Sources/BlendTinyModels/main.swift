@@ -34,15 +34,17 @@ do {
     try FileManager.default.copyItem(at: URL(fileURLWithPath: TinyStableDiffusion.vocabulary), to: latentVocabulary)
     let quote = { (path: String) in path.contains(" ") ? "'\(path)'" : path }
     print("""
-        Tiny models written to \(folder.path). With a photo and a mask (white = edit):
+        Tiny models written to \(folder.path). They work at 16x16 pixels (the latent grid: 8x8 cells of 2x2
+        pixels), so a mark that a real 256x256 or 512x512 model keeps may be "thinner than one pixel" here.
+        With a photo and a mask (white = edit), and blend the path of your build (.build/debug/blend):
 
         pixel method (Blended Diffusion):
-          blend edit PHOTO --mask MASK --prompt "a red ball" --steps 10 --skip 5 --skip-memory-check \\
+          blend edit PHOTO --mask MASK --prompt "a red ball" --steps 10 --skip 5 --samples 2 --out OUT --skip-memory-check \\
             --diffusion-model \(quote(pixel.paths.diffusion)) --diffusion-config \(quote(config.path)) \\
             --clip-model \(quote(pixel.paths.clip)) --clip-vocab \(quote(pixelVocabulary.path))
 
         latent method (Blended Latent Diffusion, SD 1.x in the diffusers layout; sd2_diffusers for 2.x):
-          blend edit PHOTO --mask MASK --prompt "a red ball" --method latent --steps 4 --skip-memory-check \\
+          blend edit PHOTO --mask MASK --prompt "a red ball" --method latent --steps 4 --samples 2 --out OUT --skip-memory-check \\
             --sd-model \(quote(latent.folder("sd1"))) \\
             --clip-model \(quote(pixel.paths.clip)) --clip-vocab \(quote(latentVocabulary.path))
         The single files (\(quote(latent.singleFile("sd1"))), tiny-sd2.safetensors) have tiny shapes no preset knows:

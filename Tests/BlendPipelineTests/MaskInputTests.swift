@@ -54,7 +54,7 @@ import BlendPipelineTestSupport
         var hard = try request("small-hard", marked: mark)
         hard.maskOptions.feather = 0
         let soft = try run(feathered), edge = try run(hard)
-        #expect(soft.notices.contains { $0.contains("narrower than twice the feather of 4 pixels (--feather") && $0.contains("6 pixels across") })
+        #expect(soft.notices.contains { $0.contains("narrower than the 9 pixels a feather of 4 needs (--feather") && $0.contains("6 pixels across") })
         #expect(!edge.notices.contains { $0.contains("--feather") })
         let photo = try RGBImage(contentsOf: feathered.imagePath)
         // The same edit (the feather only changes the paste): every marked pixel takes at
@@ -106,8 +106,8 @@ import BlendPipelineTestSupport
     @Test(arguments: [false, true])
     func aStrokeThinnerThanAModelPixelAndASpeckBesideALargeMarkAreEdited(latent: Bool) throws {
         // A 400x40 photo: a 1-pixel horizontal stroke the whole width (no zoom can help, the
-        // region is the photo's width) and, for the second case, a 20x20 mark with a 1-pixel
-        // speck beside it. Squeezed 25 times wide and 2.5 high (to 16x16) the nearest sampling
+        // region is the photo's width) and, for the second case, a 120x20 mark (over two latent cells
+        // across, so its edges keep the nearest resize) with a 1-pixel speck beside it. Squeezed 25 times wide and 2.5 high (to 16x16) the nearest sampling
         // takes photo rows 21 and 23 but not 22, and misses the speck's column.
         let directory = models.directory.appendingPathComponent("thin-\(latent)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -118,7 +118,7 @@ import BlendPipelineTestSupport
         let options = MaskOptions()
         let scale = latent ? 2 : nil
         for (name, marked) in [("stroke", { (x: Int, y: Int) in y == 22 }),
-                               ("speck", { (x: Int, y: Int) in (125..<145).contains(x) && (10..<30).contains(y) || (x == 301 && y == 22) })] {
+                               ("speck", { (x: Int, y: Int) in (125..<245).contains(x) && (10..<30).contains(y) || (x == 301 && y == 22) })] {
             let mask = try EditMask(width: 400, height: 40, isEdited: (0..<16_000).map { marked($0 % 400, $0 / 400) })
             let geometry = try EditPipeline.resolveGeometry(mask: mask, photo: mask.size, options: options, modelSize: 16, latentScale: scale)
             #expect(geometry.coveredAreas == 1, "\(name)")
@@ -127,7 +127,7 @@ import BlendPipelineTestSupport
             let grid = try LatentMasks.downsample(geometry.modelMask.tensor(), height: latent ? 8 : 16, width: latent ? 8 : 16)
             #expect(try grid.sum().scalar >= (name == "stroke" ? 1 : 2), "\(name)")
             let notices = EditPipeline.geometryNotices(geometry, options: options, enforcesBackground: true)
-            #expect(notices.contains { $0.contains(name == "stroke" ? "the marked area is thinner" : "1 of the 2 marked areas are thinner") }, "\(notices)")
+            #expect(notices.contains { $0.contains(name == "stroke" ? "the marked area is thinner" : "1 of the 2 marked areas is thinner") }, "\(notices)")
         }
         // Through the pipeline, the stroke is edited and nothing else changes.
         let maskPath = directory.appendingPathComponent("mask.png").path
@@ -174,7 +174,14 @@ import BlendPipelineTestSupport
         // L, of a diagonal and of a line of slope 1/2 takes the edit, and nothing unmarked changes.
         let diagonal = { (x: Int, y: Int) in (4..<44).contains(y) && x == y + 6 }
         let gentle = { (x: Int, y: Int) in (2..<62).contains(x) && y == 5 + x / 2 }
-        for (name, shape) in [("ell", marked), ("diagonal", diagonal), ("gentle", gentle)] {
+        // A second re-check's: a 2-pixel-wide diagonal, and a 1-pixel arm below a broad box
+        // (the arm's pixels beside the box's solid cells were left as they were).
+        let wide = { (x: Int, y: Int) in (4..<44).contains(y) && (x == y + 6 || x == y + 7) }
+        let arm = { (x: Int, y: Int) in (10..<30).contains(y) && (20..<44).contains(x) || (30..<44).contains(y) && x == 31 }
+        // The box's own edges may keep the references' band (under the feather's fade): only
+        // the arm below it is checked there.
+        let checked = { (name: String, x: Int, y: Int) in name != "arm" || y >= 30 }
+        for (name, shape) in [("ell", marked), ("diagonal", diagonal), ("gentle", gentle), ("wide", wide), ("arm", arm)] {
             let photoPath = directory.appendingPathComponent("flat.png").path
             try RGBImage(width: 64, height: 48, pixels: [UInt8](repeating: 128, count: 3 * 3072)).write(to: photoPath)
             let maskPath = directory.appendingPathComponent("\(name).png").path
@@ -191,7 +198,7 @@ import BlendPipelineTestSupport
             for i in 0..<3072 {
                 if !shape(i % 64, i / 64) {
                     #expect(sample.image.pixels[3 * i..<3 * i + 3] == photo.pixels[3 * i..<3 * i + 3], "\(name): pixel \(i)")
-                } else {
+                } else if checked(name, i % 64, i / 64) {
                     count += 1
                     if change(sample.image, photo, i) <= 8 { missed.append("\(i % 64),\(i / 64)") }
                 }
@@ -299,7 +306,7 @@ import BlendPipelineTestSupport
             block.contains(x: $0 % 40, y: $0 / 40) || arm.contains(x: $0 % 40, y: $0 / 40) ? [255, 255, 255] : [0, 0, 0] as [UInt8]
         }).write(to: request.maskPath!)
         let checked = try EditPipeline.check(request)
-        #expect(checked.notices.contains { $0.contains("the marked area is, in places, narrower than twice the feather of 4 pixels (--feather;"
+        #expect(checked.notices.contains { $0.contains("the marked area is, in places, narrower than the 9 pixels a feather of 4 needs (--feather;"
             + " the thinnest part 1 pixel across)") }, "\(checked.notices)")
         // A box holding only part of it: what lies outside is named as kept.
         request.maskOptions.region = .box(PixelBox(x: 0, y: 0, width: 24, height: 30))
@@ -325,10 +332,15 @@ import BlendPipelineTestSupport
                   alpha: (0..<1200).map { stroke.contains(x: $0 % 40, y: $0 / 40) ? 255 : 0 }).writePNG(to: request.maskPath!)
         request.maskOptions.channel = .brightness
         #expect(throws: MaskError.fullUnderTransparency(source: request.maskPath!, transparentPixels: 976)) { try EditPipeline.check(request) }
-        // Read by its transparency (auto picks it: the colours are uniform), its empty area is edited.
+        // Read by its transparency (auto picks it: the colours are uniform), its empty area is
+        // edited, with a warning that says how to edit the drawing instead.
         request.maskOptions.channel = .auto
         let checked = try EditPipeline.check(request)
         #expect(checked.softMask.origin == .maskTransparency && abs(checked.editedFraction - 976.0 / 1200) < 1e-9)
+        #expect(checked.notices.contains { $0.contains("marks 81 % of the photo, its transparent area") && $0.contains("pass --invert-mask") },
+                "\(checked.notices)")
+        request.settings.invertMask = true
+        #expect(abs(try EditPipeline.check(request).editedFraction - 224.0 / 1200) < 1e-9)
     }
 
     @Test func aMaskChannelWithoutAMaskIsRefused() throws {

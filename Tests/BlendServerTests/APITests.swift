@@ -243,13 +243,13 @@ import Testing
             try await expect(.job(photo: nil, mask: fixture.mask), .badRequest, "the photo is missing")
             // No mask: the photo's transparent area would be edited, and this one has none.
             try await expect(.job(photo: fixture.photo, mask: nil), .badRequest,
-                             "the photo (photo.png): no mask was given and the photo has no transparent pixels to edit; paint the region to change or load a mask")
+                             "the photo (photo.png): no mask was given and the photo has no transparent pixels to edit; pass a mask image (white = edit) as mask")
             try await expect(.job(photo: Array("just some notes".utf8), mask: fixture.mask), .badRequest, "is not a PNG or JPEG image")
             try await expect(.job(photo: Array(fixture.photo.prefix(fixture.photo.count / 2)), mask: fixture.mask), .badRequest, "photo")
             try await expect(.job(photo: [0xFF, 0xD8, 0xFF, 0xE0, 0, 16] + Array(repeating: 7, count: 40), mask: fixture.mask), .badRequest, "the photo (photo.png)")
-            try await expect(.job(photo: fixture.photo, mask: otherShape), .badRequest, "the mask is 30x30 but the photo is 40x30")
-            try await expect(.job(photo: fixture.photo, mask: black), .badRequest, "the mask marks nothing to edit")
-            try await expect(.job(photo: fixture.photo, mask: white), .badRequest, "the mask marks the whole photo")
+            try await expect(.job(photo: fixture.photo, mask: otherShape), .badRequest, "the mask is 30x30 but the image is 40x30")
+            try await expect(.job(photo: fixture.photo, mask: black), .badRequest, "the mask marks no pixel for editing: read by its brightness")
+            try await expect(.job(photo: fixture.photo, mask: white), .badRequest, "the mask marks every pixel for editing")
             try await expect(.job(photo: fixture.photo, mask: fixture.mask, settings: "{not json"), .badRequest, "not valid JSON")
             try await expect(.job(photo: fixture.photo, mask: fixture.mask, settings: #"{"sample": 3}"#), .badRequest, "unknown setting \"sample\"")
             try await expect(.job(photo: fixture.photo, mask: fixture.mask, settings: #"{"samples": "many"}"#), .badRequest, "samples has the wrong type")

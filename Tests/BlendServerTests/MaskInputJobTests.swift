@@ -85,23 +85,24 @@ import Testing
             noStrip.alpha = [UInt8](repeating: 250, count: 1200)
             let refused = try await client.post(.job(photo: fixture.photo, mask: noStrip.encodedPNG()))
             #expect(refused.status.code / 100 == 4)
-            #expect(refused.message.contains("read by its brightness") && !refused.message.contains("mask from"), "\(refused.message)")
+            #expect(refused.message.contains("read by its brightness") && !refused.message.contains("maskFrom"), "\(refused.message)")
             // Read by brightness on request, a black mask with a transparent strip: the other rule is named.
             let forced = try await client.post(.job(photo: fixture.photo, mask: stripMask(white: PixelBox(x: 0, y: 0, width: 0, height: 0)),
                                                     settings: #"{"maskFrom": "brightness"}"#))
             #expect(forced.status.code / 100 == 4)
-            #expect(forced.message.contains("read by its brightness") && forced.message.contains("\"mask from\" to alpha"), "\(forced.message)")
+            #expect(forced.message.contains("read by its brightness") && forced.message.contains("with maskFrom set to alpha"), "\(forced.message)")
+            #expect(forced.message.hasPrefix("the mask marks no pixel for editing"), "\(forced.message)")
             // A region box that holds none of the white: the box and where the white is.
             let outside = try await client.post(.job(photo: fixture.photo, mask: strip, settings: #"{"region": "0,20,10,10"}"#))
             #expect(outside.status.code / 100 == 4)
-            #expect(outside.message.contains("marks nothing inside the region 0,20,10,10") && outside.message.contains("lie in 12,8,16,14")
-                    && outside.message.contains("or to auto") && !outside.message.contains("--"), "\(outside.message)")
+            #expect(outside.message.contains("no marked pixel lies inside the region 0,20,10,10") && outside.message.contains("lie in 12,8,16,14")
+                    && outside.message.contains("or region set to auto") && !outside.message.contains("--"), "\(outside.message)")
             // A white drawing on a transparent layer whose empty pixels are white too, read by brightness.
             var layer = try Photo(encoded: stripMask(white: PixelBox(x: 0, y: 0, width: 40, height: 30)))
             layer.alpha = (0..<1200).map { PixelBox(x: 12, y: 8, width: 16, height: 14).contains(x: $0 % 40, y: $0 / 40) ? 255 : 0 }
             let hidden = try await client.post(.job(photo: fixture.photo, mask: layer.encodedPNG(), settings: #"{"maskFrom": "brightness"}"#))
             #expect(hidden.status.code / 100 == 4)
-            #expect(hidden.message.contains("its 976 transparent pixels too") && hidden.message.contains("flatten it onto black")
+            #expect(hidden.message.contains("its 976 transparent pixels are white underneath") && hidden.message.contains("flatten it onto black")
                     && !hidden.message.contains("--"), "\(hidden.message)")
         }
     }
