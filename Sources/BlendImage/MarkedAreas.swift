@@ -54,4 +54,27 @@ public struct MarkedAreas: Sendable, Equatable {
         self.labels = labels
         count = Int(next)
     }
+
+    /// Per pixel, the length of the run of marked pixels through it along its row and along
+    /// its column (0 for kept pixels): how wide the mark is there, each way. A run of marked
+    /// pixels is connected, so it belongs to one area.
+    public func runLengths() -> (alongRows: [Int32], alongColumns: [Int32]) {
+        func runs(lines: Int, length: Int, index: (_ line: Int, _ position: Int) -> Int) -> [Int32] {
+            var run = [Int32](repeating: 0, count: labels.count)
+            for line in 0..<lines {
+                var start = 0
+                while start < length {
+                    guard labels[index(line, start)] >= 0 else { start += 1; continue }
+                    var end = start
+                    while end < length && labels[index(line, end)] >= 0 { end += 1 }
+                    for i in start..<end { run[index(line, i)] = Int32(end - start) }
+                    start = end
+                }
+            }
+            return run
+        }
+        let width = width
+        return (runs(lines: height, length: width) { y, x in y * width + x },
+                runs(lines: width, length: height) { x, y in y * width + x })
+    }
 }

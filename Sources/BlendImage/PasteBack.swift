@@ -103,23 +103,7 @@ public struct FeatherFit: Sendable, Equatable {
         let depth = cappedDepths(mask, cap: feather + 1)
         let marked = MarkedAreas(mask)
         let width = mask.width, height = mask.height
-        // The length of the run of marked pixels through each pixel, along its row and its column.
-        func runs(lines: Int, length: Int, index: (_ line: Int, _ position: Int) -> Int) -> [Int32] {
-            var run = [Int32](repeating: 0, count: mask.isEdited.count)
-            for line in 0..<lines {
-                var start = 0
-                while start < length {
-                    guard mask.isEdited[index(line, start)] else { start += 1; continue }
-                    var end = start
-                    while end < length && mask.isEdited[index(line, end)] { end += 1 }
-                    for i in start..<end { run[index(line, i)] = Int32(end - start) }
-                    start = end
-                }
-            }
-            return run
-        }
-        let rowRun = runs(lines: height, length: width) { y, x in y * width + x }
-        let columnRun = runs(lines: width, length: height) { x, y in y * width + x }
+        let (rowRun, columnRun) = marked.runLengths()
         var deepest = [Int32](repeating: 0, count: marked.count)
         for i in 0..<marked.labels.count where marked.labels[i] >= 0 {
             deepest[Int(marked.labels[i])] = max(deepest[Int(marked.labels[i])], depth[i])

@@ -255,30 +255,10 @@ struct ModelSampling {
             return (0..<length).map { low[$0]...high[$0] }
         }
         let rowOwners = owners(rowFootprints, length: height), columnOwners = owners(columnFootprints, length: width)
-        // The length of the run of the area's pixels through each pixel, along its row and its column.
-        var rowRun = [Int](repeating: 0, count: width * height), columnRun = rowRun
-        for y in 0..<height {
-            var x = 0
-            while x < width {
-                let label = areas.labels[y * width + x]
-                var end = x + 1
-                while end < width && areas.labels[y * width + end] == label { end += 1 }
-                if label >= 0 { for i in x..<end { rowRun[y * width + i] = end - x } }
-                x = end
-            }
-        }
-        for x in 0..<width {
-            var y = 0
-            while y < height {
-                let label = areas.labels[y * width + x]
-                var end = y + 1
-                while end < height && areas.labels[end * width + x] == label { end += 1 }
-                if label >= 0 { for i in y..<end { columnRun[i * width + x] = end - y } }
-                y = end
-            }
-        }
+        // How wide the mark is through each pixel, along its row and its column.
+        let (rowRun, columnRun) = areas.runLengths()
         // Two cells' footprints along each axis (photo pixels per cell, times two).
-        let broadRow = 2 * width / max(1, gridColumns), broadColumn = 2 * height / max(1, gridRows)
+        let broadRow = Int32(2 * width / max(1, gridColumns)), broadColumn = Int32(2 * height / max(1, gridRows))
         var out = [Bool](repeating: false, count: width * height)
         for y in 0..<height {
             for x in 0..<width {
