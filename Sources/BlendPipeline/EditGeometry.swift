@@ -157,20 +157,14 @@ extension EditPipeline {
         }
         if enforcesBackground && options.feather > 0 {
             let fit = FeatherFit(mask: geometry.mask, feather: options.feather)
-            if fit.narrowAreas > 0, let narrowest = fit.narrowestWidth {
-                let areas = fit.narrowAreas == fit.areas ? (fit.areas == 1 ? "the marked area is" : "every marked area is")
-                    : "\(fit.narrowAreas) of the \(fit.areas) marked areas \(fit.narrowAreas == 1 ? "is" : "are")"
-                let notice: SettingMessage = "\(areas) narrower than the \(2 * options.feather + 1) pixels a feather of \(options.feather)"
-                    + " needs (\(setting: "feather"); the narrowest \(narrowest) pixel\(narrowest == 1 ? "" : "s") across): the fade there is shortened to fit, so that its"
-                    + " middle takes the whole edit"
-                notices.append(notice.text(wording))
-            }
-            if fit.narrowInPlaces > 0, let thinnest = fit.thinnestPartWidth {
-                let areas = fit.narrowInPlaces == fit.areas ? (fit.areas == 1 ? "the marked area is" : "every marked area is")
-                    : "\(fit.narrowInPlaces) of the \(fit.areas) marked areas \(fit.narrowInPlaces == 1 ? "is" : "are")"
-                let notice: SettingMessage = "\(areas), in places, narrower than the \(2 * options.feather + 1) pixels a feather of"
-                    + " \(options.feather) needs (\(setting: "feather"); the thinnest part \(thinnest) pixel\(thinnest == 1 ? "" : "s") across): the fade there is"
-                    + " shortened to fit, so that its middle takes the whole edit"
+            // Whole areas narrower than the fade, and broad areas with a narrower part.
+            for (count, width, inPlaces) in [(fit.narrowAreas, fit.narrowestWidth, false), (fit.narrowInPlaces, fit.thinnestPartWidth, true)] {
+                guard count > 0, let width else { continue }
+                let areas = count == fit.areas ? (fit.areas == 1 ? "the marked area is" : "every marked area is")
+                    : "\(count) of the \(fit.areas) marked areas \(count == 1 ? "is" : "are")"
+                let notice: SettingMessage = "\(areas)\(inPlaces ? ", in places," : "") narrower than the \(2 * options.feather + 1) pixels a"
+                    + " feather of \(options.feather) needs (\(setting: "feather"); the \(inPlaces ? "thinnest part" : "narrowest") \(width)"
+                    + " pixel\(width == 1 ? "" : "s") across): the fade there is shortened to fit, so that its middle takes the whole edit"
                 notices.append(notice.text(wording))
             }
         }
