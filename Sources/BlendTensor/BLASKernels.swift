@@ -12,7 +12,11 @@ import Foundation
 /// instruction sets (``CPUFeatures``) and, where the family is of a lower tier, re-initialises
 /// OpenBLAS's dispatch with the family made for the CPU's tier (``decide(autodetected:cpu:request:)``
 /// and its table). A family of the CPU's own tier is kept: OpenBLAS's model table then knew the
-/// CPU (Zen kernels on AMD, Haswell on Zen 5, which it has measured).
+/// CPU (Zen kernels on AMD, Haswell on Zen 5, which it has measured). Measured on the Zen 4
+/// (2026-12-08, BENCHMARKS.md "OpenBLAS kernel families"): the AVX2 families (Haswell, Zen)
+/// instead of OpenBLAS's Cooperlake change the ADM-256 forward and forward+backward, the SD 1.5
+/// CFG step and the VAE decode by −17 % to +3 %, with no family ahead on all four and most of
+/// it within the runs' ±10 %: no case for overriding a family of the CPU's own tier yet.
 ///
 /// Results do not depend on the family: every GEMM split the engine makes is bit-exact under
 /// each of them (`GEMMSplitTests`, `scripts/test-kernel-sets.sh`); only the speed does.
