@@ -265,10 +265,11 @@ struct Edit: ParsableCommand {
 extension EditMethod: ExpressibleByArgument {
     /// `pixel` is the user-facing name of Blended Diffusion (`blended`).
     public init?(argument: String) {
-        if argument == "pixel" { self = .blended } else { self.init(rawValue: argument) }
+        guard EditMethod.acceptedNames.contains(argument) else { return nil }
+        self = argument == "pixel" ? .blended : EditMethod(rawValue: argument)!
     }
 
-    public static var allValueStrings: [String] { ["pixel", "latent", "local-clip", "blended"] }
+    public static var allValueStrings: [String] { EditMethod.acceptedNames }
 }
 
 extension LatentSolverKind: ExpressibleByArgument {}

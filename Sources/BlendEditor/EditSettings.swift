@@ -14,6 +14,20 @@ public enum EditMethod: String, Codable, Sendable, CaseIterable {
     /// Stable Diffusion's latent space, without gradients (``BlendedLatentDiffusionEditor``).
     case latent
 
+    /// Reads the method's value, or `pixel`, the name `blend edit --method` and the docs use
+    /// for Blended Diffusion (its value is `blended`).
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let value = try container.decode(String.self)
+        guard let method = value == "pixel" ? .blended : EditMethod(rawValue: value) else {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "unknown method \"\(value)\"")
+        }
+        self = method
+    }
+
+    /// The values a front end accepts: `pixel` (the same as `blended`) and each method's value.
+    public static let acceptedNames = ["pixel"] + allCases.map(\.rawValue)
+
     /// The methods on guided-diffusion's pixel UNet, which ``PixelOptions`` configures.
     public static let pixelMethods: Set<EditMethod> = [.blended, .localClip]
     /// The methods that paste the clean background back (``EditSettings/enforceBackground``);
@@ -89,6 +103,21 @@ public struct PixelOptions: Codable, Equatable, Sendable {
         (.lpipsSimLambda, "--lpips-lambda", "local-clip only: weight of the LPIPS background loss (default: 1000).", [.localClip]),
         (.l2SimLambda, "--l2-lambda", "local-clip only: weight of the L2 background loss (default: 10000).", [.localClip]),
     ]
+
+    /// The options with `key` back at its default.
+    public mutating func reset(_ key: CodingKeys) {
+        let defaults = PixelOptions()
+        switch key {
+        case .timestepRespacing: timestepRespacing = defaults.timestepRespacing
+        case .skipTimesteps: skipTimesteps = defaults.skipTimesteps
+        case .ddim: ddim = defaults.ddim
+        case .clipGuidanceLambda: clipGuidanceLambda = defaults.clipGuidanceLambda
+        case .rangeLambda: rangeLambda = defaults.rangeLambda
+        case .augmentations: augmentations = defaults.augmentations
+        case .lpipsSimLambda: lpipsSimLambda = defaults.lpipsSimLambda
+        case .l2SimLambda: l2SimLambda = defaults.l2SimLambda
+        }
+    }
 
     /// The description of `key` (``descriptions``).
     public static func description(_ key: CodingKeys) -> (flag: String, help: String, methods: Set<EditMethod>) {
@@ -221,12 +250,14 @@ extension EditSettings {
         case timestepRespacing, skipTimesteps, ddim, clipGuidanceLambda, rangeLambda, lpipsSimLambda, l2SimLambda, augmentations
     }
 
-    /// The settings with those `method` does not use at their defaults, so that two runs of
-    /// the latent method compare equal whatever pixel-method values they were given.
+    /// The settings with those `method` does not use at their defaults (by
+    /// ``PixelOptions/descriptions``' methods and ``EditMethod/enforceBackgroundMethods``), so
+    /// that a run records only what it used and two runs compare equal whatever unused values
+    /// they were given (the web API takes every field of the page for any method).
     public var withUnusedAtDefaults: EditSettings {
-        guard method == .latent else { return self }
         var s = self
-        s.pixel = PixelOptions()
+        for option in PixelOptions.descriptions where !option.methods.contains(method) { s.pixel.reset(option.key) }
+        if !EditMethod.enforceBackgroundMethods.contains(method) { s.enforceBackground = EditSettings(prompt: "").enforceBackground }
         return s
     }
 
@@ -237,7 +268,8 @@ extension EditSettings {
         try c.encode(method, forKey: .method)
         try c.encode(samples, forKey: .samples)
         try c.encode(batchSize, forKey: .batchSize)
-        try c.encode(seed, forKey: .seed)
+        // As a string from 2^53 up (report.json is served by the web API too).
+        if seed < Self.exactJavaScriptSeedLimit { try c.encode(seed, forKey: .seed) } else { try c.encode(String(seed), forKey: .seed) }
         try c.encode(invertMask, forKey: .invertMask)
         try c.encode(enforceBackground, forKey: .enforceBackground)
         if method != .latent { try c.encode(pixel, forKey: .pixel) }
@@ -251,7 +283,11 @@ extension EditSettings {
         method = try c.decodeIfPresent(EditMethod.self, forKey: .method) ?? method
         samples = try c.decodeIfPresent(Int.self, forKey: .samples) ?? samples
         batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? batchSize
-        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? seed
+        if let digits = try? c.decodeIfPresent(String.self, forKey: .seed), let value = UInt64(digits) {
+            seed = value
+        } else {
+            seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? seed
+        }
         invertMask = try c.decodeIfPresent(Bool.self, forKey: .invertMask) ?? invertMask
         enforceBackground = try c.decodeIfPresent(Bool.self, forKey: .enforceBackground) ?? enforceBackground
         if let pixel = try c.decodeIfPresent(PixelOptions.self, forKey: .pixel) {

@@ -23,7 +23,7 @@ public enum StableDiffusionLoadingError: Error, Equatable, CustomStringConvertib
             return "\(path): the UNet attends to a \(unet)-wide text context but the text encoder gives \(textEncoder); "
                 + "the file mixes parts of different models: use an SD 1.x/2.x checkpoint as published"
         case let .unsupportedScheduler(file, detail):
-            return "\(file): \(detail); blend samples with SD's scaled-linear schedule: pass --prediction-type if only that differs"
+            return "\(file): \(detail)"
         }
     }
 }
@@ -145,7 +145,7 @@ public enum StableDiffusionLoader {
         var predictionType = defaultPredictionType(fileName: URL(fileURLWithPath: path).lastPathComponent, version: files.info.version)
         var schedule = try NoiseSchedule.scaledLinear()
         if let folder = files.folder(named: "scheduler") {
-            (schedule, predictionType) = try Self.scheduler(folder: folder)
+            (schedule, predictionType) = try Self.scheduler(folder: folder, predictionType: options.predictionType)
         }
         return StableDiffusionModels(info: files.info, unet: unet, vae: vae, textEncoder: textEncoder, padding: padding,
                                      predictionType: options.predictionType ?? predictionType, schedule: schedule)
@@ -175,7 +175,7 @@ public enum StableDiffusionLoader {
         throws -> (size: Int, predictionType: PredictionType, info: StableDiffusionInfo, latentScale: Int) {
         let files = try StableDiffusionFiles.open(path: path)
         var predictionType = defaultPredictionType(fileName: URL(fileURLWithPath: path).lastPathComponent, version: files.info.version)
-        if let folder = files.folder(named: "scheduler") { predictionType = try scheduler(folder: folder).1 }
+        if let folder = files.folder(named: "scheduler") { predictionType = try scheduler(folder: folder, predictionType: options.predictionType).1 }
         predictionType = options.predictionType ?? predictionType
         func object(_ component: StableDiffusionComponent) throws -> [String: Any]? {
             guard let data = try config(component, files: files, options: options) else { return nil }
@@ -208,7 +208,8 @@ public enum StableDiffusionLoader {
     }
 
     /// The training schedule and prediction type of `scheduler/scheduler_config.json`.
-    static func scheduler(folder: String) throws -> (NoiseSchedule, PredictionType) {
+    /// `predictionType`, when the user gave one, is used whatever the config says.
+    static func scheduler(folder: String, predictionType given: PredictionType? = nil) throws -> (NoiseSchedule, PredictionType) {
         let file = URL(fileURLWithPath: folder).appendingPathComponent("scheduler_config.json").path
         guard let data = FileManager.default.contents(atPath: file),
               let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
@@ -216,11 +217,13 @@ public enum StableDiffusionLoader {
         }
         let kind = object["beta_schedule"] as? String ?? "linear"
         guard kind == "scaled_linear" else {
-            throw StableDiffusionLoadingError.unsupportedScheduler(file: file, detail: "beta_schedule \"\(kind)\" is not SD's \"scaled_linear\"")
+            throw StableDiffusionLoadingError.unsupportedScheduler(file: file, detail: "beta_schedule \"\(kind)\" is not SD's \"scaled_linear\":"
+                + " blend samples with SD's schedule, and a model trained on another would not denoise with it; use an SD 1.x/2.x model as published")
         }
         let name = object["prediction_type"] as? String ?? PredictionType.epsilon.rawValue
-        guard let prediction = PredictionType(rawValue: name) else {
-            throw StableDiffusionLoadingError.unsupportedScheduler(file: file, detail: "prediction_type \"\(name)\" is neither epsilon nor v_prediction")
+        guard let prediction = given ?? PredictionType(rawValue: name) else {
+            throw StableDiffusionLoadingError.unsupportedScheduler(file: file, detail: "prediction_type \"\(name)\" is neither epsilon nor"
+                + " v_prediction: if the UNet predicts one of them, give it (--prediction-type epsilon|v; predictionType in the web API)")
         }
         do {
             let schedule = try NoiseSchedule.scaledLinear(betaStart: (object["beta_start"] as? Double) ?? 0.0001,

@@ -126,7 +126,9 @@ enum JobIntake {
                 let given = (object[key] as? String).map { "\"\($0)\"" } ?? "\(object[key] ?? "null")"
                 throw ServerError.badRequest("\(key) must be one of \(choices.joined(separator: ", ")); got \(given)")
             }
-            throw ServerError.badRequest("setting \(key): \(context.debugDescription)")
+            // The decoders' own messages mostly name the setting already ("steps must be ...").
+            let detail = context.debugDescription
+            throw ServerError.badRequest(detail.hasPrefix(key + " ") ? detail : "setting \(key): \(detail)")
         } catch let DecodingError.typeMismatch(_, context) {
             throw ServerError.badRequest("setting \(context.codingPath.map(\.stringValue).joined(separator: ".")) has the wrong type")
         } catch {

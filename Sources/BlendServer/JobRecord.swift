@@ -117,7 +117,7 @@ public struct JobSettings: Codable, Sendable, Equatable {
     /// The accepted values of each setting that takes one of a few names, for the error on
     /// any other (`predictionType` names its own, as it also takes `v`).
     static let choices: [String: [String]] = [
-        CodingKeys.method.rawValue: EditMethod.allCases.map(\.rawValue),
+        CodingKeys.method.rawValue: EditMethod.acceptedNames,
         CodingKeys.maskFrom.rawValue: MaskChannel.allCases.map(\.rawValue),
         LatentOptions.CodingKeys.scheduler.rawValue: LatentSolverKind.allCases.map(\.rawValue),
         LatentOptions.CodingKeys.initialLatent.rawValue: LatentInit.allCases.map(\.rawValue),
@@ -135,7 +135,8 @@ public struct JobSettings: Codable, Sendable, Equatable {
         try c.encode(method, forKey: .method)
         try c.encode(samples, forKey: .samples)
         try c.encode(batch, forKey: .batch)
-        try c.encode(steps, forKey: .steps)
+        // The latent method's steps are a number, the pixel methods' a respacing ("100", "ddim50").
+        if method == .latent { try c.encode(latent.steps, forKey: .steps) } else { try c.encode(steps, forKey: .steps) }
         // As a string from 2^53 up, where the page's JavaScript numbers would round it.
         if seed < EditSettings.exactJavaScriptSeedLimit { try c.encode(seed, forKey: .seed) } else { try c.encode(String(seed), forKey: .seed) }
         try c.encode(invertMask, forKey: .invertMask)

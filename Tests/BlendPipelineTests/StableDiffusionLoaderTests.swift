@@ -161,6 +161,14 @@ import BlendTestSupport
         #expect(throws: StableDiffusionLoadingError.self) { try StableDiffusionLoader.load(path: folder) }
         try Data(#"{"beta_schedule": "scaled_linear", "prediction_type": "sample"}"#.utf8).write(to: config)
         #expect(throws: StableDiffusionLoadingError.self) { try StableDiffusionLoader.load(path: folder) }
+        // ... which the prediction type, given, stands in for (as the message says).
+        do {
+            _ = try StableDiffusionLoader.load(path: folder)
+        } catch let error as StableDiffusionLoadingError {
+            #expect(error.description.contains("give it (--prediction-type epsilon|v; predictionType in the web API)"), "\(error)")
+        }
+        #expect(try StableDiffusionLoader.load(path: folder, options: StableDiffusionLoadOptions(predictionType: .vPrediction)).predictionType
+                == .vPrediction)
         try Data("not json".utf8).write(to: config)
         #expect(throws: DiffusersFolderError.self) { try StableDiffusionLoader.load(path: folder) }
     }

@@ -391,6 +391,18 @@ import Testing
         #expect(partial.maskOptions == MaskOptions(threshold: 0.5, region: .full, regionPadding: nil, feather: 0))
     }
 
+    @Test func aJobRecordsOnlyTheSettingsItsMethodUsesAndTakesPixelForBlended() throws {
+        // The page sends every field: a blended job's local-CLIP weights are not what it ran with.
+        let blended = try JobIntake.decodeSettings(Array(#"{"method": "pixel", "lpipsLambda": 100, "l2Lambda": 200, "skip": 5}"#.utf8))
+        #expect(blended.method == .blended)
+        let run = blended.editSettings(prompt: "x")
+        #expect(run.pixel.lpipsSimLambda == PixelOptions().lpipsSimLambda && run.pixel.l2SimLambda == PixelOptions().l2SimLambda)
+        #expect(run.pixel.skipTimesteps == 5)
+        // The local-CLIP baseline pastes nothing back, so its enforceBackground is not recorded as given.
+        let localClip = try JobIntake.decodeSettings(Array(#"{"method": "local-clip", "enforceBackground": false, "lpipsLambda": 100}"#.utf8))
+        #expect(localClip.editSettings(prompt: "x").enforceBackground == true && localClip.editSettings(prompt: "x").pixel.lpipsSimLambda == 100)
+    }
+
     @Test func aSeedTooLargeForJavaScriptNumbersTravelsAsDigits() throws {
         // 2^64 − 59 sent as digits (a JSON number that large would reach a JavaScript client rounded).
         let big = try JobIntake.decodeSettings(Array(#"{"seed": "18446744073709551557"}"#.utf8))
@@ -405,5 +417,15 @@ import Testing
         small.seed = (1 << 53) - 1
         #expect(try encodedSeed(small) as? Int == (1 << 53) - 1)
         #expect((0..<1000).allSatisfy { _ in EditSettings.randomSeed() < EditSettings.exactJavaScriptSeedLimit })
+        // report.json's settings (EditSettings), which the API serves too, the same way.
+        var report = EditSettings(prompt: "x")
+        report.seed = big.seed
+        let encoded = try JSONSerialization.jsonObject(with: JSONEncoder().encode(report)) as? [String: Any]
+        #expect(encoded?["seed"] as? String == "18446744073709551557")
+        #expect(try JSONDecoder().decode(EditSettings.self, from: JSONEncoder().encode(report)).seed == big.seed)
+        // A seed setting that is no number: the message names it once.
+        #expect(throws: ServerError.badRequest("seed must be a whole number >= 0, or \"random\" (or -1) for a random one")) {
+            try JobIntake.decodeSettings(Array(#"{"seed": "abc"}"#.utf8))
+        }
     }
 }

@@ -227,7 +227,7 @@ import FoundationNetworking
         // from its photo only inside the mask.
         let job = try await client.json("/api/jobs/\(id)").object
         let settings = try #require(job["settings"] as? [String: Any])
-        #expect(settings["method"] as? String == "latent" && settings["steps"] as? String == "8" && settings["reconstructBackground"] as? Int == 2)
+        #expect(settings["method"] as? String == "latent" && settings["steps"] as? Int == 8 && settings["reconstructBackground"] as? Int == 2)
         #expect(job["modelSize"] as? Int == 16)
         let photo = try RGBImage(encoded: Array(buffer: try await client.execute(uri: "/api/jobs/\(id)/photo", method: .get).body))
         let mask = try EditMask(image: RGBImage(encoded: Array(buffer: try await client.execute(uri: "/api/jobs/\(id)/mask", method: .get).body)))

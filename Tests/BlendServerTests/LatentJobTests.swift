@@ -25,7 +25,7 @@ import Testing
             let id = try #require(job?["id"] as? String)
             #expect(job?["modelSize"] as? Int == 16)
             let settings = try #require(job?["settings"] as? [String: Any])
-            #expect(settings["method"] as? String == "latent" && settings["steps"] as? String == "4" && settings["batch"] as? Int == 1)
+            #expect(settings["method"] as? String == "latent" && settings["steps"] as? Int == 4 && settings["batch"] as? Int == 1)
             #expect(settings["scheduler"] as? String == "dpm++2m" && settings["strength"] as? Double == 0.75)
             let finished = try await client.waitForJob(id)
             #expect(finished["state"] as? String == "finished", "\(finished)")

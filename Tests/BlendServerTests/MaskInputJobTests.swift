@@ -69,7 +69,7 @@ import Testing
             let bad = try await client.post(.job(photo: fixture.photo, mask: strip, settings: #"{"maskFrom": "green"}"#))
             #expect(bad.status == .badRequest && bad.message == #"maskFrom must be one of auto, brightness, alpha; got "green""#, "\(bad.message)")
             // Every setting that takes a name lists the names.
-            for (key, value, names) in [("method", "pixel", "blended, local-clip, latent"), ("scheduler", "euler", "dpm++2m, ddim"),
+            for (key, value, names) in [("method", "pixels", "pixel, blended, local-clip, latent"), ("scheduler", "euler", "dpm++2m, ddim"),
                                         ("blendLevel", "7", "same, next")] {
                 let wrong = try await client.post(.job(photo: fixture.photo, mask: strip, settings: "{\"\(key)\": \"\(value)\"}"))
                 #expect(wrong.status == .badRequest && wrong.message == "\(key) must be one of \(names); got \"\(value)\"", "\(wrong.message)")
