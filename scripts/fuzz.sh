@@ -8,7 +8,7 @@
 #   scripts/fuzz.sh --timeout 5 -t 600  # a hang is over 5 s per input (a loaded machine)
 #   scripts/fuzz.sh --list
 #
-# The modules a target needs (BlendConcurrency, BlendTensor, BlendCheckpoint, BlendImage, BlendModels) are
+# The modules a target needs (BlendConcurrency, BlendTensor, BlendCheckpoint, BlendMessages, BlendImage, BlendModels) are
 # compiled straight from Sources/ with swiftc -sanitize=fuzzer,address into .build-fuzz/
 # (SwiftPM is not used: it would also build swift-crypto, which only the downloader needs and
 # which takes minutes). Each target is Fuzz/Targets/<name>.swift. Corpora start from the
@@ -89,6 +89,7 @@ module BlendTensor Sources/BlendTensor/*.swift
 # swift-crypto is not needed to read a weight file.
 mapfile -t checkpoint < <(find Sources/BlendCheckpoint -name '*.swift' -not -path '*/Download/*' -not -name ModelRegistry.swift | sort)
 module BlendCheckpoint "${checkpoint[@]}"
+module BlendMessages Sources/BlendMessages/*.swift
 module BlendImage Sources/BlendImage/*.swift
 mapfile -t models < <(find Sources/BlendModels -name '*.swift' | sort)
 module BlendModels "${models[@]}"
