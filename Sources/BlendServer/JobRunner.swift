@@ -56,8 +56,23 @@ final class JobRunner: Service, Sendable, CustomStringConvertible {
     let logger: Logger
     private let state = PThreadMutex(State())
 
-    /// The reason an interrupted job gives.
-    static let interruptedMessage = "the server stopped before the job finished; resume it to continue (finished samples are kept)"
+    /// The reason an interrupted job gives: what resuming does with what it has.
+    static func interruptedMessage(_ job: JobRecord) -> String {
+        switch (job.startedAt, job.results.count) {
+        case (nil, _): return "the server stopped before the job started; resume it to run it"
+        case (_, 0): return "the server stopped before the job finished a sample; resume it to run it again"
+        case let (_, kept):
+            return "the server stopped before the job finished; resume it to continue (its \(kept) finished sample\(kept == 1 ? " is" : "s are") kept)"
+        }
+    }
+
+    /// An interrupted job's progress: where it got to, with no time left to wait for.
+    static func stopped(_ progress: JobProgress?) -> JobProgress? {
+        guard var progress else { return nil }
+        progress.etaSeconds = nil
+        progress.etaExcludesReconstruction = nil
+        return progress
+    }
 
     var description: String { "JobRunner" }
 
@@ -75,12 +90,13 @@ final class JobRunner: Service, Sendable, CustomStringConvertible {
         for var job in jobs {
             if !job.state.isTerminal {
                 job.state = .interrupted
-                job.error = Self.interruptedMessage
+                job.error = Self.interruptedMessage(job)
+                job.progress = Self.stopped(job.progress)
                 job.revision += 1
                 do {
                     try store.save(job)
                 } catch {
-                    job.error = Self.interruptedMessage + "; its record could not be saved: \(error)"
+                    job.error = Self.interruptedMessage(job) + "; its record could not be saved: \(error)"
                     logger.error("job \(job.id) is interrupted, but its record could not be saved: \(error)")
                 }
             }
@@ -456,7 +472,7 @@ final class JobRunner: Service, Sendable, CustomStringConvertible {
         } catch Stop.cancelled {
             outcome = (.cancelled, nil)
         } catch Stop.shutdown {
-            outcome = (.interrupted, Self.interruptedMessage)
+            outcome = (.interrupted, nil)
         } catch let Stop.recordNotSaved(failure) {
             notSaved = failure
             outcome = (.failed, Self.stoppedMessage(failure))
@@ -472,6 +488,10 @@ final class JobRunner: Service, Sendable, CustomStringConvertible {
             job.state = outcome.state
             job.error = outcome.error
             if let finalResults { job.results = finalResults }
+            if outcome.state == .interrupted {
+                job.error = Self.interruptedMessage(job)
+                job.progress = Self.stopped(job.progress)
+            }
             job.finishedAt = Date()
             state.put(&job)
             do throws(JobStoreError) {

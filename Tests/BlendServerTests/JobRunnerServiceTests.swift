@@ -34,8 +34,12 @@ import Testing
         // The application has returned: its runner stopped the job and saved it on the way out.
         #expect(server.runner.queueSnapshot.running == nil)
         let stopped = try server.runner.job(running)
-        #expect(stopped.state == .interrupted && stopped.error == JobRunner.interruptedMessage)
         #expect(!stopped.results.isEmpty && stopped.results.count < Self.samples)
+        // Its error says what resuming keeps; its progress promises no time left.
+        let kept = stopped.results.count
+        #expect(stopped.state == .interrupted && stopped.error?.hasSuffix("resume it to continue (its \(kept) finished sample\(kept == 1 ? " is" : "s are") kept)") == true,
+                "\(stopped.error ?? "")")
+        #expect(stopped.progress != nil && stopped.progress?.etaSeconds == nil)
         #expect(try saved(server, running).state == .interrupted && saved(server, running).results == stopped.results)
         #expect(try server.runner.job(queued).state == .queued && saved(server, queued).state == .queued)
         #expect(server.runner.queueSnapshot.queued == [queued])
