@@ -265,8 +265,7 @@ struct Edit: ParsableCommand {
 extension EditMethod: ExpressibleByArgument {
     /// `pixel` is the user-facing name of Blended Diffusion (`blended`).
     public init?(argument: String) {
-        guard EditMethod.acceptedNames.contains(argument) else { return nil }
-        self = argument == "pixel" ? .blended : EditMethod(rawValue: argument)!
+        self.init(name: argument)
     }
 
     public static var allValueStrings: [String] { EditMethod.acceptedNames }

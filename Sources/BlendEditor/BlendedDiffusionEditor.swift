@@ -36,7 +36,7 @@ public struct BlendedDiffusionEditor: Sendable {
         }
         try settings.validate()
         diffusion = try GaussianDiffusion.spaced(schedule: .linear, steps: 1000, respacing: settings.pixel.timestepRespacing)
-        if settings.method == .localClip && settings.pixel.lpipsSimLambda != 0 && models.lpips == nil {
+        if settings.usesLPIPS && models.lpips == nil {
             throw EditError.invalidSetting("the local-CLIP baseline needs the LPIPS model (or an LPIPS lambda of 0)")
         }
     }

@@ -19,9 +19,15 @@ public enum EditMethod: String, Codable, Sendable, CaseIterable {
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         let value = try container.decode(String.self)
-        guard let method = value == "pixel" ? .blended : EditMethod(rawValue: value) else {
+        guard let method = EditMethod(name: value) else {
             throw DecodingError.dataCorruptedError(in: container, debugDescription: "unknown method \"\(value)\"")
         }
+        self = method
+    }
+
+    /// The method one of ``acceptedNames`` names; nil for any other text.
+    public init?(name: String) {
+        guard let method = name == "pixel" ? .blended : EditMethod(rawValue: name) else { return nil }
         self = method
     }
 
@@ -219,12 +225,21 @@ public struct EditSettings: Codable, Equatable, Sendable {
     /// A random seed, below ``exactJavaScriptSeedLimit``, so that a seed `blend edit` picks can
     /// be typed into the page and one the page picks into `blend edit` alike.
     public static func randomSeed() -> UInt64 { UInt64.random(in: 0..<exactJavaScriptSeedLimit) }
+
+    /// Writes `seed` as a number below ``exactJavaScriptSeedLimit``, as a string of digits
+    /// from it up (report.json and the web API's JSON alike).
+    public static func encode<Key: CodingKey>(seed: UInt64, to container: inout KeyedEncodingContainer<Key>, forKey key: Key) throws {
+        if seed < exactJavaScriptSeedLimit { try container.encode(seed, forKey: key) } else { try container.encode(String(seed), forKey: key) }
+    }
     /// Edit outside the mask instead of inside (background replacement).
     public var invertMask: Bool = false
     /// Paste the clean source background back at the end (Blended Diffusion and the latent method).
     public var enforceBackground: Bool = true
     /// The clean background is pasted back: `enforceBackground`, for a method that does so.
     public var pastesBackground: Bool { enforceBackground && EditMethod.enforceBackgroundMethods.contains(method) }
+    /// The local-CLIP baseline's LPIPS background loss is on (its weight is not 0): the run
+    /// needs the VGG16 and LPIPS files.
+    public var usesLPIPS: Bool { method == .localClip && pixel.lpipsSimLambda != 0 }
     /// The pixel methods' options (unused by the latent method, and then not written).
     public var pixel = PixelOptions()
 
@@ -269,7 +284,7 @@ extension EditSettings {
         try c.encode(samples, forKey: .samples)
         try c.encode(batchSize, forKey: .batchSize)
         // As a string from 2^53 up (report.json is served by the web API too).
-        if seed < Self.exactJavaScriptSeedLimit { try c.encode(seed, forKey: .seed) } else { try c.encode(String(seed), forKey: .seed) }
+        try Self.encode(seed: seed, to: &c, forKey: .seed)
         try c.encode(invertMask, forKey: .invertMask)
         try c.encode(enforceBackground, forKey: .enforceBackground)
         if method != .latent { try c.encode(pixel, forKey: .pixel) }

@@ -59,22 +59,13 @@ extension EditPipeline {
         let cellSide = max(1, latentScale ?? 1)
         func geometry(minimumSide: Int, padding: Int?) throws -> (geometry: EditGeometry, kept: Int) {
             let region = try options.region.resolve(mask: mask, photo: photo, padding: padding, minimumSide: minimumSide)
-            let inside = mask.restricted(to: region)
-            guard inside.editedPixelCount > 0 else {
-                guard let marked = mask.boundingBox else { throw MaskError.empty(source: mask.source) }
-                throw MaskError.nothingMarkedInRegion(source: mask.source, region: region, marked: marked)
-            }
+            let inside = try marks(of: mask, in: region)
             let crop = try inside.cropped(to: region)
             let sampling = ModelSampling(region: crop.size, modelSize: modelSize, cellSide: cellSide)
             let nearest = try crop.resized(to: ImageSize(width: modelSize, height: modelSize))
             let marked = MarkedAreas(crop)
             var kept = [Bool](repeating: false, count: marked.count)
-            for row in sampling.sampledRows {
-                for column in sampling.sampledColumns {
-                    let label = marked.labels[row * crop.width + column]
-                    if label >= 0 { kept[Int(label)] = true }
-                }
-            }
+            for label in sampling.cellLabels(marked) where label >= 0 { kept[Int(label)] = true }
             var result = EditGeometry(mask: inside, region: region, modelMask: nearest, modelSize: modelSize,
                                       markedOutsideRegion: mask.editedPixelCount - inside.editedPixelCount,
                                       areas: marked.count, cellSide: cellSide)
@@ -118,10 +109,19 @@ extension EditPipeline {
     ///   ``MaskError/nothingMarkedInRegion(source:region:marked:)``.
     static func requireMarksInRegion(_ mask: EditMask, photo: ImageSize, options: MaskOptions) throws {
         guard case .box = options.region else { return }
-        let region = try options.region.resolve(mask: mask, photo: photo)
-        if mask.restricted(to: region).editedPixelCount == 0, let marked = mask.boundingBox {
+        _ = try marks(of: mask, in: options.region.resolve(mask: mask, photo: photo))
+    }
+
+    /// The marked pixels of `mask` inside `region` (those outside it are kept).
+    /// - Throws: ``MaskError/nothingMarkedInRegion(source:region:marked:)`` when there are none
+    ///   (``MaskError/empty(source:)`` for a mask that marks nothing at all).
+    static func marks(of mask: EditMask, in region: PixelBox) throws -> EditMask {
+        let inside = mask.restricted(to: region)
+        guard inside.editedPixelCount > 0 else {
+            guard let marked = mask.boundingBox else { throw MaskError.empty(source: mask.source) }
             throw MaskError.nothingMarkedInRegion(source: mask.source, region: region, marked: marked)
         }
+        return inside
     }
 
     /// What the user should know about `geometry`: a region scaled up for a small mark, thin
@@ -213,6 +213,12 @@ struct ModelSampling {
         (columnSpans, columnFootprints, sampledColumns) = axis(region.width)
     }
 
+    /// Per grid cell, row-major: the area of `areas` (region-sized) its deciding pixel belongs
+    /// to, or -1 where that pixel is kept — the grid as the nearest resize marks it.
+    func cellLabels(_ areas: MarkedAreas) -> [Int32] {
+        sampledRows.flatMap { row in sampledColumns.map { areas.labels[row * areas.width + $0] } }
+    }
+
     /// The marked pixels of `areas` (region-sized) that the grid misses: those whose own
     /// cells (the ones whose footprint holds them) are not decided by a pixel of their area —
     /// unless the pixel lies in a broad part of its area (its runs of marked pixels along its
@@ -227,12 +233,11 @@ struct ModelSampling {
     func unreached(_ areas: MarkedAreas) -> [Bool] {
         let width = areas.width, height = areas.height
         let gridRows = sampledRows.count, gridColumns = sampledColumns.count
-        var cellLabel = [Int32](repeating: -1, count: gridRows * gridColumns)
+        let cellLabel = cellLabels(areas)
         var solid = [Bool](repeating: false, count: gridRows * gridColumns)
-        for (r, row) in sampledRows.enumerated() {
-            for (c, column) in sampledColumns.enumerated() {
-                let label = areas.labels[row * width + column]
-                cellLabel[r * gridColumns + c] = label
+        for r in 0..<gridRows {
+            for c in 0..<gridColumns {
+                let label = cellLabel[r * gridColumns + c]
                 guard label >= 0 else { continue }
                 let rows = rowFootprints[r], columns = columnFootprints[c]
                 var own = 0

@@ -94,11 +94,8 @@ enum PixelMethodDefinition: EditMethodDefinition {
     static func modelFiles(_ request: EditRequest) -> [(path: String, role: ModelRole)] {
         let models = request.models
         return [(models.diffusion, .diffusion)]
-            + (usesLPIPS(request.settings) ? [(models.vgg16, .vgg16), (models.lpipsLinear, .lpipsLinear)] : [])
+            + (request.settings.usesLPIPS ? [(models.vgg16, .vgg16), (models.lpipsLinear, .lpipsLinear)] : [])
     }
-
-    /// The local-CLIP baseline's LPIPS background loss, when its weight is not 0.
-    static func usesLPIPS(_ settings: EditSettings) -> Bool { settings.method == .localClip && settings.pixel.lpipsSimLambda != 0 }
 
     /// The UNet's size where its config or an official file name gives it: then the geometry
     /// is resolved before the model files are looked for.
@@ -139,7 +136,7 @@ enum PixelMethodDefinition: EditMethodDefinition {
         // The generator first: the largest file, and the one a mistake is most likely in.
         let unet = try checked.preloadedUNet ?? ModelLoader.unet(path: models.diffusion, config: models.diffusionConfig, note: note)
         let clip = try EditPipeline.loadRankingCLIP(request, checked: checked, note: note)
-        let lpips = usesLPIPS(settings) ? try ModelLoader.lpips(vggPath: models.vgg16, linearPath: models.lpipsLinear, note: note) : nil
+        let lpips = settings.usesLPIPS ? try ModelLoader.lpips(vggPath: models.vgg16, linearPath: models.lpipsLinear, note: note) : nil
         // The editor gets the mask already inverted.
         var editorSettings = settings
         editorSettings.invertMask = false

@@ -485,11 +485,10 @@ public enum EditPipeline {
             ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? 0
         }
         let settings = request.settings
-        let usesLPIPS = PixelMethodDefinition.usesLPIPS(settings)
         return EditMemory.estimate(EditMemory.Workload(
             method: settings.method, modelSize: modelSize, batch: max(1, min(settings.batchSize, settings.samples)),
             augmentations: settings.pixel.augmentations, diffusionFileBytes: size(request.models.diffusion),
-            clipFileBytes: size(request.models.clip), lpipsFileBytes: usesLPIPS ? size(request.models.vgg16) : 0,
+            clipFileBytes: size(request.models.clip), lpipsFileBytes: settings.usesLPIPS ? size(request.models.vgg16) : 0,
             stableDiffusion: stableDiffusion))
     }
 

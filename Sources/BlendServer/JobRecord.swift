@@ -138,7 +138,7 @@ public struct JobSettings: Codable, Sendable, Equatable {
         // The latent method's steps are a number, the pixel methods' a respacing ("100", "ddim50").
         if method == .latent { try c.encode(latent.steps, forKey: .steps) } else { try c.encode(steps, forKey: .steps) }
         // As a string from 2^53 up, where the page's JavaScript numbers would round it.
-        if seed < EditSettings.exactJavaScriptSeedLimit { try c.encode(seed, forKey: .seed) } else { try c.encode(String(seed), forKey: .seed) }
+        try EditSettings.encode(seed: seed, to: &c, forKey: .seed)
         try c.encode(invertMask, forKey: .invertMask)
         try c.encode(enforceBackground, forKey: .enforceBackground)
         try c.encode(maskThreshold, forKey: .maskThreshold)
